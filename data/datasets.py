@@ -1,0 +1,202 @@
+"""Image-folder datasets for gap filling: robust loading, decode-once cache, train/eval transforms.
+
+Every image is returned as a float tensor (3, S, S) in [-1, 1] with its mask (1, S, S), 1 = generate
+(see `data/masks.py`).
+"""
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from data.masks import gap_mask, make_train_mask
+from utils.errors import InputError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+SUPPORTED_SIZES = (64, 128, 256, 512)
+
+
+def check_image_size(image_size: int) -> int:
+    """Return `image_size` if the U-Net supports it, else raise InputError."""
+    if image_size not in SUPPORTED_SIZES:
+        raise InputError(f"--image_size must be a power of two in {SUPPORTED_SIZES}, got {image_size}")
+    return image_size
+
+
+def load_image(path) -> Image.Image:
+    """Open any supported file as an upright 8-bit RGB image, or raise InputError naming the file.
+
+    Handles EXIF rotation, grayscale, 16-bit grayscale (scaled, not clipped), palette and alpha
+    (composited on white so transparent pixels do not show whatever colour they stored).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from None
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # Pillow's convert('L') clips 16-bit values at 255; rescale by the real bit depth instead.
+        arr = np.asarray(im).astype(np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)
+    return im.convert("RGB")
+
+
+def list_images(root) -> list:
+    """Sorted image files under `root` (recursive); InputError if the folder is missing or empty."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"folder not found: {root} (pass an existing folder of images)")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise InputError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under {root}")
+    return files
+
+
+def pil_to_tensor(im: Image.Image) -> torch.Tensor:
+    """PIL RGB -> uint8 tensor (3, H, W)."""
+    return torch.from_numpy(np.array(im, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+
+
+def to_float(image_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> float32 in [-1, 1]."""
+    return image_uint8.float() / 127.5 - 1.0
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """float in [-1, 1] -> uint8, rounded so that to_uint8(to_float(x)) == x exactly."""
+    return ((image.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+
+
+def resize_short_side(image: torch.Tensor, short: int) -> torch.Tensor:
+    """uint8 (3, H, W) -> uint8 with min(H, W) == short (antialiased bicubic)."""
+    h, w = image.shape[-2:]
+    scale = short / min(h, w)
+    size = (max(short, round(h * scale)), max(short, round(w * scale)))
+    out = F.interpolate(image[None].float(), size=size, mode="bicubic", antialias=True, align_corners=False)
+    return out[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[..., top:top + size, left:left + size]
+
+
+def eval_transform(im: Image.Image, image_size: int) -> torch.Tensor:
+    """PIL image -> uint8 (3, S, S): resize the shorter side to S, centre-crop."""
+    return center_crop(resize_short_side(pil_to_tensor(im), image_size), image_size)
+
+
+def load_eval_image(path, image_size: int) -> torch.Tensor:
+    """File -> float (3, S, S) in [-1, 1], as the eval modes see it."""
+    return to_float(eval_transform(load_image(path), image_size))
+
+
+def image_name(path: Path, root: Path) -> str:
+    """Unique, filesystem-safe name: the path under `root` without suffix, '/' -> '_'."""
+    return "_".join(path.relative_to(root).with_suffix("").parts)
+
+
+class ImageFolderDataset(Dataset):
+    """Images under a folder, decoded once and kept in memory when they fit.
+
+    train=True: random scale (crop of side S..1.25 S, resized to S) + random horizontal flip, and a
+    random mask from `mask_kinds`; every random draw comes from torch's RNG so that checkpoints that
+    store it resume exactly. train=False: resize + centre crop, gap mask. Unreadable files are
+    skipped with a warning that names them. `repeat` makes one epoch several passes (for small folders).
+    """
+
+    MAX_SCALE = 1.25
+
+    def __init__(self, root, image_size: int, crop_ratio: float, train: bool, mask_kinds=("gap",),
+                 repeat: int = 1, cache_limit_gb: float = 4.0, show_progress: bool = False):
+        self.root, self.image_size, self.crop_ratio = Path(root), check_image_size(image_size), crop_ratio
+        self.train, self.mask_kinds, self.repeat = train, tuple(mask_kinds), max(1, int(repeat))
+        self.files = list_images(self.root)
+        # Decoded images are stored already reduced to what the transform needs (short side
+        # 1.25 S for training, the S x S crop for eval), so 256-px training keeps ~250 KB/image.
+        self.stored_short_side = math.ceil(image_size * self.MAX_SCALE) if train else image_size
+        estimated_bytes = len(self.files) * 3 * self.stored_short_side ** 2 * (1.5 if train else 1.0)
+        self.cache = estimated_bytes <= cache_limit_gb * 2 ** 30
+        self.images = [None] * len(self.files)
+        if self.cache:
+            kept_files, kept = [], []
+            for path in _maybe_tqdm(self.files, show_progress, f"decoding {self.root}"):
+                image = self._decode(path)
+                if image is not None:
+                    kept_files.append(path)
+                    kept.append(image)
+            self.files, self.images = kept_files, kept
+            if not self.files:
+                raise InputError(f"none of the images under {self.root} could be read")
+        self.names = [image_name(p, self.root) for p in self.files]
+
+    def _decode(self, path: Path):
+        """uint8 tensor ready for the transform, or None (with a warning) if unreadable."""
+        try:
+            image = pil_to_tensor(load_image(path))
+        except InputError as exc:
+            warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+            return None
+        if self.train:
+            return resize_short_side(image, self.stored_short_side)
+        return center_crop(resize_short_side(image, self.image_size), self.image_size)
+
+    def __len__(self):
+        return len(self.files) * self.repeat
+
+    def _get_stored(self, index: int) -> torch.Tensor:
+        if self.cache:
+            return self.images[index]
+        for offset in range(len(self.files)):  # lazy mode: fall through unreadable files
+            image = self._decode(self.files[(index + offset) % len(self.files)])
+            if image is not None:
+                return image
+        raise InputError(f"none of the images under {self.root} could be read")
+
+    def _random_crop(self, image: torch.Tensor) -> torch.Tensor:
+        s = self.image_size
+        h, w = image.shape[-2:]
+        side = int(torch.randint(s, min(h, w) + 1, ()).item())
+        top = int(torch.randint(0, h - side + 1, ()).item())
+        left = int(torch.randint(0, w - side + 1, ()).item())
+        crop = image[:, top:top + side, left:left + side]
+        if side != s:
+            crop = F.interpolate(crop[None].float(), size=(s, s), mode="bilinear", antialias=True,
+                                 align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+        if torch.rand(()) < 0.5:
+            crop = crop.flip(-1)
+        return crop
+
+    def __getitem__(self, index: int) -> dict:
+        index = index % len(self.files)
+        image = self._get_stored(index)
+        if self.train:
+            image = self._random_crop(image)
+            rng = np.random.default_rng(int(torch.randint(0, 2 ** 62, ()).item()))
+            mask = torch.from_numpy(make_train_mask(self.image_size, self.crop_ratio, self.mask_kinds, rng))[None]
+        else:
+            mask = gap_mask(self.image_size, self.crop_ratio)
+        return {"image": to_float(image), "mask": mask, "name": self.names[index]}
+
+
+def _maybe_tqdm(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+    return tqdm(items, desc=desc, leave=False)

@@ -1,0 +1,102 @@
+"""Training losses for gap filling: hole L1, SSIM, VGG19 perceptual, adversarial.
+
+Images are (B, 3, S, S) in [-1, 1]; masks (B, 1, S, S) with 1 = generate. Every loss is computed
+in float32 even under bf16/fp16 autocast (small differences vanish in low precision).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from pytorch_msssim import ssim
+
+from losses.weights import find_torchvision_weights
+
+
+def hole_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over the hole pixels only (known pixels are copied, their error is 0)."""
+    diff = (pred.float() - target.float()).abs() * mask
+    return diff.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - SSIM (Gaussian window 11, sigma 1.5; pytorch-msssim) on images mapped to [0, 1]."""
+    return 1.0 - ssim((pred.float() + 1) / 2, (target.float() + 1) / 2, data_range=1.0, size_average=True)
+
+
+class VGGPerceptualLoss(nn.Module):
+    """L1 between VGG19 features (relu1_1 .. relu5_1, Johnson et al. 2016 / pix2pixHD weights).
+
+    Build it with `load_perceptual_loss`, which finds the ImageNet weights offline.
+    """
+
+    LAYERS = (1, 6, 11, 20, 29)  # indices of relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in vgg19.features
+    LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+    def __init__(self, features: nn.Sequential):
+        super().__init__()
+        self.features = features[: self.LAYERS[-1] + 1].eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True):  # the feature extractor always stays in eval mode
+        return super().train(False)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x = ((pred + 1) / 2 - self.mean) / self.std
+        y = ((target + 1) / 2 - self.mean) / self.std
+        loss = pred.new_zeros((), dtype=torch.float32)
+        layer = 0
+        for i, block in enumerate(self.features):
+            x, y = block(x), block(y)
+            if i == self.LAYERS[layer]:
+                loss = loss + self.LAYER_WEIGHTS[layer] * F.l1_loss(x.float(), y.float().detach())
+                layer += 1
+        return loss
+
+
+def load_perceptual_loss(weights_path=None):
+    """(VGGPerceptualLoss, None) when ImageNet VGG19 weights are found, else (None, reason).
+
+    Looks at `weights_path` (--perceptual_weights) or torchvision's cache (TORCH_HOME); never
+    downloads, so a machine without internet trains without the term (the caller warns once).
+    """
+    from torchvision.models import VGG19_Weights, vgg19
+
+    path, reason = find_torchvision_weights(VGG19_Weights.IMAGENET1K_V1.url, weights_path, "--perceptual_weights")
+    if path is None:
+        return None, reason
+    model = vgg19(weights=None)
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:  # a wrong or truncated file: same treatment as a missing one
+        return None, f"could not load VGG19 weights from {path}: {exc}"
+    return VGGPerceptualLoss(model.features), None
+
+
+class AdversarialLoss(nn.Module):
+    """GAN objective on PatchGAN logits: 'bce' (pix2pix, as in the document), 'hinge' or 'lsgan'."""
+
+    MODES = ("bce", "hinge", "lsgan")
+
+    def __init__(self, mode: str = "bce"):
+        super().__init__()
+        if mode not in self.MODES:
+            raise ValueError(f"unknown GAN loss {mode!r}; choose from {self.MODES}")
+        self.mode = mode
+
+    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor):
+        """Returns (D_real, D_fake) losses; the discriminator minimises their mean."""
+        real, fake = real_logits.float(), fake_logits.float()
+        if self.mode == "bce":
+            return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)),
+                    F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        if self.mode == "hinge":
+            return F.relu(1.0 - real).mean(), F.relu(1.0 + fake).mean()
+        return F.mse_loss(real, torch.ones_like(real)), F.mse_loss(fake, torch.zeros_like(fake))
+
+    def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        fake = fake_logits.float()
+        if self.mode == "bce":
+            return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+        if self.mode == "hinge":
+            return -fake.mean()
+        return F.mse_loss(fake, torch.ones_like(fake))

@@ -1,0 +1,230 @@
+"""GAN gap filling: train, resume, evaluate, and fill the gap between two photos.
+
+A U-Net generator fills everything but a bottom-left and a top-right square (side crop_ratio * S)
+of an image; a 70x70 PatchGAN judges the result. Losses: L1 on the hole + SSIM + VGG19 perceptual
++ adversarial (lambda 100 / 1 / 1 / 1, as in the GAN Paint document).
+
+    python main.py --mode train --epochs 30                       # on data/scenery/train
+    python main.py --mode train --checkpoint_path checkpoints/checkpoint_epoch_30.pth --epochs 50
+    python main.py --mode eval --test_dir data/scenery/test       # shipped model by default
+    python main.py --mode eval_2 --image1 a.jpg --image2 b.jpg    # patches of two photos
+
+Multi-GPU: `accelerate launch main.py --mode train ...`. Every flag also accepts dashes
+(--checkpoint-path). Checkpoints hold their config, so eval needs only --checkpoint_path.
+"""
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from data.datasets import check_image_size
+from data.masks import check_crop_ratio, parse_mask_kinds
+from losses import AdversarialLoss, hole_l1, load_perceptual_loss, ssim_loss
+from models import PatchDiscriminator, UNetGenerator
+from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from utils.cli import Parser, add_shared_args, run
+from utils.evaluation import evaluate_folder, fill_two_images, print_summary
+from utils.training import LossLog, fixed_sample_batch, make_accelerator, make_train_loader, save_samples
+
+SHIPPED_MODEL = "checkpoints/gan_scenery_128.pth"
+# What defines the training recipe: on resume these come from the checkpoint, not the command line,
+# so that a resumed run is the same run.
+RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "lambda_l1", "lambda_ssim",
+               "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir")
+
+
+def parse_args(argv=None):
+    parser = Parser(description=__doc__)
+    add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4)
+    parser.add_argument("--ngf", type=int, default=64, help="generator width (channels of the first level)")
+    parser.add_argument("--ndf", type=int, default=64, help="discriminator width")
+    parser.add_argument("--lambda_l1", type=float, default=100.0)
+    parser.add_argument("--lambda_ssim", type=float, default=1.0)
+    parser.add_argument("--lambda_perc", type=float, default=1.0)
+    parser.add_argument("--lambda_adv", type=float, default=1.0)
+    parser.add_argument("--gan_loss", choices=AdversarialLoss.MODES, default="bce")
+    parser.add_argument("--perceptual_weights", help="VGG19 ImageNet weights file (default: torchvision's cache)")
+    parser.add_argument("--mask_kinds", default="gap",
+                        help="training masks, comma-separated from gap,box,stroke,outpaint (eval always uses gap)")
+    parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here")
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1 or args.save_every < 1 or args.log_interval < 1:
+        parser.error("--epochs, --batch_size, --save_every and --log_interval must be >= 1")
+    return args
+
+
+def build_generator(config: dict) -> UNetGenerator:
+    return UNetGenerator(image_size=config["image_size"], ngf=config["ngf"])
+
+
+def load_generator(path) -> tuple:
+    """(generator in eval mode, config) from a training checkpoint or a generator export."""
+    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
+    generator = build_generator(state["config"])
+    generator.load_state_dict({k: v.float() for k, v in state["generator"].items()})
+    return generator.eval(), state["config"]
+
+
+def export_generator(generator, config: dict, path) -> Path:
+    """Generator-only file: large tensors in fp16 (half the size), BatchNorm statistics in fp32."""
+    weights = {k: (v.half() if v.is_floating_point() and v.numel() > 4096 else v)
+               for k, v in generator.state_dict().items()}
+    return save_checkpoint({"kind": "gan_generator", "config": config, "generator": weights}, path)
+
+
+def train(args):
+    # Setup: resume first, so that the recipe comes from the checkpoint.
+    resume = load_checkpoint(args.checkpoint_path, kinds=("gan",)) if args.checkpoint_path else None
+    if resume:
+        for key in RECIPE_KEYS:
+            setattr(args, key, resume["config"][key])
+    check_crop_ratio(args.crop_ratio)
+    check_image_size(args.image_size)
+    mask_kinds = parse_mask_kinds(args.mask_kinds)
+    accelerator = make_accelerator(args)
+    torch.manual_seed(args.seed)
+    config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+    # Data: decoded once, kept in memory.
+    loader = make_train_loader(args, mask_kinds)
+    samples = fixed_sample_batch(args)
+
+    # Models, losses, optimizers (Adam, beta1 = 0.5 as in pix2pix).
+    generator = build_generator(config).to(memory_format=torch.channels_last)
+    discriminator = PatchDiscriminator(ndf=args.ndf).to(memory_format=torch.channels_last)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    adversarial = AdversarialLoss(args.gan_loss)
+    perceptual, perceptual_off_reason = (None, "--lambda_perc is 0") if args.lambda_perc == 0 else \
+        load_perceptual_loss(args.perceptual_weights)
+    if perceptual is None and args.lambda_perc != 0:
+        accelerator.print(f"warning: training without the perceptual loss: {perceptual_off_reason}", file=sys.stderr)
+    config["perceptual_loss"] = perceptual is not None
+    config["perceptual_loss_note"] = perceptual_off_reason or "VGG19 ImageNet weights loaded"
+
+    start_epoch, step = 0, 0
+    if resume:
+        generator.load_state_dict(resume["generator"])
+        discriminator.load_state_dict(resume["discriminator"])
+        opt_g.load_state_dict(resume["opt_g"])
+        opt_d.load_state_dict(resume["opt_d"])
+        start_epoch, step = resume["epoch"], resume["step"]
+        set_rng_state(resume["rng"])
+        accelerator.print(f"resumed from {args.checkpoint_path}: epoch {start_epoch}, step {step}")
+        if start_epoch >= args.epochs:
+            accelerator.print(f"nothing to do: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}")
+            return
+    generator, discriminator, opt_g, opt_d, loader = accelerator.prepare(generator, discriminator, opt_g, opt_d, loader)
+    if perceptual is not None:
+        perceptual = perceptual.to(accelerator.device)
+
+    log_dir = Path(args.results_dir) / "train"
+    loss_log = LossLog(log_dir / "losses.csv", resume_step=step) if accelerator.is_main_process else None
+
+    def state(epoch):
+        return {"kind": "gan", "config": config, "epoch": epoch, "step": step, "rng": rng_state(),
+                "generator": accelerator.unwrap_model(generator).state_dict(),
+                "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
+
+    # Loop.
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch + 1, args.epochs + 1):
+            generator.train()
+            discriminator.train()
+            progress = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process)
+            tick = time.perf_counter()
+            for batch in progress:
+                image = batch["image"].to(memory_format=torch.channels_last)
+                mask = batch["mask"]
+                masked = image * (1.0 - mask)
+                fake = generator(masked, mask)  # the only generator forward of the step
+
+                # Discriminator: real vs fake (fake detached: D's loss must not reach G).
+                discriminator.requires_grad_(True)
+                opt_d.zero_grad(set_to_none=True)
+                d_real, d_fake = adversarial.discriminator(discriminator(masked, mask, image),
+                                                           discriminator(masked, mask, fake.detach()))
+                accelerator.backward(0.5 * (d_real + d_fake))
+                opt_d.step()
+
+                # Generator: fool D, match the truth on the hole (L1), in structure (SSIM) and features.
+                discriminator.requires_grad_(False)
+                opt_g.zero_grad(set_to_none=True)
+                g_gan = adversarial.generator(discriminator(masked, mask, fake))
+                g_l1, g_ssim = hole_l1(fake, image, mask), ssim_loss(fake, image)
+                g_perc = perceptual(fake, image) if perceptual is not None else torch.zeros((), device=fake.device)
+                g_total = (args.lambda_l1 * g_l1 + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc
+                           + args.lambda_adv * g_gan)
+                accelerator.backward(g_total)
+                opt_g.step()
+
+                step += 1
+                losses = {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_SSIM": g_ssim.item(),
+                          "G_perc": g_perc.item(), "G_GAN": g_gan.item(), "D_real": d_real.item(),
+                          "D_fake": d_fake.item()}
+                progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k != "G_perc" or perceptual})
+                if loss_log is not None and step % args.log_interval == 0:
+                    rate = len(image) * accelerator.num_processes / (time.perf_counter() - tick)
+                    loss_log.append({"epoch": epoch, "step": step, **losses, "images_per_s": rate})
+                tick = time.perf_counter()
+
+            # End of epoch: sample grid, logs, checkpoint.
+            if accelerator.is_main_process:
+                generator.eval()
+                with torch.no_grad(), accelerator.autocast():
+                    masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
+                    output_s = generator(masked_s, mask_s)
+                save_samples(log_dir / "samples" / f"epoch_{epoch:04d}.png", masked_s, output_s, image_s)
+                loss_log.flush()
+                if epoch % args.save_every == 0 or epoch == args.epochs:
+                    path = save_checkpoint(state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
+                    progress.write(f"saved {path}")
+    except KeyboardInterrupt:
+        # Save the weights trained so far; resuming from it re-runs the unfinished epoch.
+        if accelerator.is_main_process:
+            path = save_checkpoint(state(epoch - 1), Path(args.checkpoint_dir) / "checkpoint_interrupted.pth")
+            loss_log.flush()
+            print(f"\ninterrupted: saved {path} (resume with --checkpoint_path {path})", file=sys.stderr)
+        raise SystemExit(130)
+
+    # Save.
+    if accelerator.is_main_process and args.export:
+        path = export_generator(accelerator.unwrap_model(generator), config, args.export)
+        print(f"exported generator to {path}")
+
+
+def make_fill(generator, device, mixed_precision: str):
+    """fill(masked, mask) for the shared eval code, under the chosen autocast precision."""
+    generator = generator.to(device).to(memory_format=torch.channels_last)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
+
+    @torch.no_grad()
+    def fill(masked, mask):
+        with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None):
+            return generator(masked, mask).float()
+    return fill
+
+
+def main(args):
+    if args.mode == "train":
+        return train(args)
+    check_crop_ratio(args.crop_ratio)
+    generator, config = load_generator(args.checkpoint_path or SHIPPED_MODEL)
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    fill = make_fill(generator, device, args.mixed_precision)
+    if args.mode == "eval":
+        summary = evaluate_folder(fill, args.test_dir, config["image_size"], config["crop_ratio"],
+                                  args.results_dir, device, batch_size=args.batch_size)
+        print_summary(summary, args.results_dir)
+    else:
+        path = fill_two_images(fill, args.image1, args.image2, config["image_size"], config["crop_ratio"],
+                               args.results_dir, device, output=args.output)
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, parse_args))

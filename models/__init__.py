@@ -1,0 +1,2 @@
+"""Plain nn.Modules: constructor arguments only, no I/O, no device handling."""
+from models.gan import PatchDiscriminator, UNetGenerator, count_parameters  # noqa: F401

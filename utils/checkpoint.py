@@ -1,0 +1,64 @@
+"""Self-describing checkpoints: config + state, written atomically, loaded with weights_only=True.
+
+Every checkpoint is a dict with at least
+    "kind":   what it holds, e.g. "gan" (full training state) or "gan_generator" (export),
+    "config": the plain-Python config (architecture, image size, crop ratio, ...) that rebuilds
+              the model, so eval and filling need only the checkpoint path.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from utils.errors import InputError
+
+
+def save_checkpoint(state: dict, path) -> Path:
+    """torch.save to a temp file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path, kinds) -> dict:
+    """Load a checkpoint whose "kind" is in `kinds`, or raise InputError saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path} (check --checkpoint_path)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, not a torch file, pickled code objects, ...
+        raise InputError(f"cannot read checkpoint {path}: not a weights-only PyTorch checkpoint "
+                         f"written by this project ({type(exc).__name__})") from None
+    kind = state.get("kind") if isinstance(state, dict) else None
+    if kind not in kinds:
+        raise InputError(f"{path} is not a {' or '.join(kinds)} checkpoint (found kind={kind!r}); "
+                         "pass a checkpoint written by this script")
+    return state
+
+
+def rng_state() -> dict:
+    """All RNG state the training loop uses: every random draw in the project goes through torch."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def epoch_checkpoint_path(checkpoint_dir, epoch: int) -> Path:
+    return Path(checkpoint_dir) / f"checkpoint_epoch_{epoch}.pth"

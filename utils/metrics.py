@@ -1,0 +1,97 @@
+"""Evaluation metrics: PSNR / SSIM on the whole image and on the hole, hole L1, LPIPS and FID.
+
+All images are float (B, 3, S, S) in [-1, 1]; masks (B, 1, S, S), 1 = hole. PSNR, SSIM and L1 are
+computed on the [0, 1] scale. LPIPS (AlexNet) and FID (Inception) need ImageNet weights that
+cannot be downloaded here: they are reported as unavailable, with where to put the files.
+"""
+import importlib
+
+import numpy as np
+import torch
+
+from losses.weights import find_torchvision_weights
+
+# pytorch-msssim's own Gaussian window and filter, so our SSIM map matches its `ssim()` exactly.
+_msssim = importlib.import_module("pytorch_msssim.ssim")
+SSIM_WIN, SSIM_SIGMA = 11, 1.5
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-pixel SSIM of [0, 1] images: (B, C, H - 10, W - 10) (valid 11x11 Gaussian windows)."""
+    win = _msssim._fspecial_gauss_1d(SSIM_WIN, SSIM_SIGMA).repeat([x.shape[1], 1, 1, 1]).to(x)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_x, mu_y = _msssim.gaussian_filter(x, win), _msssim.gaussian_filter(y, win)
+    sigma_x = _msssim.gaussian_filter(x * x, win) - mu_x ** 2
+    sigma_y = _msssim.gaussian_filter(y * y, win) - mu_y ** 2
+    sigma_xy = _msssim.gaussian_filter(x * y, win) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1)) * ((2 * sigma_xy + c2) / (sigma_x + sigma_y + c2))
+
+
+def _psnr(mse: torch.Tensor) -> torch.Tensor:
+    return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> list:
+    """One dict per image: psnr, ssim, psnr_hole, ssim_hole, l1_hole."""
+    x, y, mask = (pred.float() + 1) / 2, (target.float() + 1) / 2, mask.float()
+    sq = (x - y) ** 2
+    n_hole = mask.sum(dim=(1, 2, 3)).clamp_min(1) * x.shape[1]
+    psnr = _psnr(sq.mean(dim=(1, 2, 3)))
+    psnr_hole = _psnr((sq * mask).sum(dim=(1, 2, 3)) / n_hole)
+    l1_hole = ((x - y).abs() * mask).sum(dim=(1, 2, 3)) / n_hole
+    smap = ssim_map(x, y).mean(dim=1, keepdim=True)  # (B, 1, S - 10, S - 10)
+    pad = SSIM_WIN // 2
+    centre_mask = mask[:, :, pad:-pad, pad:-pad]  # windows centred in the hole
+    ssim_hole = (smap * centre_mask).sum(dim=(1, 2, 3)) / centre_mask.sum(dim=(1, 2, 3)).clamp_min(1)
+    ssim_all = smap.mean(dim=(1, 2, 3))
+    return [{"psnr": float(a), "ssim": float(b), "psnr_hole": float(c), "ssim_hole": float(d), "l1_hole": float(e)}
+            for a, b, c, d, e in zip(psnr, ssim_all, psnr_hole, ssim_hole, l1_hole)]
+
+
+class LPIPSMetric:
+    """LPIPS (AlexNet) when torchvision's AlexNet weights are cached; `available` / `reason` otherwise."""
+
+    def __init__(self, device):
+        from torchvision.models import AlexNet_Weights
+        path, self.reason = find_torchvision_weights(AlexNet_Weights.IMAGENET1K_V1.url)
+        self.model = None
+        if path is not None:
+            import lpips  # its linear-layer weights ship inside the pip package
+            self.model = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+    @torch.no_grad()
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> list:
+        return [float(v) for v in self.model(pred.float(), target.float()).flatten()]
+
+
+class FIDMetric:
+    """FID with pytorch-fid's Inception when its weights are cached; accumulate with `update`."""
+
+    def __init__(self, device):
+        from pytorch_fid.inception import FID_WEIGHTS_URL
+        path, self.reason = find_torchvision_weights(FID_WEIGHTS_URL)
+        self.model, self.device, self.real, self.fake = None, device, [], []
+        if path is not None:
+            from pytorch_fid.inception import InceptionV3
+            self.model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).to(device).eval()
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        for images, store in ((pred, self.fake), (target, self.real)):
+            store.append(self.model(((images.float() + 1) / 2).to(self.device))[0].flatten(1).cpu().double())
+
+    def compute(self) -> float:
+        from pytorch_fid.fid_score import calculate_frechet_distance
+        real, fake = torch.cat(self.real).numpy(), torch.cat(self.fake).numpy()
+        if len(real) < 2:
+            return float("nan")
+        return float(calculate_frechet_distance(real.mean(0), np.cov(real, rowvar=False),
+                                                fake.mean(0), np.cov(fake, rowvar=False)))
