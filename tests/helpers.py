@@ -1,0 +1,27 @@
+"""Synthetic test images: smooth colour gradients with a few shapes, so the models see structure."""
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def smooth_image(seed: int, width: int = 80, height: int = 64) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width] / max(height, width)
+    channels = [np.clip(rng.uniform(0, 1) + rng.uniform(-1, 1) * xx + rng.uniform(-1, 1) * yy, 0, 1)
+                for _ in range(3)]
+    array = (np.stack(channels, -1) * 255).astype(np.uint8)
+    cy, cx = rng.integers(10, height - 10), rng.integers(10, width - 10)
+    array[cy - 6:cy + 6, cx - 6:cx + 6] = rng.integers(0, 256, 3)
+    return Image.fromarray(array)
+
+
+def write_images(folder, count: int, start_seed: int = 0, size=(80, 64)) -> list:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"img_{start_seed + i:03d}.png"
+        smooth_image(start_seed + i, *size).save(path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,171 @@
+"""main.py end to end on generated images: train, resume (exactly), eval, eval_2, Ctrl-C, bad input."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import main as gan
+from data.masks import patch_size
+from tests.helpers import write_images
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.cli import run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--image_size", "64", "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--log_interval", "1"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_images(root / "train", 4)
+    write_images(root / "test", 2, start_seed=100, size=(70, 90))
+    return root
+
+
+def train_args(data, out, *extra):
+    return gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
+                           "--checkpoint_dir", str(out / "ckpt"), "--results_dir", str(out / "results"),
+                           "--save_every", "1", *TINY, *extra])
+
+
+def test_train_resume_eval_eval2(data, tmp_path):
+    gan.main(train_args(data, tmp_path, "--epochs", "1", "--export", str(tmp_path / "gen.pth")))
+    ckpt = tmp_path / "ckpt" / "checkpoint_epoch_1.pth"
+    state = load_checkpoint(ckpt, kinds=("gan",))
+    assert state["epoch"] == 1 and state["step"] == 2  # 4 images, batch 2
+    assert state["config"]["image_size"] == 64 and state["config"]["perceptual_loss"] is False
+    assert {"generator", "discriminator", "opt_g", "opt_d", "rng"} <= set(state)
+    logs = tmp_path / "results" / "train"
+    assert (logs / "loss_curve.png").is_file() and (logs / "samples" / "epoch_0001.png").is_file()
+    with open(logs / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2] and all(np.isfinite(float(r["G_total"])) for r in rows)
+
+    # Resume as in the document: continues with epoch 2, recipe from the checkpoint (ngf 8, not 64).
+    gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(ckpt), "--epochs", "2",
+                             "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
+                             "--checkpoint_dir", str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "results"),
+                             "--log_interval", "1"]))
+    resumed = load_checkpoint(tmp_path / "ckpt" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    assert resumed["epoch"] == 2 and resumed["step"] == 4 and resumed["config"]["ngf"] == 8
+    with open(logs / "losses.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+
+    # eval needs only the checkpoint: size and crop ratio come from it.
+    results = tmp_path / "eval"
+    gan.main(gan.parse_args(["--mode", "eval", "--checkpoint_path", str(tmp_path / "gen.pth"),
+                             "--test_dir", str(data / "test"), "--results_dir", str(results)]))
+    for name in ("img_100", "img_101"):
+        for file_name in ("original", "input", "generated"):
+            assert Image.open(results / name / f"{file_name}.png").size == (64, 64)
+    with open(results / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["image"] for r in rows] == ["img_100", "img_101"]
+    assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "lpips"}
+    assert all(np.isfinite(float(r["psnr_hole"])) for r in rows)
+    assert float(rows[0]["psnr"]) > float(rows[0]["psnr_hole"])  # known pixels are exact
+
+    # eval_2 on two photos of different sizes: the known patches are exactly those of the inputs.
+    one, two = data / "one.png", data / "two.png"
+    Image.open(data / "train" / "img_000.png").resize((120, 64)).save(one)
+    Image.open(data / "train" / "img_001.png").resize((64, 100)).save(two)
+    gan.main(gan.parse_args(["--mode", "eval_2", "--checkpoint_path", str(ckpt), "--image1", str(one),
+                             "--image2", str(two), "--results_dir", str(results)]))
+    folder = results / "one_two_eval_2"
+    out = np.asarray(Image.open(folder / "generated_combined.png"))
+    first, second = np.asarray(Image.open(folder / "image1.png")), np.asarray(Image.open(folder / "image2.png"))
+    p = patch_size(64, 0.4)
+    assert np.array_equal(out[64 - p:, :p], first[64 - p:, :p])
+    assert np.array_equal(out[:p, 64 - p:], second[:p, 64 - p:])
+    assert (folder / "input_combined.png").is_file()
+    gan.main(gan.parse_args(["--mode", "eval_2", "--checkpoint_path", str(ckpt), "--image1", str(one),
+                             "--image2", str(two), "--output", str(tmp_path / "filled.png")]))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "filled.png")), out)
+
+
+def test_resume_reproduces_uninterrupted_run(data, tmp_path):
+    gan.main(train_args(data, tmp_path / "straight", "--epochs", "2", "--mask_kinds", "gap,box,stroke"))
+    gan.main(train_args(data, tmp_path / "split", "--epochs", "1", "--mask_kinds", "gap,box,stroke"))
+    torch.manual_seed(1234)  # whatever happens in between must not matter
+    gan.main(gan.parse_args(["--mode", "train", "--epochs", "2", "--checkpoint_path",
+                             str(tmp_path / "split" / "ckpt" / "checkpoint_epoch_1.pth"),
+                             "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
+                             "--checkpoint_dir", str(tmp_path / "split" / "ckpt"),
+                             "--results_dir", str(tmp_path / "split" / "results")]))
+    a = load_checkpoint(tmp_path / "straight" / "ckpt" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    b = load_checkpoint(tmp_path / "split" / "ckpt" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    for part in ("generator", "discriminator"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs after resume"
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_ctrl_c_saves_a_checkpoint(data, tmp_path, monkeypatch):
+    calls = []
+    original = gan.train_step
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gan, "train_step", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        gan.main(train_args(data, tmp_path, "--epochs", "3"))
+    assert exit_info.value.code == 130
+    state = load_checkpoint(tmp_path / "ckpt" / "checkpoint_interrupted.pth", kinds=("gan",))
+    assert state["epoch"] == 0 and state["step"] == 1  # resuming re-runs the unfinished epoch 1
+
+
+def test_atomic_checkpoint_write_leaves_no_temp_files(tmp_path):
+    save_checkpoint({"kind": "gan", "config": {}}, tmp_path / "a.pth")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pth"]
+
+
+def _error(argv, capsys):
+    code = run(gan.main, gan.parse_args, argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_bad_input_errors(data, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.pth").write_bytes(b"definitely not a checkpoint")
+    torch.save({"kind": "diffusion", "config": {}}, tmp_path / "other.pth")
+    gen = tmp_path / "gen.pth"
+    gan.main(train_args(data, tmp_path, "--epochs", "1", "--export", str(gen)))
+    capsys.readouterr()  # drop the training output
+    cases = [
+        (["--mode", "eval", "--checkpoint_path", str(tmp_path / "missing.pth")], "checkpoint not found"),
+        (["--mode", "eval", "--checkpoint_path", str(tmp_path / "junk.pth")], "cannot read checkpoint"),
+        (["--mode", "eval", "--checkpoint_path", str(tmp_path / "other.pth")], "is not a gan"),
+        (["--mode", "eval", "--checkpoint_path", str(gen), "--test_dir", str(tmp_path / "empty")], "no images"),
+        (["--mode", "train", "--train_dir", str(tmp_path / "empty")], "no images"),
+        (["--mode", "train", "--crop_ratio", "0.6"], "--crop_ratio"),
+        (["--mode", "train", "--image_size", "100"], "--image_size"),
+        (["--mode", "eval_2", "--checkpoint_path", str(gen), "--image1", str(data / "test" / "img_100.png")],
+         "--image2"),
+        (["--mode", "eval_2", "--checkpoint_path", str(gen), "--image1", str(tmp_path / "junk.pth"),
+          "--image2", str(data / "test" / "img_100.png"), "--results_dir", str(tmp_path / "r2")], "cannot read image"),
+        (["--mode", "train", "--checkpoint_path", str(gen), "--epochs", "2"], "is not a gan checkpoint"),
+    ]
+    for argv, message in cases:
+        code, err = _error(argv, capsys)
+        assert code == 2, argv
+        assert err.startswith("error: ") and message in err and "\n" not in err, (argv, err[-600:])
+    assert not (tmp_path / "r2").exists(), "a failed eval_2 must not leave an output folder"
+
+
+def test_cli_subprocess_help_and_exit_code(tmp_path):
+    help_text = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert help_text.returncode == 0 and "--checkpoint-path" in help_text.stdout and "eval_2" in help_text.stdout
+    bad = subprocess.run([sys.executable, "main.py", "--mode", "eval", "--checkpoint-path", str(tmp_path / "x.pth")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [f"error: checkpoint not found: {tmp_path / 'x.pth'} "
+                                                                        "(check --checkpoint_path)"]
