@@ -8,6 +8,7 @@ of an image; a 70x70 PatchGAN judges the result. Losses: L1 on the hole + SSIM +
     python main.py --mode train --checkpoint_path checkpoints/checkpoint_epoch_30.pth --epochs 50
     python main.py --mode eval --test_dir data/scenery/test       # shipped model by default
     python main.py --mode eval_2 --image1 a.jpg --image2 b.jpg    # patches of two photos
+    python main.py --mode eval --baseline telea --image_size 128  # a training-free floor
 
 Multi-GPU: `accelerate launch main.py --mode train ...`. Every flag also accepts dashes
 (--checkpoint-path). Checkpoints hold their config, so eval needs only --checkpoint_path.
@@ -23,6 +24,7 @@ from data.datasets import check_image_size
 from data.masks import check_crop_ratio, parse_mask_kinds
 from losses import AdversarialLoss, hole_l1, load_perceptual_loss, ssim_loss
 from models import PatchDiscriminator, UNetGenerator
+from models.baselines import BASELINES
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, run
 from utils.evaluation import evaluate_folder, fill_two_images, print_summary
@@ -48,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument("--perceptual_weights", help="VGG19 ImageNet weights file (default: torchvision's cache)")
     parser.add_argument("--mask_kinds", default="gap",
                         help="training masks, comma-separated from gap,box,stroke,outpaint (eval always uses gap)")
+    parser.add_argument("--baseline", choices=sorted(BASELINES),
+                        help="eval/eval_2 with a training-free fill instead of the GAN (mean colour, OpenCV "
+                             "Telea), at --image_size / --crop_ratio: the floors of the model card")
     parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or args.save_every < 1 or args.log_interval < 1:
@@ -218,9 +223,13 @@ def main(args):
     if args.mode == "train":
         return train(args)
     check_crop_ratio(args.crop_ratio)
-    generator, config = load_generator(args.checkpoint_path or SHIPPED_MODEL)
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
-    fill = make_fill(generator, device, args.mixed_precision)
+    if args.baseline:
+        fill, config = BASELINES[args.baseline], {"image_size": check_image_size(args.image_size),
+                                                  "crop_ratio": args.crop_ratio}
+    else:
+        generator, config = load_generator(args.checkpoint_path or SHIPPED_MODEL)
+        fill = make_fill(generator, device, args.mixed_precision)
     if args.mode == "eval":
         summary = evaluate_folder(fill, args.test_dir, config["image_size"], config["crop_ratio"],
                                   args.results_dir, device, batch_size=args.batch_size)

@@ -169,3 +169,17 @@ def test_cli_subprocess_help_and_exit_code(tmp_path):
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [f"error: checkpoint not found: {tmp_path / 'x.pth'} "
                                                                         "(check --checkpoint_path)"]
+
+
+def test_baseline_eval_uses_the_same_code(data, tmp_path):
+    for name in ("mean", "telea"):
+        gan.main(gan.parse_args(["--mode", "eval", "--baseline", name, "--image_size", "64",
+                                 "--test_dir", str(data / "test"), "--results_dir", str(tmp_path / name)]))
+        with open(tmp_path / name / "metrics.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["image"] for r in rows] == ["img_100", "img_101"]
+        assert all(10 < float(r["psnr_hole"]) < 60 for r in rows)
+    # Two different fills scored by the same code: their hole errors differ.
+    mean_l1 = np.mean([float(r["l1_hole"]) for r in csv.DictReader(open(tmp_path / "mean" / "metrics.csv"))])
+    telea_l1 = np.mean([float(r["l1_hole"]) for r in csv.DictReader(open(tmp_path / "telea" / "metrics.csv"))])
+    assert telea_l1 != mean_l1
