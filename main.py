@@ -26,9 +26,10 @@ from losses import AdversarialLoss, hole_l1, load_perceptual_loss, ssim_loss
 from models import PatchDiscriminator, UNetGenerator
 from models.baselines import BASELINES
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from utils.cli import Parser, add_shared_args, run
-from utils.evaluation import evaluate_folder, fill_two_images, print_summary
-from utils.training import LossLog, fixed_sample_batch, make_accelerator, make_train_loader, save_samples
+from utils.cli import Parser, add_shared_args, check_shared_args, run
+from utils.evaluation import AUTOCAST_DTYPES, eval_device, run_eval_mode
+from utils.training import (LossLog, fixed_sample_batch, make_accelerator, make_train_loader, restore_recipe,
+                            run_config, save_samples)
 
 SHIPPED_MODEL = "checkpoints/gan_scenery_128.pth"
 # What defines the training recipe: on resume these come from the checkpoint, not the command line,
@@ -55,8 +56,7 @@ def parse_args(argv=None):
                              "Telea), at --image_size / --crop_ratio: the floors of the model card")
     parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or args.save_every < 1 or args.log_interval < 1:
-        parser.error("--epochs, --batch_size, --save_every and --log_interval must be >= 1")
+    check_shared_args(parser, args)
     return args
 
 
@@ -111,14 +111,13 @@ def train(args):
     # Setup: resume first, so that the recipe comes from the checkpoint.
     resume = load_checkpoint(args.checkpoint_path, kinds=("gan",)) if args.checkpoint_path else None
     if resume:
-        for key in RECIPE_KEYS:
-            setattr(args, key, resume["config"][key])
+        restore_recipe(args, resume["config"], RECIPE_KEYS)
     check_crop_ratio(args.crop_ratio)
     check_image_size(args.image_size)
     mask_kinds = parse_mask_kinds(args.mask_kinds)
     accelerator = make_accelerator(args)
     torch.manual_seed(args.seed)
-    config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))}
+    config = run_config(args)
 
     # Data: decoded once, kept in memory.
     loader = make_train_loader(args, mask_kinds)
@@ -210,7 +209,7 @@ def train(args):
 def make_fill(generator, device, mixed_precision: str):
     """fill(masked, mask) for the shared eval code, under the chosen autocast precision."""
     generator = generator.to(device).to(memory_format=torch.channels_last)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
+    dtype = AUTOCAST_DTYPES[mixed_precision]
 
     @torch.no_grad()
     def fill(masked, mask):
@@ -223,21 +222,14 @@ def main(args):
     if args.mode == "train":
         return train(args)
     check_crop_ratio(args.crop_ratio)
-    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    device = eval_device(args.cpu)
     if args.baseline:
         fill, config = BASELINES[args.baseline], {"image_size": check_image_size(args.image_size),
                                                   "crop_ratio": args.crop_ratio}
     else:
         generator, config = load_generator(args.checkpoint_path or SHIPPED_MODEL)
         fill = make_fill(generator, device, args.mixed_precision)
-    if args.mode == "eval":
-        summary = evaluate_folder(fill, args.test_dir, config["image_size"], config["crop_ratio"],
-                                  args.results_dir, device, batch_size=args.batch_size)
-        print_summary(summary, args.results_dir)
-    else:
-        path = fill_two_images(fill, args.image1, args.image2, config["image_size"], config["crop_ratio"],
-                               args.results_dir, device, output=args.output)
-        print(f"wrote {path}")
+    run_eval_mode(fill, args, config["image_size"], config["crop_ratio"], device)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,12 @@ def add_shared_args(parser: Parser, default_size: int, default_batch: int, defau
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if a GPU is available")
 
 
+def check_shared_args(parser: Parser, args) -> None:
+    """Reject counts that cannot work, as a usage error naming the flags."""
+    if args.epochs < 1 or args.batch_size < 1 or args.save_every < 1 or args.log_interval < 1:
+        parser.error("--epochs, --batch_size, --save_every and --log_interval must be >= 1")
+
+
 def run(main, parse_args, argv=None) -> int:
     """Parse, run, and turn bad input (InputError) into one `error: ...` line with exit status 2."""
     try:

@@ -21,6 +21,12 @@ from utils.images import save_png
 from utils.metrics import FIDMetric, LPIPSMetric, image_metrics
 
 METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "lpips")
+AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # --mixed_precision
+
+
+def eval_device(cpu: bool = False) -> torch.device:
+    """Where eval and eval_2 run: the GPU if there is one, unless --cpu."""
+    return torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
 
 
 def quantize(image: torch.Tensor) -> torch.Tensor:
@@ -79,6 +85,18 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
     summary["num_images"], summary["seconds_per_image"] = len(rows), fill_seconds / len(rows)
     (results_dir / "metrics_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def run_eval_mode(fill, args, image_size: int, crop_ratio: float, device) -> None:
+    """--mode eval (a folder -> images + metrics.csv) or eval_2 (two photos -> one filled image)."""
+    if args.mode == "eval":
+        summary = evaluate_folder(fill, args.test_dir, image_size, crop_ratio, args.results_dir, device,
+                                  batch_size=args.batch_size)
+        print_summary(summary, args.results_dir)
+    else:
+        path = fill_two_images(fill, args.image1, args.image2, image_size, crop_ratio, args.results_dir, device,
+                               output=args.output)
+        print(f"wrote {path}")
 
 
 def print_summary(summary: dict, results_dir) -> None:

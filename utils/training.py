@@ -17,6 +17,18 @@ def make_accelerator(args):
     return Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
 
 
+def restore_recipe(args, checkpoint_config: dict, keys) -> None:
+    """On resume, the recipe flags (`keys`) come from the checkpoint, not the command line, so that a
+    resumed run is the same run; the others (--epochs, --save_every, ...) stay as given."""
+    for key in keys:
+        setattr(args, key, checkpoint_config[key])
+
+
+def run_config(args) -> dict:
+    """The run's flags as plain Python values: what every checkpoint stores as its "config"."""
+    return {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
 def make_train_loader(args, mask_kinds) -> DataLoader:
     """Shuffled training batches. All randomness (order, crops, masks) comes from torch's global RNG,
     which checkpoints store, so a resumed run sees exactly the batches of an uninterrupted one."""

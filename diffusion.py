@@ -1,0 +1,253 @@
+"""Scratch diffusion baseline for the same gap: train, resume, evaluate, and fill between two photos.
+
+A conditional DDPM (models/diffusion.py) learns to predict the noise in the hole from 7 channels
+(noisy image, mask, known pixels); sampling re-imposes the known pixels at every step (RePaint-style)
+and keeps them exactly in the output. Same data, masks, flags, results layout and checkpoint rules
+as main.py, so the GAN and this baseline are compared on equal terms (benchmarks/compare.py).
+
+    python diffusion.py --mode train --epochs 30                  # on data/scenery/train, 64^2
+    python diffusion.py --mode train --checkpoint_path checkpoints/diffusion/checkpoint_epoch_30.pth --epochs 50
+    python diffusion.py --mode eval --checkpoint_path checkpoints/diffusion/checkpoint_epoch_50.pth
+    python diffusion.py --mode eval --checkpoint_path CKPT --scheduler ddpm --num_inference_steps 1000
+    python diffusion.py --mode eval_2 --checkpoint_path CKPT --image1 a.jpg --image2 b.jpg
+    # ~35 min on one CPU core (~0.4 s/step, 5250 steps):
+    OMP_NUM_THREADS=1 python diffusion.py --mode train --image_size 64 --repeat 10 --epochs 250 --save_every 25
+
+Sampling: --scheduler ddim (default, 50 steps) or dpm (DPM-Solver++), or ddpm with 1000 steps, the
+document's ancestral sampler; EMA weights. Every flag also accepts dashes (--num-inference-steps).
+Defaults write to checkpoints/diffusion and results/diffusion, apart from the GAN's files.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from data.datasets import check_image_size
+from data.masks import apply_mask, check_crop_ratio, parse_mask_kinds
+from models.diffusion import (BETA_SCHEDULES, SAMPLERS, InpaintUNet, hole_mse, make_noise_scheduler, make_sampler,
+                              parse_channel_mult, repaint_sample, scheduler_config)
+from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from utils.cli import Parser, add_shared_args, check_shared_args, run
+from utils.errors import InputError
+from utils.evaluation import AUTOCAST_DTYPES, eval_device, run_eval_mode
+from utils.training import (LossLog, fixed_sample_batch, make_accelerator, make_train_loader, restore_recipe,
+                            run_config, save_samples)
+
+# What defines the training recipe: on resume these come from the checkpoint (as in main.py).
+RECIPE_KEYS = ("image_size", "crop_ratio", "base_channels", "channel_mult", "layers_per_block", "attention",
+               "num_train_timesteps", "beta_schedule", "batch_size", "lr", "max_grad_norm", "ema_max_decay",
+               "mask_kinds", "repeat", "seed", "train_dir")
+
+
+def parse_args(argv=None):
+    parser = Parser(description=__doc__)
+    add_shared_args(parser, default_size=64, default_batch=16, default_lr=5e-4)
+    parser.set_defaults(checkpoint_dir="checkpoints/diffusion", results_dir="results/diffusion")
+    parser.add_argument("--base_channels", type=int, default=16, help="UNet width at full resolution")
+    parser.add_argument("--channel_mult", default="1,2,4,8,8",
+                        help="width of each level as a multiple of --base_channels; one level per entry, "
+                             "each but the last halves the resolution")
+    parser.add_argument("--layers_per_block", type=int, default=1, help="ResNet blocks per UNet level")
+    parser.add_argument("--attention", action=argparse.BooleanOptionalAction, default=True,
+                        help="self-attention at the lowest resolution (--no-attention to drop it)")
+    parser.add_argument("--num_train_timesteps", type=int, default=1000, help="T of the forward process")
+    parser.add_argument("--beta_schedule", choices=BETA_SCHEDULES, default=BETA_SCHEDULES[0])
+    parser.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping")
+    parser.add_argument("--ema_max_decay", type=float, default=0.999,
+                        help="EMA of the weights used for sampling (decay warms up from 0 to this)")
+    parser.add_argument("--mask_kinds", default="gap",
+                        help="training masks, comma-separated from gap,box,stroke,outpaint (eval always uses gap)")
+    parser.add_argument("--scheduler", choices=SAMPLERS, default="ddim",
+                        help="sampler for eval/eval_2 and the training sample grids: ddim (Song et al. 2021), "
+                             "dpm (DPM-Solver++), ddpm (ancestral, the document's, with 1000 steps)")
+    parser.add_argument("--num_inference_steps", type=int, default=50, help="denoising steps when sampling")
+    args = parser.parse_args(argv)
+    check_shared_args(parser, args)
+    if args.num_inference_steps < 1 or args.base_channels < 1 or args.layers_per_block < 1:
+        parser.error("--num_inference_steps, --base_channels and --layers_per_block must be >= 1")
+    return args
+
+
+def block_channels(config: dict) -> tuple:
+    """UNet widths per level from --base_channels and --channel_mult, or InputError."""
+    try:
+        mult = parse_channel_mult(config["channel_mult"])
+    except ValueError:
+        raise InputError(f"--channel_mult must be comma-separated positive integers, got {config['channel_mult']!r} "
+                         "(try the default 1,2,4,8,8)") from None
+    if config["image_size"] % 2 ** (len(mult) - 1):
+        raise InputError(f"--channel_mult has {len(mult)} levels, too many for --image_size {config['image_size']}: "
+                         f"the size must be divisible by 2^(levels - 1) = {2 ** (len(mult) - 1)}")
+    return tuple(config["base_channels"] * m for m in mult)
+
+
+def build_model(config: dict) -> InpaintUNet:
+    return InpaintUNet(config["image_size"], block_channels(config), config["layers_per_block"], config["attention"])
+
+
+def make_ema(model, config: dict) -> EMAModel:
+    """EMA with warmup (decay 1 - (1 + step)^-3/4, capped): short CPU runs still average over many steps,
+    as diffusers' train_unconditional.py does (ema_power 3/4)."""
+    return EMAModel(model.parameters(), decay=config["ema_max_decay"], use_ema_warmup=True, inv_gamma=1.0, power=0.75)
+
+
+def load_model(path) -> tuple:
+    """(network with the EMA weights, in eval mode; config; training noise-schedule config)."""
+    state = load_checkpoint(path, kinds=("diffusion",))
+    model = build_model(state["config"])
+    ema = make_ema(model, state["config"])
+    ema.load_state_dict(state["ema"])
+    ema.copy_to(model.parameters())
+    return model.eval(), state["config"], state["scheduler_config"]
+
+
+def train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator) -> dict:
+    """One DDPM step (Ho et al. 2020, Alg. 1) on the hole. Returns the losses as floats."""
+    image = batch["image"]  # (B, 3, S, S) in [-1, 1]
+    mask = batch["mask"]  # (B, 1, S, S), 1 = generate
+    masked = apply_mask(image, mask)
+    # Noise and timesteps from torch's global RNG, which checkpoints store: resume is exact.
+    noise = torch.randn_like(image)
+    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(image),), device=image.device)
+    x_t = noise_scheduler.add_noise(image, noise, t)  # the whole image: the known region is noised as in sampling
+    loss = hole_mse(model(x_t, t, masked, mask), noise, mask)
+    optimizer.zero_grad(set_to_none=True)
+    accelerator.backward(loss)
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+    optimizer.step()
+    ema.step(model.parameters())
+    return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+
+
+@torch.no_grad()
+def sample_with_ema(model, ema, sampler, masked, mask, args, device) -> torch.Tensor:
+    """The training sample grid: EMA weights swapped in, then back; a fixed seed, global RNG untouched."""
+    ema.store(model.parameters())
+    ema.copy_to(model.parameters())
+    generator = torch.Generator(device).manual_seed(args.seed)
+    output = repaint_sample(model.eval(), sampler, masked, mask, args.num_inference_steps, generator,
+                            AUTOCAST_DTYPES[args.mixed_precision])
+    ema.restore(model.parameters())
+    return output
+
+
+def train(args):
+    # Setup: resume first, so that the recipe comes from the checkpoint.
+    resume = load_checkpoint(args.checkpoint_path, kinds=("diffusion",)) if args.checkpoint_path else None
+    if resume:
+        restore_recipe(args, resume["config"], RECIPE_KEYS)
+    check_crop_ratio(args.crop_ratio)
+    check_image_size(args.image_size)
+    mask_kinds = parse_mask_kinds(args.mask_kinds)
+    config = run_config(args)
+    widths = block_channels(config)  # bad --channel_mult fails here, before the data are decoded
+    accelerator = make_accelerator(args)
+    torch.manual_seed(args.seed)
+
+    # Data: decoded once, kept in memory.
+    loader = make_train_loader(args, mask_kinds)
+    samples = fixed_sample_batch(args)
+
+    # Model, noise schedule, EMA, optimizer.
+    model = build_model(config)
+    noise_scheduler = make_noise_scheduler(args.num_train_timesteps, args.beta_schedule)
+    sampler = make_sampler(args.scheduler, scheduler_config(noise_scheduler))
+    ema = make_ema(model, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    accelerator.print(f"diffusion UNet: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+                      f"widths {widths}")
+
+    start_epoch, step = 0, 0
+    if resume:
+        model.load_state_dict(resume["model"])
+        ema.load_state_dict(resume["ema"])
+        optimizer.load_state_dict(resume["optimizer"])
+        start_epoch, step = resume["epoch"], resume["step"]
+        set_rng_state(resume["rng"])
+        accelerator.print(f"resumed from {args.checkpoint_path}: epoch {start_epoch}, step {step}")
+        if start_epoch >= args.epochs:
+            accelerator.print(f"nothing to do: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}")
+            return
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    ema.to(accelerator.device)
+
+    log_dir = Path(args.results_dir) / "train"
+    loss_log = LossLog(log_dir / "losses.csv", resume_step=step) if accelerator.is_main_process else None
+
+    def state(epoch):
+        return {"kind": "diffusion", "config": config, "scheduler_config": scheduler_config(noise_scheduler),
+                "epoch": epoch, "step": step, "rng": rng_state(),
+                "model": accelerator.unwrap_model(model).state_dict(), "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict()}
+
+    # Loop.
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch + 1, args.epochs + 1):
+            model.train()
+            progress = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process)
+            tick = time.perf_counter()
+            for batch in progress:
+                losses = train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator)
+                step += 1
+                progress.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
+                if loss_log is not None and step % args.log_interval == 0:
+                    rate = len(batch["image"]) * accelerator.num_processes / (time.perf_counter() - tick)
+                    loss_log.append({"epoch": epoch, "step": step, **losses, "images_per_s": rate})
+                tick = time.perf_counter()
+
+            # End of epoch: logs; every --save_every epochs a sample grid (sampling costs
+            # --num_inference_steps forward passes) and a checkpoint.
+            if accelerator.is_main_process:
+                loss_log.flush()
+                if epoch % args.save_every == 0 or epoch == args.epochs:
+                    masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
+                    output_s = sample_with_ema(accelerator.unwrap_model(model), ema, sampler, masked_s, mask_s,
+                                               args, accelerator.device)
+                    save_samples(log_dir / "samples" / f"epoch_{epoch:04d}.png", masked_s, output_s, image_s)
+                    path = save_checkpoint(state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
+                    progress.write(f"saved {path}")
+    except KeyboardInterrupt:
+        # Save the weights trained so far; resuming from it re-runs the unfinished epoch.
+        if accelerator.is_main_process:
+            path = save_checkpoint(state(epoch - 1), Path(args.checkpoint_dir) / "checkpoint_interrupted.pth")
+            loss_log.flush()
+            print(f"\ninterrupted: saved {path} (resume with --checkpoint_path {path})", file=sys.stderr)
+        raise SystemExit(130)
+
+
+def make_fill(model, schedule_config: dict, device, args, progress: bool = True):
+    """fill(masked, mask) for the shared eval code: RePaint-style sampling with --scheduler, seeded by --seed."""
+    model = model.to(device)
+    sampler = make_sampler(args.scheduler, schedule_config)
+    generator = torch.Generator(device).manual_seed(args.seed)
+
+    def fill(masked, mask):
+        return repaint_sample(model, sampler, masked, mask, args.num_inference_steps, generator,
+                              AUTOCAST_DTYPES[args.mixed_precision], progress=progress)
+    return fill
+
+
+def main(args):
+    if args.mode == "train":
+        return train(args)
+    check_crop_ratio(args.crop_ratio)
+    if not args.checkpoint_path:
+        raise InputError(f"--mode {args.mode} needs --checkpoint_path: a checkpoint written by "
+                         "`python diffusion.py --mode train` (no diffusion model ships with the project)")
+    model, config, schedule_config = load_model(args.checkpoint_path)
+    if args.num_inference_steps > schedule_config["num_train_timesteps"]:
+        raise InputError(f"--num_inference_steps {args.num_inference_steps} exceeds the "
+                         f"{schedule_config['num_train_timesteps']} training timesteps of {args.checkpoint_path}")
+    device = eval_device(args.cpu)
+    print(f"sampling: {args.scheduler}, {args.num_inference_steps} steps, EMA weights, {config['image_size']}^2")
+    run_eval_mode(make_fill(model, schedule_config, device, args), args, config["image_size"], config["crop_ratio"],
+                  device)
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, parse_args))
