@@ -54,7 +54,8 @@ def parse_args(argv=None):
     parser.add_argument("--baseline", choices=sorted(BASELINES),
                         help="eval/eval_2 with a training-free fill instead of the GAN (mean colour, OpenCV "
                              "Telea), at --image_size / --crop_ratio: the floors of the model card")
-    parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here")
+    parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here at "
+                                         "the end; with a --checkpoint_path already at --epochs, only export it")
     args = parser.parse_args(argv)
     check_shared_args(parser, args)
     return args
@@ -147,8 +148,10 @@ def train(args):
         start_epoch, step = resume["epoch"], resume["step"]
         set_rng_state(resume["rng"])
         accelerator.print(f"resumed from {args.checkpoint_path}: epoch {start_epoch}, step {step}")
-        if start_epoch >= args.epochs:
-            accelerator.print(f"nothing to do: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}")
+        if start_epoch >= args.epochs:  # nothing to train; --export still exports the checkpoint's generator
+            accelerator.print(f"nothing to train: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}")
+            if args.export and accelerator.is_main_process:
+                print(f"exported generator to {export_generator(generator, resume['config'], args.export)}")
             return
     generator, discriminator, opt_g, opt_d, loader = accelerator.prepare(generator, discriminator, opt_g, opt_d, loader)
     if perceptual is not None:
