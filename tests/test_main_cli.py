@@ -56,6 +56,14 @@ def test_train_resume_eval_eval2(data, tmp_path):
     with open(logs / "losses.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
 
+    # A checkpoint already at --epochs is only exported (fp16 weights, same generator).
+    gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(tmp_path / "ckpt" / "checkpoint_epoch_2.pth"),
+                             "--epochs", "2", "--export", str(tmp_path / "gen2.pth")]))
+    exported, _ = gan.load_generator(tmp_path / "gen2.pth")
+    for key, value in exported.state_dict().items():
+        assert torch.allclose(value.float(), resumed["generator"][key].float(), atol=2e-3, rtol=2e-3), key
+    assert load_checkpoint(tmp_path / "gen2.pth", kinds=("gan_generator",))["config"]["epochs"] == 2
+
     # eval needs only the checkpoint: size and crop ratio come from it.
     results = tmp_path / "eval"
     gan.main(gan.parse_args(["--mode", "eval", "--checkpoint_path", str(tmp_path / "gen.pth"),
