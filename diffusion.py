@@ -191,11 +191,12 @@ def train(args):
             model.train()
             progress = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process)
             tick = time.perf_counter()
-            for batch in progress:
+            for batch_index, batch in enumerate(progress):
                 losses = train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator)
                 step += 1
                 progress.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-                if loss_log is not None and step % args.log_interval == 0:
+                # Every --log_interval steps, and at the end of each epoch so that short runs log too.
+                if loss_log is not None and (step % args.log_interval == 0 or batch_index == len(loader) - 1):
                     rate = len(batch["image"]) * accelerator.num_processes / (time.perf_counter() - tick)
                     loss_log.append({"epoch": epoch, "step": step, **losses, "images_per_s": rate})
                 tick = time.perf_counter()
