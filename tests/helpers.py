@@ -25,3 +25,17 @@ def write_images(folder, count: int, start_seed: int = 0, size=(80, 64)) -> list
         smooth_image(start_seed + i, *size).save(path)
         paths.append(path)
     return paths
+
+
+def interrupt_at_step(monkeypatch, script, step: int = 2) -> None:
+    """Make `script.train_step` raise KeyboardInterrupt (as Ctrl-C would) at its `step`-th call."""
+    calls = []
+    original = script.train_step
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(script, "train_step", interrupted)

@@ -1,5 +1,4 @@
 """Image loading in every odd mode, the decode-once cache, transforms, and folder errors."""
-import io
 
 import numpy as np
 import pytest

@@ -18,30 +18,13 @@ import main as gan
 from data.masks import masked_input, patch_size
 from models.diffusion import (SAMPLERS, InpaintUNet, forward_noise, make_noise_scheduler, make_sampler,
                               repaint_sample, scheduler_config)
-from tests.helpers import write_images
+from tests.helpers import interrupt_at_step
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image_size", "64", "--base_channels", "8", "--channel_mult", "1,2", "--batch_size", "2",
         "--log_interval", "1", "--num_inference_steps", "3"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads; on a 2-core machine shared with another job they lose."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_images(root / "train", 4)
-    write_images(root / "test", 2, start_seed=100, size=(70, 90))
-    return root
 
 
 def train_args(data, out, *extra):
@@ -189,16 +172,7 @@ def test_resume_reproduces_uninterrupted_run(data, tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint(data, tmp_path, monkeypatch):
-    calls = []
-    original = diffusion.train_step
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(diffusion, "train_step", interrupted)
+    interrupt_at_step(monkeypatch, diffusion)
     with pytest.raises(SystemExit) as exit_info:
         diffusion.main(train_args(data, tmp_path, "--epochs", "3"))
     assert exit_info.value.code == 130

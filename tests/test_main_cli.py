@@ -11,20 +11,12 @@ from PIL import Image
 
 import main as gan
 from data.masks import patch_size
-from tests.helpers import write_images
+from tests.helpers import interrupt_at_step
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image_size", "64", "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--log_interval", "1"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_images(root / "train", 4)
-    write_images(root / "test", 2, start_seed=100, size=(70, 90))
-    return root
 
 
 def train_args(data, out, *extra):
@@ -114,16 +106,7 @@ def test_resume_reproduces_uninterrupted_run(data, tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint(data, tmp_path, monkeypatch):
-    calls = []
-    original = gan.train_step
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(gan, "train_step", interrupted)
+    interrupt_at_step(monkeypatch, gan)
     with pytest.raises(SystemExit) as exit_info:
         gan.main(train_args(data, tmp_path, "--epochs", "3"))
     assert exit_info.value.code == 130

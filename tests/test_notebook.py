@@ -9,8 +9,6 @@ import math
 import os
 
 import nbformat
-import pytest
-import torch
 from nbclient import NotebookClient
 from PIL import Image
 
@@ -23,15 +21,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "pretrained_diffusion.ipynb")
 ENV_PARAMETERS = ("INPAINT_MODEL", "GAN_CHECKPOINT", "DIFFUSION_CHECKPOINT", "TEST_DIR", "DEVICE", "NUM_STEPS",
                   "IMAGE_SIZE", "SEED", "RESULTS_DIR")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads; on a 2-core machine shared with another job they lose."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def execute(env: dict, monkeypatch) -> nbformat.NotebookNode:

@@ -34,16 +34,6 @@ OBJ, INNER = (slice(16, 48), slice(16, 48)), (slice(24, 40), slice(24, 40))
 
 
 # --- Fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and two OpenMP threads on a 2-core machine shared
-    with another job spin-wait: measured 5 s per pipeline call instead of 0.06 s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """Folders of the three tiny pipelines, saved once per session."""

@@ -16,15 +16,6 @@ from utils.sd_fill import at_resolution, make_sd_fill, native_size, resize_mask
 from tools.make_tiny_pipeline import build_pipeline
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads; on a 2-core machine shared with another job they lose."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def pipe():
     pipe = build_pipeline("sd-inpaint")

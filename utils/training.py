@@ -1,9 +1,7 @@
 """Training plumbing shared by main.py and diffusion.py: accelerator, data, logs, sample grids."""
 import csv
-import math
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from data.datasets import ImageFolderDataset
@@ -91,6 +89,3 @@ def save_samples(path, masked, output, image) -> Path:
     """Sample grid: one row per image, columns input | output | truth."""
     return save_grid([masked, output, image], path)
 
-
-def steps_per_epoch(loader: DataLoader) -> int:
-    return len(loader) if len(loader) else math.ceil(len(loader.dataset) / loader.batch_size)
