@@ -19,23 +19,20 @@ Defaults write to checkpoints/diffusion and results/diffusion, apart from the GA
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 from diffusers.training_utils import EMAModel
-from tqdm.auto import tqdm
 
-from data.datasets import check_image_size
-from data.masks import apply_mask, check_crop_ratio, parse_mask_kinds
+from data.masks import apply_mask, check_crop_ratio
 from models.diffusion import (BETA_SCHEDULES, SAMPLERS, InpaintUNet, hole_mse, make_noise_scheduler, make_sampler,
                               parse_channel_mult, repaint_sample, scheduler_config)
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, run
 from utils.errors import InputError
 from utils.evaluation import AUTOCAST_DTYPES, eval_device, run_eval_mode
-from utils.training import (LossLog, fixed_sample_batch, make_accelerator, make_train_loader, restore_recipe,
-                            run_config, save_samples)
+from utils.training import (fixed_sample_batch, make_accelerator, make_train_loader, run_config, run_epochs,
+                            save_samples, start_run)
 
 # What defines the training recipe: on resume these come from the checkpoint (as in main.py).
 RECIPE_KEYS = ("image_size", "crop_ratio", "base_channels", "channel_mult", "layers_per_block", "attention",
@@ -137,12 +134,7 @@ def sample_with_ema(model, ema, sampler, masked, mask, args, device) -> torch.Te
 
 def train(args):
     # Setup: resume first, so that the recipe comes from the checkpoint.
-    resume = load_checkpoint(args.checkpoint_path, kinds=("diffusion",)) if args.checkpoint_path else None
-    if resume:
-        restore_recipe(args, resume["config"], RECIPE_KEYS)
-    check_crop_ratio(args.crop_ratio)
-    check_image_size(args.image_size)
-    mask_kinds = parse_mask_kinds(args.mask_kinds)
+    resume, mask_kinds = start_run(args, "diffusion", RECIPE_KEYS)
     config = run_config(args)
     widths = block_channels(config)  # bad --channel_mult fails here, before the data are decoded
     accelerator = make_accelerator(args)
@@ -175,51 +167,27 @@ def train(args):
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     ema.to(accelerator.device)
 
-    log_dir = Path(args.results_dir) / "train"
-    loss_log = LossLog(log_dir / "losses.csv", resume_step=step) if accelerator.is_main_process else None
-
-    def state(epoch):
+    def state(epoch, step):
         return {"kind": "diffusion", "config": config, "scheduler_config": scheduler_config(noise_scheduler),
                 "epoch": epoch, "step": step, "rng": rng_state(),
                 "model": accelerator.unwrap_model(model).state_dict(), "ema": ema.state_dict(),
                 "optimizer": optimizer.state_dict()}
 
+    def end_of_epoch(epoch, step):
+        """Every --save_every epochs (and at the last) a sample grid and a checkpoint: sampling costs
+        --num_inference_steps forward passes, too many to do every epoch."""
+        if epoch % args.save_every == 0 or epoch == args.epochs:
+            masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
+            output_s = sample_with_ema(accelerator.unwrap_model(model), ema, sampler, masked_s, mask_s,
+                                       args, accelerator.device)
+            save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png",
+                         masked_s, output_s, image_s)
+            print(f"saved {save_checkpoint(state(epoch, step), epoch_checkpoint_path(args.checkpoint_dir, epoch))}")
+
     # Loop.
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch + 1, args.epochs + 1):
-            model.train()
-            progress = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process)
-            tick = time.perf_counter()
-            for batch_index, batch in enumerate(progress):
-                losses = train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator)
-                step += 1
-                progress.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-                # Every --log_interval steps, and at the end of each epoch so that short runs log too.
-                if loss_log is not None and (step % args.log_interval == 0 or batch_index == len(loader) - 1):
-                    rate = len(batch["image"]) * accelerator.num_processes / (time.perf_counter() - tick)
-                    loss_log.append({"epoch": epoch, "step": step, **losses, "images_per_s": rate})
-                tick = time.perf_counter()
-
-            # End of epoch: logs; every --save_every epochs a sample grid (sampling costs
-            # --num_inference_steps forward passes) and a checkpoint.
-            if accelerator.is_main_process:
-                loss_log.flush()
-                if epoch % args.save_every == 0 or epoch == args.epochs:
-                    masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
-                    output_s = sample_with_ema(accelerator.unwrap_model(model), ema, sampler, masked_s, mask_s,
-                                               args, accelerator.device)
-                    save_samples(log_dir / "samples" / f"epoch_{epoch:04d}.png", masked_s, output_s, image_s)
-                    path = save_checkpoint(state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
-                    progress.write(f"saved {path}")
-    except KeyboardInterrupt:
-        # Save the weights trained so far; resuming from it re-runs the unfinished epoch.
-        if accelerator.is_main_process:
-            path = save_checkpoint(state(epoch - 1), Path(args.checkpoint_dir) / "checkpoint_interrupted.pth")
-            loss_log.flush()
-            print(f"\ninterrupted: saved {path} (resume with --checkpoint_path {path})", file=sys.stderr)
-        raise SystemExit(130)
-
+    run_epochs(accelerator, loader, args, start_epoch, step,
+               lambda batch: train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator),
+               end_of_epoch, state, modules=(model,))
 
 def make_fill(model, schedule_config: dict, device, args, progress: bool = True):
     """fill(masked, mask) for the shared eval code: RePaint-style sampling with --scheduler, seeded by --seed."""

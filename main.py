@@ -14,22 +14,20 @@ Multi-GPU: `accelerate launch main.py --mode train ...`. Every flag also accepts
 (--checkpoint-path). Checkpoints hold their config, so eval needs only --checkpoint_path.
 """
 import sys
-import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from data.datasets import check_image_size
-from data.masks import check_crop_ratio, parse_mask_kinds
+from data.masks import check_crop_ratio
 from losses import AdversarialLoss, hole_l1, load_perceptual_loss, ssim_loss
 from models import PatchDiscriminator, UNetGenerator
 from models.baselines import BASELINES
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, run
 from utils.evaluation import AUTOCAST_DTYPES, eval_device, run_eval_mode
-from utils.training import (LossLog, fixed_sample_batch, make_accelerator, make_train_loader, restore_recipe,
-                            run_config, save_samples)
+from utils.training import (fixed_sample_batch, make_accelerator, make_train_loader, run_config, run_epochs,
+                            save_samples, start_run)
 
 SHIPPED_MODEL = "checkpoints/gan_scenery_128.pth"
 # What defines the training recipe: on resume these come from the checkpoint, not the command line,
@@ -110,12 +108,7 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
 
 def train(args):
     # Setup: resume first, so that the recipe comes from the checkpoint.
-    resume = load_checkpoint(args.checkpoint_path, kinds=("gan",)) if args.checkpoint_path else None
-    if resume:
-        restore_recipe(args, resume["config"], RECIPE_KEYS)
-    check_crop_ratio(args.crop_ratio)
-    check_image_size(args.image_size)
-    mask_kinds = parse_mask_kinds(args.mask_kinds)
+    resume, mask_kinds = start_run(args, "gan", RECIPE_KEYS)
     accelerator = make_accelerator(args)
     torch.manual_seed(args.seed)
     config = run_config(args)
@@ -157,52 +150,27 @@ def train(args):
     if perceptual is not None:
         perceptual = perceptual.to(accelerator.device)
 
-    log_dir = Path(args.results_dir) / "train"
-    loss_log = LossLog(log_dir / "losses.csv", resume_step=step) if accelerator.is_main_process else None
-
-    def state(epoch):
+    def state(epoch, step):
         return {"kind": "gan", "config": config, "epoch": epoch, "step": step, "rng": rng_state(),
                 "generator": accelerator.unwrap_model(generator).state_dict(),
                 "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
 
-    # Loop.
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch + 1, args.epochs + 1):
-            generator.train()
-            discriminator.train()
-            progress = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process)
-            tick = time.perf_counter()
-            for batch_index, batch in enumerate(progress):
-                losses = train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual,
-                                    args, accelerator)
-                step += 1
-                progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k != "G_perc" or perceptual})
-                # Every --log_interval steps, and at the end of each epoch so that short runs log too.
-                if loss_log is not None and (step % args.log_interval == 0 or batch_index == len(loader) - 1):
-                    rate = len(batch["image"]) * accelerator.num_processes / (time.perf_counter() - tick)
-                    loss_log.append({"epoch": epoch, "step": step, **losses, "images_per_s": rate})
-                tick = time.perf_counter()
+    def end_of_epoch(epoch, step):
+        """Sample grid every epoch; checkpoint every --save_every epochs and at the last."""
+        generator.eval()
+        with torch.no_grad(), accelerator.autocast():
+            masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
+            output_s = generator(masked_s, mask_s)
+        save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png", masked_s, output_s, image_s)
+        if epoch % args.save_every == 0 or epoch == args.epochs:
+            print(f"saved {save_checkpoint(state(epoch, step), epoch_checkpoint_path(args.checkpoint_dir, epoch))}")
 
-            # End of epoch: sample grid, logs, checkpoint.
-            if accelerator.is_main_process:
-                generator.eval()
-                with torch.no_grad(), accelerator.autocast():
-                    masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
-                    output_s = generator(masked_s, mask_s)
-                save_samples(log_dir / "samples" / f"epoch_{epoch:04d}.png", masked_s, output_s, image_s)
-                loss_log.flush()
-                if epoch % args.save_every == 0 or epoch == args.epochs:
-                    path = save_checkpoint(state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
-                    progress.write(f"saved {path}")
-    except KeyboardInterrupt:
-        # Save the weights trained so far; resuming from it re-runs the unfinished epoch.
-        if accelerator.is_main_process:
-            path = save_checkpoint(state(epoch - 1), Path(args.checkpoint_dir) / "checkpoint_interrupted.pth")
-            loss_log.flush()
-            print(f"\ninterrupted: saved {path} (resume with --checkpoint_path {path})", file=sys.stderr)
-        raise SystemExit(130)
+    # Loop.
+    run_epochs(accelerator, loader, args, start_epoch, step,
+               lambda batch: train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual,
+                                        args, accelerator),
+               end_of_epoch, state, modules=(generator, discriminator))
 
     # Save.
     if accelerator.is_main_process and args.export:

@@ -1,11 +1,15 @@
 """Training plumbing shared by main.py and diffusion.py: accelerator, data, logs, sample grids."""
 import csv
+import sys
+import time
 from pathlib import Path
 
 from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
 
-from data.datasets import ImageFolderDataset
-from data.masks import apply_mask
+from data.datasets import ImageFolderDataset, check_image_size
+from data.masks import apply_mask, check_crop_ratio, parse_mask_kinds
+from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.images import save_grid
 
 
@@ -15,11 +19,20 @@ def make_accelerator(args):
     return Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
 
 
-def restore_recipe(args, checkpoint_config: dict, keys) -> None:
-    """On resume, the recipe flags (`keys`) come from the checkpoint, not the command line, so that a
-    resumed run is the same run; the others (--epochs, --save_every, ...) stay as given."""
-    for key in keys:
-        setattr(args, key, checkpoint_config[key])
+def start_run(args, kind: str, recipe_keys):
+    """Load the checkpoint to resume from (if --checkpoint_path), then validate the flags.
+
+    On resume the recipe flags (`recipe_keys`) come from the checkpoint, not the command line, so that
+    a resumed run is the same run; the others (--epochs, --save_every, ...) stay as given.
+    Returns (checkpoint dict or None, mask kinds).
+    """
+    resume = load_checkpoint(args.checkpoint_path, kinds=(kind,)) if args.checkpoint_path else None
+    if resume:
+        for key in recipe_keys:
+            setattr(args, key, resume["config"][key])
+    check_crop_ratio(args.crop_ratio)
+    check_image_size(args.image_size)
+    return resume, parse_mask_kinds(args.mask_kinds)
 
 
 def run_config(args) -> dict:
@@ -89,3 +102,44 @@ def save_samples(path, masked, output, image) -> Path:
     """Sample grid: one row per image, columns input | output | truth."""
     return save_grid([masked, output, image], path)
 
+
+
+def run_epochs(accelerator, loader, args, start_epoch: int, step: int, train_step, end_of_epoch, state,
+               modules) -> int:
+    """The epoch loop of main.py and diffusion.py, from `start_epoch + 1` to `args.epochs`.
+
+    train_step(batch) -> dict of float losses (shown on the progress bar, logged every
+    --log_interval steps and at each epoch's end to <results_dir>/train/losses.csv);
+    end_of_epoch(epoch, step) runs on the main process after the losses are written (sample grids,
+    checkpoints); state(epoch, step) -> the checkpoint dict. Ctrl-C writes
+    <checkpoint_dir>/checkpoint_interrupted.pth with the weights so far and exits with status 130;
+    resuming from it re-runs the unfinished epoch. Returns the step reached.
+    """
+    loss_log = (LossLog(Path(args.results_dir) / "train" / "losses.csv", resume_step=step)
+                if accelerator.is_main_process else None)
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch + 1, args.epochs + 1):
+            for module in modules:
+                module.train()
+            progress = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process)
+            tick = time.perf_counter()
+            for batch_index, batch in enumerate(progress):
+                losses = train_step(batch)
+                step += 1
+                progress.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+                # Every --log_interval steps, and at the end of each epoch so that short runs log too.
+                if loss_log is not None and (step % args.log_interval == 0 or batch_index == len(loader) - 1):
+                    rate = len(batch["image"]) * accelerator.num_processes / (time.perf_counter() - tick)
+                    loss_log.append({"epoch": epoch, "step": step, **losses, "images_per_s": rate})
+                tick = time.perf_counter()
+            if accelerator.is_main_process:
+                loss_log.flush()
+                end_of_epoch(epoch, step)
+    except KeyboardInterrupt:
+        if accelerator.is_main_process:
+            path = save_checkpoint(state(epoch - 1, step), Path(args.checkpoint_dir) / "checkpoint_interrupted.pth")
+            loss_log.flush()
+            print(f"\ninterrupted: saved {path} (resume with --checkpoint_path {path})", file=sys.stderr)
+        raise SystemExit(130)
+    return step
