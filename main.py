@@ -52,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument("--baseline", choices=sorted(BASELINES),
                         help="eval/eval_2 with a training-free fill instead of the GAN (mean colour, OpenCV "
                              "Telea), at --image_size / --crop_ratio: the floors of the model card")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the generator and discriminator for training: ~1.25x faster steps "
+                             "(measured on CPU) after a one-off compilation of ~30 s")
     parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here at "
                                          "the end; with a --checkpoint_path already at --epochs, only export it")
     args = parser.parse_args(argv)
@@ -166,9 +169,11 @@ def train(args):
         if epoch % args.save_every == 0 or epoch == args.epochs:
             print(f"saved {save_checkpoint(state(epoch, step), epoch_checkpoint_path(args.checkpoint_dir, epoch))}")
 
-    # Loop.
+    # Loop. Compiled copies share the parameters; checkpoints and samples use the plain modules.
+    train_g, train_d = (torch.compile(generator), torch.compile(discriminator)) if args.compile else \
+        (generator, discriminator)
     run_epochs(accelerator, loader, args, start_epoch, step,
-               lambda batch: train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual,
+               lambda batch: train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual,
                                         args, accelerator),
                end_of_epoch, state, modules=(generator, discriminator))
 

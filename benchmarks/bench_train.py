@@ -8,7 +8,8 @@ Variants (each in its own subprocess, so that peak memory is its own):
                  D's loss, once for G's), gradients computed for D's weights during G's backward;
   ours           main.py's `train_step`: one generator forward, channels_last, D frozen during
                  G's backward, under --mixed_precision autocast (bf16 on AVX-512-BF16 CPUs);
-  ours+perc      the same with the VGG19 perceptual term (random VGG weights: speed is the same).
+  ours+compile   the same with `--compile` (torch.compile of G and D; compilation not timed);
+  ours+perc      `ours` with the VGG19 perceptual term (random VGG weights: speed is the same).
 Data are random tensors already in memory (main.py decodes each file once, so its data time is ~0).
 Prints images/s, peak memory (max RSS on CPU, max allocated on CUDA) and the eval_2 latency.
 """
@@ -32,7 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant (after --warmup)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--mixed_precision", choices=("no", "bf16", "fp16"), default="bf16", help="for 'ours'")
-    p.add_argument("--variants", default="baseline,ours,ours+perc")
+    p.add_argument("--variants", default="baseline,ours,ours+compile,ours+perc")
     p.add_argument("--cpu", action="store_true")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     return p.parse_args(argv)
@@ -78,13 +79,15 @@ def run_variant(args, variant: str) -> dict:
         loss.backward()
         opt_g.step()
 
+    train_g, train_d = (torch.compile(G), torch.compile(D)) if variant == "ours+compile" else (G, D)
+
     def step():
         if ours:
-            train_step(batch, G, D, opt_g, opt_d, adversarial, perceptual, lambdas, accelerator)
+            train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, lambdas, accelerator)
         else:
             baseline_step()
 
-    for _ in range(args.warmup):
+    for _ in range(args.warmup + (1 if variant == "ours+compile" else 0)):  # compiles on the first calls
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -132,7 +135,7 @@ def main(args):
         results.append(json.loads(out))
         r = results[-1]
         extra = f", eval_2 fill {r['eval_2_fill_seconds'] * 1000:.0f} ms" if "eval_2_fill_seconds" in r else ""
-        print(f"  {variant:10s} {r['images_per_s']:6.2f} images/s ({r['seconds_per_step']:.2f} s/step), "
+        print(f"  {variant:13s} {r['images_per_s']:6.2f} images/s ({r['seconds_per_step']:.2f} s/step), "
               f"peak memory {r['peak_memory_gib']:.2f} GiB{extra}", flush=True)
     base = next((r for r in results if r["variant"] == "baseline"), None)
     for r in results:

@@ -174,3 +174,12 @@ def test_baseline_eval_uses_the_same_code(data, tmp_path):
     mean_l1 = np.mean([float(r["l1_hole"]) for r in csv.DictReader(open(tmp_path / "mean" / "metrics.csv"))])
     telea_l1 = np.mean([float(r["l1_hole"]) for r in csv.DictReader(open(tmp_path / "telea" / "metrics.csv"))])
     assert telea_l1 != mean_l1
+
+
+def test_compiled_training_saves_plain_weights(data, tmp_path):
+    gan.main(train_args(data, tmp_path, "--epochs", "1", "--compile"))
+    state = load_checkpoint(tmp_path / "ckpt" / "checkpoint_epoch_1.pth", kinds=("gan",))
+    assert state["step"] == 2 and not any("_orig_mod" in key for key in state["generator"])
+    generator = gan.build_generator(state["config"])
+    generator.load_state_dict(state["generator"])  # loads into the plain module: strict keys
+    assert all(torch.isfinite(p).all() for p in generator.parameters())
