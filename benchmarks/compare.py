@@ -39,6 +39,7 @@ from models.diffusion import SAMPLERS  # noqa: E402
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, write_csv_atomic  # noqa: E402
+from utils.sd_compare import plot_metrics  # noqa: E402
 from utils.training import make_accelerator  # noqa: E402
 
 COLUMNS = ("method", "image_size", "params_M", "train_images_per_s", "seconds_per_image", "psnr_hole", "ssim_hole",
@@ -145,29 +146,6 @@ def hardware(device) -> str:
     return text
 
 
-def write_plot(rows: list, path: Path) -> None:
-    """Two bar charts: hole PSNR (higher is better) and seconds per image (log scale)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    labels = [r["method"] for r in rows]
-    colours = ["#999999" if r["kind"] == "floor" else "#d95f02" if r["kind"] == "gan" else "#1b9e77" for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.6))
-    for ax, key, title in ((axes[0], "psnr_hole", "hole PSNR (dB), higher is better"),
-                           (axes[1], "seconds_per_image", "inference seconds / image (log)")):
-        ax.barh(labels, [r[key] for r in rows], color=colours)
-        ax.set_title(title, fontsize=10)
-        ax.invert_yaxis()
-        for y, r in enumerate(rows):
-            ax.text(r[key], y, f" {r[key]:.3g}", va="center", fontsize=8)
-    axes[0].set_xlim(0, max(r["psnr_hole"] for r in rows) * 1.15)
-    axes[1].set_xscale("log")
-    axes[1].set_yticklabels([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def fmt(value, digits: int) -> str:
     return "" if value is None or value == "" else f"{value:.{digits}f}"
 
@@ -245,7 +223,8 @@ def main(args):
     # Table, CSV, plot.
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv_atomic([{k: r.get(k) for k in COLUMNS} for r in rows], COLUMNS, out_dir / "comparison.csv")
-    write_plot(rows, out_dir / "comparison.png")
+    colours = ["#999999" if r["kind"] == "floor" else "#d95f02" if r["kind"] == "gan" else "#1b9e77" for r in rows]
+    plot_metrics(rows, out_dir / "comparison.png", colours)
     sizes = {gan_config["image_size"], diff_config["image_size"]}
     lines = [
         "| method | size | params (M) | train images/s | s / image | hole PSNR (dB) | hole SSIM | hole L1 "

@@ -274,15 +274,18 @@ def plot_examples(methods, results_dir, path=None, max_images: int = 6) -> Path:
     return _image_grid(rows, titles, path or results_dir / "examples.png")
 
 
-def plot_metrics(rows: list, path) -> Path:
-    """Two bar charts: hole PSNR (higher is better) and seconds per image (log scale: the cost)."""
+def plot_metrics(rows: list, path, colours=None) -> Path:
+    """Two bar charts: hole PSNR (higher is better) and seconds per image (log scale: the cost).
+
+    rows: dicts with "method", "psnr_hole" and "seconds_per_image"; colours: one per row (optional).
+    """
     fig = Figure(figsize=(11, 0.5 * len(rows) + 1.6))
     axes = fig.subplots(1, 2)
     labels = [r["method"] for r in rows]
     for ax, key, title in ((axes[0], "psnr_hole", "hole PSNR (dB), higher is better"),
                            (axes[1], "seconds_per_image", "seconds per image (log scale), lower is better")):
         values = [r[key] for r in rows]
-        ax.barh(labels, values, color="#4c72b0")
+        ax.barh(labels, values, color=colours or "#4c72b0")
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10)
         for y, v in enumerate(values):
