@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from data.datasets import load_image
 from utils.errors import InputError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -105,8 +106,9 @@ def mask_to_image(mask: np.ndarray) -> Image.Image:
 
 
 def load_rgb(path, size: int) -> np.ndarray:
-    """(size, size, 3) uint8 image; a non-square one is center-cropped rather than stretched."""
-    image = Image.open(path).convert("RGB")
+    """(size, size, 3) uint8 image (any mode, EXIF-upright: data.datasets.load_image); a non-square one is
+    center-cropped rather than stretched."""
+    image = load_image(path)
     if image.size != (size, size):
         image = ImageOps.fit(image, (size, size), Image.BICUBIC)
     return np.asarray(image)
@@ -114,7 +116,7 @@ def load_rgb(path, size: int) -> np.ndarray:
 
 def photo_start(path, size: int) -> np.ndarray:
     """Background photo as a start image: slightly blurred (radius 1, as Gen4Gen), size x size."""
-    image = Image.open(path).convert("RGB").filter(ImageFilter.GaussianBlur(radius=1))
+    image = load_image(path).filter(ImageFilter.GaussianBlur(radius=1))
     return np.asarray(ImageOps.fit(image, (size, size), Image.BICUBIC))
 
 

@@ -323,3 +323,15 @@ def test_cli_bad_src_dir(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: --src-dir {tmp_path / 'nope'} is not a folder: pass a step-2 composition folder "
         "such as data/examples/s2_object_compositions/1_dog+rabbit+flower"]
+
+
+def test_background_photos_load_upright(tmp_path):
+    """Photos go through the project's loader: EXIF orientation is applied before the square crop."""
+    from data.repaint import load_rgb
+    stored = np.zeros((40, 40, 3), np.uint8)
+    stored[:, :20] = (255, 0, 0)  # left half red as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise: red ends up on top
+    Image.fromarray(stored).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    shown = load_rgb(tmp_path / "rotated.jpg", 40).astype(int)
+    assert shown[5, 20, 0] > 200 and shown[35, 20, 0] < 60
