@@ -44,7 +44,7 @@ from utils.training import make_accelerator  # noqa: E402
 
 COLUMNS = ("method", "image_size", "params_M", "train_images_per_s", "seconds_per_image", "psnr_hole", "ssim_hole",
            "l1_hole", "psnr", "ssim", "lpips")
-FLOOR_NAMES = {"mean": "mean colour", "telea": "Telea inpainting"}
+FLOOR_NAMES = {"mean": "mean colour", "telea": "Telea inpainting", "harmonic": "harmonic fill"}
 
 
 def parse_args(argv=None):

@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 import torch
 
+from models.harmonic import harmonic_fill
+
 
 def mean_colour_fill(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Fill the hole with the mean colour of the known pixels of each image."""
@@ -27,4 +29,10 @@ def telea_fill(masked: torch.Tensor, mask: torch.Tensor, radius: int = 5) -> tor
     return masked * (1.0 - mask) + filled * mask
 
 
-BASELINES = {"mean": mean_colour_fill, "telea": telea_fill}
+def harmonic_baseline(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Laplace's equation in the hole, the known pixels as boundary (models/harmonic.py), solved to
+    a relative residual of 1e-5 (within 1e-4 of the exact solution: far below one 8-bit level)."""
+    return harmonic_fill(masked, mask, tol=1e-5)
+
+
+BASELINES = {"mean": mean_colour_fill, "telea": telea_fill, "harmonic": harmonic_baseline}

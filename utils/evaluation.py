@@ -18,9 +18,13 @@ from data.datasets import ImageFolderDataset, load_eval_image, to_float, to_uint
 from data.masks import apply_mask, compose_two
 from utils.errors import InputError
 from utils.images import save_png
-from utils.metrics import FIDMetric, LPIPSMetric, image_metrics
+from utils.metrics import (EffNetDistance, EffNetFrechetDistance, FIDMetric, LPIPSMetric, image_metrics,
+                           ratio_of_means)
 
-METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "lpips")
+METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard",
+                  "effnet_distance", "lpips")
+RATIO_COLUMNS = ("sharpness", "checkerboard")  # summarised as a ratio of sums (utils.metrics.ratio_of_means)
+OPTIONAL_COLUMNS = ("effnet_distance", "lpips")  # need pretrained weights
 AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # --mixed_precision
 
 
@@ -46,6 +50,15 @@ def write_csv_atomic(rows: list, columns, path) -> Path:
     return path
 
 
+def read_csv_rows(path) -> list:
+    """Rows of a CSV file as dicts ([] if the file does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @torch.no_grad()
 def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_dir, device,
                     batch_size: int = 8, save_images: bool = True, desc: str = "eval") -> dict:
@@ -58,6 +71,7 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
     dataset = ImageFolderDataset(test_dir, image_size, crop_ratio, train=False)
     results_dir = Path(results_dir)
     lpips_metric, fid_metric = LPIPSMetric(device), FIDMetric(device)
+    effnet_metric, fid_effnet_metric = EffNetDistance(device), EffNetFrechetDistance(device)
     rows, fill_seconds = [], 0.0
     for batch in tqdm(DataLoader(dataset, batch_size=batch_size), desc=desc, unit="batch"):
         image, mask = batch["image"].to(device), batch["mask"].to(device)
@@ -68,20 +82,28 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
             torch.cuda.synchronize()
         fill_seconds += time.perf_counter() - start
         scores = image_metrics(output, image, mask)
-        lpips_scores = lpips_metric(output, image) if lpips_metric.available else [float("nan")] * len(scores)
-        if fid_metric.available:
-            fid_metric.update(output, image)
+        nan = [float("nan")] * len(scores)
+        lpips_scores = lpips_metric(output, image) if lpips_metric.available else nan
+        effnet_scores = effnet_metric(output, image) if effnet_metric.available else nan
+        for metric in (fid_metric, fid_effnet_metric):
+            if metric.available:
+                metric.update(output, image)
         for i, name in enumerate(batch["name"]):
-            rows.append({"image": name, **scores[i], "lpips": lpips_scores[i]})
+            rows.append({"image": name, **scores[i], "effnet_distance": effnet_scores[i], "lpips": lpips_scores[i]})
             if save_images:
                 for file_name, tensor in (("original", image), ("input", masked), ("generated", output)):
                     save_png(tensor[i], results_dir / name / f"{file_name}.png")
     write_csv_atomic(rows, ("image",) + METRIC_COLUMNS, results_dir / "metrics.csv")
-    summary = {k: sum(r[k] for r in rows) / len(rows) for k in METRIC_COLUMNS if k != "lpips"}
-    summary["lpips"] = (sum(r["lpips"] for r in rows) / len(rows)) if lpips_metric.available else None
-    summary["fid"] = fid_metric.compute() if fid_metric.available else None
-    summary["unavailable"] = {name: m.reason for name, m in (("lpips", lpips_metric), ("fid", fid_metric))
-                              if not m.available}
+    summary = {k: sum(r[k] for r in rows) / len(rows) for k in METRIC_COLUMNS
+               if k not in RATIO_COLUMNS + OPTIONAL_COLUMNS}
+    summary.update({k: ratio_of_means(rows, k) for k in RATIO_COLUMNS})
+    metrics = {"effnet_distance": effnet_metric, "lpips": lpips_metric, "fid_effnet": fid_effnet_metric,
+               "fid": fid_metric}
+    for key in OPTIONAL_COLUMNS:
+        summary[key] = (sum(r[key] for r in rows) / len(rows)) if metrics[key].available else None
+    for key in ("fid_effnet", "fid"):
+        summary[key] = metrics[key].compute() if metrics[key].available else None
+    summary["unavailable"] = {name: m.reason for name, m in metrics.items() if not m.available}
     summary["num_images"], summary["seconds_per_image"] = len(rows), fill_seconds / len(rows)
     (results_dir / "metrics_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -104,11 +126,15 @@ def print_summary(summary: dict, results_dir) -> None:
     print(f"{summary['num_images']} images -> {results_dir}/metrics.csv")
     print("  PSNR {psnr:.2f} dB | SSIM {ssim:.4f} | hole PSNR {psnr_hole:.2f} dB | hole SSIM {ssim_hole:.4f} "
           "| hole L1 {l1_hole:.4f} | {seconds_per_image:.3f} s/image".format(**summary))
-    for name in ("lpips", "fid"):
+    print("  sharpness {sharpness:.3f} | checkerboard {checkerboard:.3f}   (output / truth in the hole: "
+          "< 0.5 blur, > 1.5 noise or grid)".format(**summary))
+    labels = {"effnet_distance": "EfficientNet perceptual distance", "fid_effnet": "Frechet distance "
+              "(EfficientNet-Lite0 features; not Inception FID)", "lpips": "LPIPS", "fid": "FID"}
+    for name, label in labels.items():
         if summary[name] is not None:
-            print(f"  {name.upper()} {summary[name]:.4f}")
+            print(f"  {label} {summary[name]:.4f}")
         else:
-            print(f"  {name.upper()} unavailable: {summary['unavailable'][name]}")
+            print(f"  {label} unavailable: {summary['unavailable'][name]}")
 
 
 @torch.no_grad()

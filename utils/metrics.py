@@ -8,6 +8,7 @@ import importlib
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from losses.weights import find_torchvision_weights
 
@@ -31,8 +32,58 @@ def _psnr(mse: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
+_GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, H, W) luma."""
+    return sum(w * x[:, c] for c, w in enumerate(_GREY))
+
+
+def laplacian_energy(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) mean |4-neighbour Laplacian| of the grey image over the hole's interior pixels.
+
+    x (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = hole. Pixels on the image border are skipped
+    (their Laplacian needs outside neighbours); pixels next to the known squares are kept, so a
+    hard seam counts as detail.
+    """
+    g = _grey(x)
+    lap = (g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * g[:, 1:-1, 1:-1]).abs()
+    m = mask[:, 0, 1:-1, 1:-1]
+    return (lap * m).sum(dim=(1, 2)) / m.sum(dim=(1, 2)).clamp_min(1)
+
+
+def checkerboard_energy(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) mean |x[2i,2j] - x[2i+1,2j] - x[2i,2j+1] + x[2i+1,2j+1]| over the 2x2 blocks inside the hole.
+
+    The 2x2 "checkerboard" Haar coefficient, averaged over RGB: the period-2 grid that stride-2
+    transposed convolutions leave (Odena et al. 2016) makes it large; smooth images make it ~0.
+    Only blocks that lie entirely in the hole count. x (B, 3, S, S) in [0, 1].
+    """
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x, mask = x[..., :h, :w], mask[..., :h, :w]
+    coeff = (x[..., 0::2, 0::2] - x[..., 1::2, 0::2] - x[..., 0::2, 1::2] + x[..., 1::2, 1::2]).abs().mean(dim=1)
+    block_in_hole = (F.avg_pool2d(mask.float(), 2)[:, 0] > 0.999).float()
+    return (coeff * block_in_hole).sum(dim=(1, 2)) / block_in_hole.sum(dim=(1, 2)).clamp_min(1)
+
+
+def ratio_of_means(rows: list, key: str) -> float:
+    """Summary of a detail ratio over images: sum of output energies / sum of truth energies.
+
+    Robust to images whose truth is nearly flat in the hole (fog, clear sky), where a per-image
+    ratio explodes. `rows` hold `<key>_out` and `<key>_true` (see `image_metrics`).
+    """
+    out, true = sum(r[f"{key}_out"] for r in rows), sum(r[f"{key}_true"] for r in rows)
+    return out / max(true, 1e-12)
+
+
 def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> list:
-    """One dict per image: psnr, ssim, psnr_hole, ssim_hole, l1_hole."""
+    """One dict per image: psnr, ssim, psnr_hole, ssim_hole, l1_hole, sharpness, checkerboard.
+
+    sharpness = `laplacian_energy` of the output / that of the truth, inside the hole (< 0.5 is
+    blur, > 1.5 noise); checkerboard = `checkerboard_energy` ratio, likewise (> 1 is a grid the
+    truth does not have). The raw energies are kept as `<name>_out` / `<name>_true`.
+    """
     x, y, mask = (pred.float() + 1) / 2, (target.float() + 1) / 2, mask.float()
     sq = (x - y) ** 2
     n_hole = mask.sum(dim=(1, 2, 3)).clamp_min(1) * x.shape[1]
@@ -44,8 +95,13 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     centre_mask = mask[:, :, pad:-pad, pad:-pad]  # windows centred in the hole
     ssim_hole = (smap * centre_mask).sum(dim=(1, 2, 3)) / centre_mask.sum(dim=(1, 2, 3)).clamp_min(1)
     ssim_all = smap.mean(dim=(1, 2, 3))
-    return [{"psnr": float(a), "ssim": float(b), "psnr_hole": float(c), "ssim_hole": float(d), "l1_hole": float(e)}
+    rows = [{"psnr": float(a), "ssim": float(b), "psnr_hole": float(c), "ssim_hole": float(d), "l1_hole": float(e)}
             for a, b, c, d, e in zip(psnr, ssim_all, psnr_hole, ssim_hole, l1_hole)]
+    for name, energy in (("sharpness", laplacian_energy), ("checkerboard", checkerboard_energy)):
+        for row, out, true in zip(rows, energy(x, mask), energy(y, mask)):
+            row[f"{name}_out"], row[f"{name}_true"] = float(out), float(true)
+            row[name] = float(out) / max(float(true), 1e-12)
+    return rows
 
 
 class LPIPSMetric:

@@ -33,7 +33,8 @@ from utils.sd_fill import DEFAULT_PROMPT, at_resolution, make_sd_fill, native_si
 DEFAULT_SIZE, DEFAULT_CROP_RATIO = 128, 0.4  # main.py's shipped model; used when no checkpoint sets them
 COLUMNS = ("method", "runs_at_px", "scored_at_px", "params_M", "psnr_hole", "ssim_hole", "l1_hole", "psnr", "ssim",
            "seconds_per_image", "note")
-BASELINE_NAMES = {"mean": "mean colour (floor)", "telea": "Telea inpainting (floor)"}
+BASELINE_NAMES = {"mean": "mean colour (floor)", "telea": "Telea inpainting (floor)",
+                  "harmonic": "harmonic fill (floor)"}
 
 
 @dataclass

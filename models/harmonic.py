@@ -1,0 +1,90 @@
+"""Harmonic fill: the smoothest completion of a hole, used as a floor and as the generator's start.
+
+The harmonic fill u solves Laplace's equation inside the hole, with the known pixels as boundary
+values (Dirichlet) and no flux through the image border (Neumann):
+
+    for every hole pixel p:   sum over the 4-neighbours q of p inside the image of (u_p - u_q) = 0,
+
+where u_q is the known value when q is known. In matrix form A u = b with A the graph Laplacian
+restricted to the hole (symmetric positive definite when every connected part of the hole touches a
+known pixel, as the gap does) and b the sum of the known neighbours. It is the minimum of the
+Dirichlet energy sum |grad u|^2, i.e. the fill with the least variation: the strongest PSNR floor
+among training-free fills on scenery (it interpolates colours from both known squares).
+
+We solve it with batched conjugate gradients (Hestenes & Stiefel 1952), one 4-neighbour sum per
+iteration, started from a coarse-to-fine "push-pull" interpolation (Gortler et al. 1996) so that few
+iterations are needed: it runs on any device, batched over images and channels, in plain torch.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def _neighbour_sum(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) -> sum of each pixel's 4 neighbours inside the image (missing ones count 0).
+
+    Shifted adds, not a 3x3 convolution: a single-channel conv2d is ~80x slower on CPU.
+    """
+    out = torch.zeros_like(x)
+    out[..., 1:, :] += x[..., :-1, :]
+    out[..., :-1, :] += x[..., 1:, :]
+    out[..., :, 1:] += x[..., :, :-1]
+    out[..., :, :-1] += x[..., :, 1:]
+    return out
+
+
+def push_pull_fill(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Smooth interpolation of `values` (N, C, H, W) from the pixels where known (N, 1, H, W) is 1.
+
+    Push: average the known pixels down an image pyramid (weighted by how much is known) until
+    every pixel of the coarsest level has data; pull: fill each level's unknown part from the
+    upsampled coarser level. A cheap, smooth initial guess for the harmonic solve.
+    """
+    if known.min() > 0 or min(values.shape[-2:]) <= 1:
+        return values
+    weight_sum = known.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+    if known.shape[-1] <= 2 or known.shape[-2] <= 2:  # coarsest level: the known mean everywhere
+        mean = (values * known).sum(dim=(2, 3), keepdim=True) / weight_sum
+        return torch.where(known > 0, values, mean.expand_as(values))
+    coarse_known = F.avg_pool2d(known, 2, ceil_mode=True)
+    coarse_values = F.avg_pool2d(values * known, 2, ceil_mode=True) / coarse_known.clamp_min(1e-12)
+    coarse = push_pull_fill(coarse_values, (coarse_known > 0).to(known))
+    up = F.interpolate(coarse, size=values.shape[-2:], mode="bilinear", align_corners=False)
+    return known * values + (1.0 - known) * up
+
+
+def harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_iters: int = 2000, tol: float = 1e-5) -> torch.Tensor:
+    """Solve Laplace's equation in the hole. masked (B, C, H, W), mask (B, 1, H, W) with 1 = hole.
+
+    Returns (B, C, H, W): known pixels unchanged, hole = harmonic interpolation of the boundary.
+    Conjugate gradients stop when every image's residual norm is below `tol` times its right-hand
+    side's norm (or after `max_iters`). Computed in float32 (float64 if given float64), no grad.
+    """
+    dtype = torch.float64 if masked.dtype == torch.float64 else torch.float32
+    with torch.no_grad(), torch.autocast(device_type=masked.device.type, enabled=False):
+        b_, c_, h_, w_ = masked.shape
+        hole = (mask > 0.5).to(dtype).expand(b_, c_, h_, w_).reshape(b_ * c_, 1, h_, w_)
+        known = 1.0 - hole
+        values = masked.to(dtype).reshape(b_ * c_, 1, h_, w_) * known
+        degree = _neighbour_sum(torch.ones_like(hole))
+
+        def apply_a(u):  # Laplacian restricted to the hole (u is zero outside it)
+            return hole * (degree * u - _neighbour_sum(u))
+
+        rhs = hole * _neighbour_sum(values)
+        u = hole * push_pull_fill(values, known)
+        r = rhs - apply_a(u)
+        p = r.clone()
+        rr = (r * r).sum(dim=(1, 2, 3), keepdim=True)
+        stop = (tol * rhs.flatten(1).norm(dim=1)).clamp_min(1e-12).view(-1, 1, 1, 1) ** 2
+        for _ in range(max_iters):
+            if bool((rr <= stop).all()):
+                break
+            ap = apply_a(p)
+            alpha = rr / (p * ap).sum(dim=(1, 2, 3), keepdim=True).clamp_min(1e-30)
+            u = u + alpha * p
+            r = r - alpha * ap
+            rr_new = (r * r).sum(dim=(1, 2, 3), keepdim=True)
+            p = r + (rr_new / rr.clamp_min(1e-30)) * p
+            rr = rr_new
+        filled = values + hole * u
+    return filled.reshape(b_, c_, h_, w_).to(masked.dtype)
