@@ -1,8 +1,10 @@
 """GAN gap filling: train, resume, evaluate, and fill the gap between two photos.
 
 A U-Net generator fills everything but a bottom-left and a top-right square (side crop_ratio * S)
-of an image; a 70x70 PatchGAN judges the result. Losses: L1 on the hole + SSIM + VGG19 perceptual
-+ adversarial (lambda 100 / 1 / 1 / 1, as in the GAN Paint document).
+of an image; a 70x70 PatchGAN judges the result. Losses: L1 on the hole + SSIM + perceptual
+(EfficientNet-Lite0 features by default, or VGG19) + adversarial + discriminator feature matching.
+The generator starts from the harmonic fill of the hole and learns a residual (--harmonic_start),
+upsamples by resize + convolution, and is evaluated and exported with an EMA of its weights.
 
     python main.py --mode train --epochs 30                       # on data/scenery/train
     python main.py --mode train --checkpoint_path checkpoints/checkpoint_epoch_30.pth --epochs 50
@@ -13,6 +15,7 @@ of an image; a 70x70 PatchGAN judges the result. Losses: L1 on the hole + SSIM +
 Multi-GPU: `accelerate launch main.py --mode train ...`. Every flag also accepts dashes
 (--checkpoint-path). Checkpoints hold their config, so eval needs only --checkpoint_path.
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -20,12 +23,15 @@ import torch
 
 from data.datasets import check_image_size
 from data.masks import check_crop_ratio
-from losses import AdversarialLoss, hole_l1, load_perceptual_loss, ssim_loss
+from losses import AdversarialLoss, build_perceptual_loss, feature_matching_loss, hole_l1, ssim_loss
 from models import PatchDiscriminator, UNetGenerator
+from models.gan import NORMS, UPSAMPLING
 from models.baselines import BASELINES
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, run
-from utils.evaluation import AUTOCAST_DTYPES, eval_device, run_eval_mode
+from utils.ema import ModelEMA
+from utils.evaluation import (AUTOCAST_DTYPES, eval_device, evaluate_folder, read_csv_rows, run_eval_mode,
+                              write_csv_atomic)
 from utils.training import (fixed_sample_batch, make_accelerator, make_train_loader, run_config, run_epochs,
                             save_samples, start_run)
 
@@ -33,7 +39,13 @@ SHIPPED_MODEL = "checkpoints/gan_scenery_128.pth"
 # What defines the training recipe: on resume these come from the checkpoint, not the command line,
 # so that a resumed run is the same run.
 RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "lambda_l1", "lambda_ssim",
-               "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir")
+               "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir",
+               "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
+               "lr_decay_start", "min_crop_scale", "perceptual")
+VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard", "effnet_distance",
+               "fid_effnet", "psnr", "ssim")
+# Architecture keys missing from older checkpoints take the first shipped model's values.
+LEGACY_ARCHITECTURE = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False}
 
 
 def parse_args(argv=None):
@@ -41,12 +53,33 @@ def parse_args(argv=None):
     add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4)
     parser.add_argument("--ngf", type=int, default=64, help="generator width (channels of the first level)")
     parser.add_argument("--ndf", type=int, default=64, help="discriminator width")
+    parser.add_argument("--norm", choices=NORMS, default="group", help="generator normalisation")
+    parser.add_argument("--upsampling", choices=UPSAMPLING, default="resize",
+                        help="decoder: nearest x2 + 3x3 conv (no checkerboard grid) or pix2pix's transposed conv")
+    parser.add_argument("--res_blocks", type=int, default=2, help="dilated residual blocks at the S/16 level")
+    parser.add_argument("--harmonic_start", action=argparse.BooleanOptionalAction, default=True,
+                        help="start the hole from the harmonic fill and learn a residual (--no-harmonic_start: grey)")
     parser.add_argument("--lambda_l1", type=float, default=100.0)
     parser.add_argument("--lambda_ssim", type=float, default=1.0)
     parser.add_argument("--lambda_perc", type=float, default=1.0)
     parser.add_argument("--lambda_adv", type=float, default=1.0)
+    parser.add_argument("--lambda_fm", type=float, default=10.0, help="discriminator feature matching (pix2pixHD)")
+    parser.add_argument("--adv_start_epoch", type=int, default=0,
+                        help="train G on reconstruction only (no D) up to this epoch, then add the GAN terms")
     parser.add_argument("--gan_loss", choices=AdversarialLoss.MODES, default="bce")
-    parser.add_argument("--perceptual_weights", help="VGG19 ImageNet weights file (default: torchvision's cache)")
+    parser.add_argument("--perceptual", choices=("effnet", "vgg19", "none"), default="effnet",
+                        help="perceptual loss network: EfficientNet-Lite0 (weights ship with pip), VGG19 (needs "
+                             "--perceptual_weights or torchvision's cache) or none")
+    parser.add_argument("--perceptual_weights", help="weights file for --perceptual (default: found offline)")
+    parser.add_argument("--ema_decay", type=float, default=0.999,
+                        help="EMA of the generator's weights used for samples, val, eval and export (0: off)")
+    parser.add_argument("--lr_decay_start", type=int, default=None,
+                        help="from this epoch, decay the learning rate linearly to 0 at --epochs (default: constant)")
+    parser.add_argument("--min_crop_scale", type=float, default=0.3,
+                        help="training crops span this fraction to all of a photo's shorter side (scale augmentation)")
+    parser.add_argument("--val_dir", default=None,
+                        help="score the (EMA) generator on this folder at every checkpoint: "
+                             "<results_dir>/train/val_metrics.csv; pick the checkpoint there, not on the test set")
     parser.add_argument("--mask_kinds", default="gap",
                         help="training masks, comma-separated from gap,box,stroke,outpaint (eval always uses gap)")
     parser.add_argument("--baseline", choices=sorted(BASELINES),
@@ -63,14 +96,18 @@ def parse_args(argv=None):
 
 
 def build_generator(config: dict) -> UNetGenerator:
-    return UNetGenerator(image_size=config["image_size"], ngf=config["ngf"])
+    arch = {**LEGACY_ARCHITECTURE, **{k: config[k] for k in LEGACY_ARCHITECTURE if k in config}}
+    return UNetGenerator(image_size=config["image_size"], ngf=config["ngf"], norm=arch["norm"],
+                         upsampling=arch["upsampling"], res_blocks=arch["res_blocks"], harmonic=arch["harmonic_start"])
 
 
 def load_generator(path) -> tuple:
-    """(generator in eval mode, config) from a training checkpoint or a generator export."""
+    """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them)
+    or a generator export."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
     generator = build_generator(state["config"])
-    generator.load_state_dict({k: v.float() for k, v in state["generator"].items()})
+    weights = state["generator_ema"]["module"] if state.get("generator_ema") else state["generator"]
+    generator.load_state_dict({k: v.float() for k, v in weights.items()})
     return generator.eval(), state["config"]
 
 
@@ -81,32 +118,50 @@ def export_generator(generator, config: dict, path) -> Path:
     return save_checkpoint({"kind": "gan_generator", "config": config, "generator": weights}, path)
 
 
-def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, args, accelerator) -> dict:
-    """One pix2pix-style step: D on real vs fake, then G. Returns the losses as floats."""
+def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, args, accelerator,
+               adversarial_on: bool = True) -> dict:
+    """One pix2pix-style step: D on real vs fake, then G. Returns the losses as floats.
+
+    With adversarial_on False (epochs up to --adv_start_epoch) D is neither run nor updated and G
+    learns from the reconstruction terms alone.
+    """
     image = batch["image"]  # (B, 3, S, S) in [-1, 1]
     mask = batch["mask"]  # (B, 1, S, S), 1 = generate
     masked = image * (1.0 - mask)
     fake = generator(masked, mask)  # the only generator forward of the step
+    zero = torch.zeros((), device=fake.device)
+    d_real = d_fake = g_gan = g_fm = zero
 
-    # Discriminator: real vs fake (fake detached: D's loss must not reach G).
-    discriminator.requires_grad_(True)
-    opt_d.zero_grad(set_to_none=True)
-    d_real, d_fake = adversarial.discriminator(discriminator(masked, mask, image),
-                                               discriminator(masked, mask, fake.detach()))
-    accelerator.backward(0.5 * (d_real + d_fake))
-    opt_d.step()
+    if adversarial_on:
+        # Discriminator: real vs fake (fake detached: D's loss must not reach G).
+        discriminator.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        real_logits, real_features = discriminator(masked, mask, image, return_features=True)
+        d_real, d_fake = adversarial.discriminator(real_logits, discriminator(masked, mask, fake.detach()))
+        accelerator.backward(0.5 * (d_real + d_fake))
+        opt_d.step()
+        discriminator.requires_grad_(False)  # G's backward needs no gradient for D's weights
+        fake_logits, fake_features = discriminator(masked, mask, fake, return_features=True)
+        g_gan = adversarial.generator(fake_logits)
+        g_fm = feature_matching_loss(fake_features, real_features) if args.lambda_fm else zero
 
-    # Generator: fool D, match the truth on the hole (L1), in structure (SSIM) and in VGG features.
-    discriminator.requires_grad_(False)  # G's backward needs no gradient for D's weights
+    # Generator: match the truth on the hole (L1), in structure (SSIM) and in features; fool D.
     opt_g.zero_grad(set_to_none=True)
-    g_gan = adversarial.generator(discriminator(masked, mask, fake))
     g_l1, g_ssim = hole_l1(fake, image, mask), ssim_loss(fake, image)
-    g_perc = perceptual(fake, image) if perceptual is not None else torch.zeros((), device=fake.device)
-    g_total = args.lambda_l1 * g_l1 + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc + args.lambda_adv * g_gan
+    g_perc = perceptual(fake, image) if perceptual is not None else zero
+    g_total = (args.lambda_l1 * g_l1 + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc
+               + args.lambda_adv * g_gan + args.lambda_fm * g_fm)
     accelerator.backward(g_total)
     opt_g.step()
     return {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_SSIM": g_ssim.item(), "G_perc": g_perc.item(),
-            "G_GAN": g_gan.item(), "D_real": d_real.item(), "D_fake": d_fake.item()}
+            "G_GAN": g_gan.item(), "G_FM": g_fm.item(), "D_real": d_real.item(), "D_fake": d_fake.item()}
+
+
+def learning_rate(args, epoch: int) -> float:
+    """Constant, then (from --lr_decay_start) linear decay reaching 0 after --epochs (pix2pix)."""
+    if args.lr_decay_start is None or epoch <= args.lr_decay_start:
+        return args.lr
+    return args.lr * (args.epochs - epoch + 1) / (args.epochs - args.lr_decay_start + 1)
 
 
 def train(args):
@@ -125,15 +180,16 @@ def train(args):
     # discriminator stays NCHW, where PyTorch's CPU BatchNorm is ~3x faster (benchmarks/bench_train.py).
     generator = build_generator(config).to(memory_format=torch.channels_last)
     discriminator = PatchDiscriminator(ndf=args.ndf)
+    ema = ModelEMA(generator, args.ema_decay) if args.ema_decay > 0 else None
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(0.5, 0.999))
     adversarial = AdversarialLoss(args.gan_loss)
-    perceptual, perceptual_off_reason = (None, "--lambda_perc is 0") if args.lambda_perc == 0 else \
-        load_perceptual_loss(args.perceptual_weights)
-    if perceptual is None and args.lambda_perc != 0:
-        accelerator.print(f"warning: training without the perceptual loss: {perceptual_off_reason}", file=sys.stderr)
+    perceptual, perceptual_note = (None, "--lambda_perc is 0") if args.lambda_perc == 0 else \
+        build_perceptual_loss(args.perceptual, args.perceptual_weights)
+    if perceptual is None and args.lambda_perc != 0 and args.perceptual != "none":
+        accelerator.print(f"warning: training without the perceptual loss: {perceptual_note}", file=sys.stderr)
     config["perceptual_loss"] = perceptual is not None
-    config["perceptual_loss_note"] = perceptual_off_reason or "VGG19 ImageNet weights loaded"
+    config["perceptual_loss_note"] = perceptual_note or f"{args.perceptual} ImageNet weights loaded"
 
     start_epoch, step = 0, 0
     if resume:
@@ -141,46 +197,79 @@ def train(args):
         discriminator.load_state_dict(resume["discriminator"])
         opt_g.load_state_dict(resume["opt_g"])
         opt_d.load_state_dict(resume["opt_d"])
+        if ema is not None:
+            ema.load_state_dict(resume["generator_ema"])
         start_epoch, step = resume["epoch"], resume["step"]
         set_rng_state(resume["rng"])
         accelerator.print(f"resumed from {args.checkpoint_path}: epoch {start_epoch}, step {step}")
         if start_epoch >= args.epochs:  # nothing to train; --export still exports the checkpoint's generator
             accelerator.print(f"nothing to train: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}")
             if args.export and accelerator.is_main_process:
-                print(f"exported generator to {export_generator(generator, resume['config'], args.export)}")
+                path = export_generator(ema.module if ema else generator, resume["config"], args.export)
+                print(f"exported generator to {path}")
             return
     generator, discriminator, opt_g, opt_d, loader = accelerator.prepare(generator, discriminator, opt_g, opt_d, loader)
     if perceptual is not None:
         perceptual = perceptual.to(accelerator.device)
+    if ema is not None:
+        ema.module.to(accelerator.device)
+    plain_generator = accelerator.unwrap_model(generator)
+    eval_generator = ema.module if ema else plain_generator  # what samples, val, eval and export use
 
     def state(epoch, step):
         return {"kind": "gan", "config": config, "epoch": epoch, "step": step, "rng": rng_state(),
-                "generator": accelerator.unwrap_model(generator).state_dict(),
+                "generator": plain_generator.state_dict(),
+                "generator_ema": ema.state_dict() if ema else None,
                 "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
 
     def end_of_epoch(epoch, step):
-        """Sample grid every epoch; checkpoint every --save_every epochs and at the last."""
-        generator.eval()
-        with torch.no_grad(), accelerator.autocast():
-            masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
-            output_s = generator(masked_s, mask_s)
-        save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png", masked_s, output_s, image_s)
+        """Sample grid every epoch; checkpoint (and val scores) every --save_every epochs and at the last."""
+        eval_generator.eval()
+        fill = make_fill(eval_generator, accelerator.device, args.mixed_precision)
+        masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
+        save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png", masked_s,
+                     fill(masked_s, mask_s), image_s)
         if epoch % args.save_every == 0 or epoch == args.epochs:
             print(f"saved {save_checkpoint(state(epoch, step), epoch_checkpoint_path(args.checkpoint_dir, epoch))}")
+            if args.val_dir:
+                log_validation(fill, args, epoch, step, accelerator.device)
+
+    def step_fn(batch):
+        loss = train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, args, accelerator,
+                          adversarial_on=current["epoch"] > args.adv_start_epoch)
+        if ema is not None:
+            ema.update(plain_generator)
+        return loss
+
+    def start_epoch_fn(epoch):
+        current["epoch"] = epoch
+        for group in opt_g.param_groups + opt_d.param_groups:
+            group["lr"] = learning_rate(args, epoch)
 
     # Loop. Compiled copies share the parameters; checkpoints and samples use the plain modules.
+    current = {"epoch": start_epoch + 1}
     train_g, train_d = (torch.compile(generator), torch.compile(discriminator)) if args.compile else \
         (generator, discriminator)
-    run_epochs(accelerator, loader, args, start_epoch, step,
-               lambda batch: train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual,
-                                        args, accelerator),
-               end_of_epoch, state, modules=(generator, discriminator))
+    run_epochs(accelerator, loader, args, start_epoch, step, step_fn, end_of_epoch, state,
+               modules=(generator, discriminator), start_epoch_fn=start_epoch_fn)
 
     # Save.
     if accelerator.is_main_process and args.export:
-        path = export_generator(accelerator.unwrap_model(generator), config, args.export)
-        print(f"exported generator to {path}")
+        print(f"exported generator to {export_generator(eval_generator, config, args.export)}")
+
+
+def log_validation(fill, args, epoch: int, step: int, device) -> None:
+    """Score the generator on --val_dir and append a row to <results_dir>/train/val_metrics.csv."""
+    summary = evaluate_folder(fill, args.val_dir, args.image_size, args.crop_ratio,
+                              Path(args.results_dir) / "train" / "val" / f"epoch_{epoch:04d}", device,
+                              batch_size=args.batch_size, save_images=False, desc=f"val epoch {epoch}")
+    path = Path(args.results_dir) / "train" / "val_metrics.csv"
+    rows = read_csv_rows(path)
+    rows = [r for r in rows if int(r["epoch"]) < epoch] + [{"epoch": epoch, "step": step, **summary}]
+    write_csv_atomic(rows, VAL_COLUMNS, path)
+    print(f"val epoch {epoch}: hole PSNR {summary['psnr_hole']:.2f} dB, sharpness {summary['sharpness']:.2f}, "
+          f"checkerboard {summary['checkerboard']:.2f}, EfficientNet distance {summary['effnet_distance'] or float('nan'):.4f}")
 
 
 def make_fill(generator, device, mixed_precision: str):

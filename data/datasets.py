@@ -115,22 +115,28 @@ def image_name(path: Path, root: Path) -> str:
 class ImageFolderDataset(Dataset):
     """Images under a folder, decoded once and kept in memory when they fit.
 
-    train=True: random scale (crop of side S..1.25 S, resized to S) + random horizontal flip, and a
-    random mask from `mask_kinds`; every random draw comes from torch's RNG so that checkpoints that
+    train=True: random scale (a square crop whose side is `min_crop_scale` to 100 % of the photo's
+    shorter side, resized to S; 0.8 by default, 0.3 gives both wide views and detail) + random
+    horizontal flip, and a random mask from `mask_kinds`; every random draw comes from torch's RNG so that checkpoints that
     store it resume exactly. train=False: resize + centre crop, gap mask. Unreadable files are
     skipped with a warning that names them. `repeat` makes one epoch several passes (for small folders).
     """
 
-    MAX_SCALE = 1.25
+    MIN_CROP_SCALE = 0.8
 
     def __init__(self, root, image_size: int, crop_ratio: float, train: bool, mask_kinds=("gap",),
-                 repeat: int = 1, cache_limit_gb: float = 4.0, show_progress: bool = False):
+                 repeat: int = 1, cache_limit_gb: float = 4.0, show_progress: bool = False,
+                 min_crop_scale: float = MIN_CROP_SCALE):
+        if not 0.0 < min_crop_scale <= 1.0:
+            raise InputError(f"--min_crop_scale must be in (0, 1], got {min_crop_scale}")
         self.root, self.image_size, self.crop_ratio = Path(root), check_image_size(image_size), crop_ratio
         self.train, self.mask_kinds, self.repeat = train, tuple(mask_kinds), max(1, int(repeat))
         self.files = list_images(self.root)
         # Decoded images are stored already reduced to what the transform needs (short side
-        # 1.25 S for training, the S x S crop for eval), so 256-px training keeps ~250 KB/image.
-        self.stored_short_side = math.ceil(image_size * self.MAX_SCALE) if train else image_size
+        # S / min_crop_scale for training, so that the smallest crop still has S pixels; the S x S
+        # crop for eval): 256-px training at the default scale keeps ~250 KB/image.
+        self.min_crop_scale = min_crop_scale
+        self.stored_short_side = math.ceil(image_size / min_crop_scale) if train else image_size
         estimated_bytes = len(self.files) * 3 * self.stored_short_side ** 2 * (1.5 if train else 1.0)
         self.cache = estimated_bytes <= cache_limit_gb * 2 ** 30
         self.images = [None] * len(self.files)
@@ -172,7 +178,8 @@ class ImageFolderDataset(Dataset):
     def _random_crop(self, image: torch.Tensor) -> torch.Tensor:
         s = self.image_size
         h, w = image.shape[-2:]
-        side = int(torch.randint(s, min(h, w) + 1, ()).item())
+        short = min(h, w)
+        side = int(torch.randint(max(1, round(self.min_crop_scale * short)), short + 1, ()).item())
         top = int(torch.randint(0, h - side + 1, ()).item())
         left = int(torch.randint(0, w - side + 1, ()).item())
         crop = image[:, top:top + side, left:left + side]

@@ -154,3 +154,16 @@ class AdversarialLoss(nn.Module):
         if self.mode == "hinge":
             return -fake.mean()
         return F.mse_loss(fake, torch.ones_like(fake))
+
+
+def feature_matching_loss(fake_features, real_features) -> torch.Tensor:
+    """pix2pixHD's discriminator feature matching (Wang et al. 2018, eq. 4): mean L1 between D's
+    activations on the fake and on the real image, layer by layer (real ones detached).
+
+    Needs no pretrained network; it steers G towards the real image's local statistics as seen by
+    D, which is steadier than the adversarial term alone.
+    """
+    loss = fake_features[0].new_zeros((), dtype=torch.float32)
+    for fake, real in zip(fake_features, real_features):
+        loss = loss + F.l1_loss(fake.float(), real.detach().float())
+    return loss / max(len(fake_features), 1)

@@ -2,16 +2,20 @@
 
 Architecture after Isola et al., "Image-to-Image Translation with Conditional Adversarial
 Networks" (pix2pix, 2017): `unet_256` (8 stride-2 levels with skip connections, BatchNorm, tanh)
-and the 70x70 `NLayerDiscriminator` (n_layers=3). Differences, both for the gap task:
+and the 70x70 `NLayerDiscriminator` (n_layers=3). Differences for the gap task:
   * the generator also receives the mask as a 4th input channel (1 = generate), and its output
     keeps the known pixels of the input exactly (out = mask * G(x) + (1 - mask) * x);
   * the depth adapts to the input size: log2(S) levels, so the bottleneck is always 1x1
-    (8 at 256^2, 6 at 64^2).
+    (8 at 256^2, 6 at 64^2);
+  * options for a 68 % hole (see UNetGenerator): resize-convolution decoder, GroupNorm, dilated
+    residual blocks, and a start from the harmonic fill with a learned residual.
 """
 import math
 
 import torch
 import torch.nn as nn
+
+from models.harmonic import harmonic_fill
 
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
@@ -21,23 +25,73 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+
+
+NORMS = ("batch", "group", "instance")
+UPSAMPLING = ("transpose", "resize")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """BatchNorm (pix2pix), GroupNorm (32 groups or fewer; batch-independent, so train = eval) or
+    InstanceNorm (affine)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(32, channels // 4) or 1, channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    raise ValueError(f"unknown norm {kind!r}; choose from {NORMS}")
+
+
+def upsample_conv(c_in: int, c_out: int, kind: str, bias: bool) -> nn.Module:
+    """x2 upsampling: a 4x4 stride-2 transposed convolution (pix2pix) or nearest-neighbour resize +
+    3x3 convolution, which cannot leave the period-2 checkerboard grid (Odena et al. 2016,
+    "Deconvolution and Checkerboard Artifacts", Distill)."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
+    if kind == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
+    raise ValueError(f"unknown upsampling {kind!r}; choose from {UPSAMPLING}")
+
+
+class DilatedResBlock(nn.Module):
+    """x + conv3x3(dilation d) -> norm -> ReLU -> conv3x3 -> norm: wider context at one level."""
+
+    def __init__(self, channels: int, dilation: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, dilation, dilation=dilation, bias=False), norm_layer(norm, channels),
+            nn.ReLU(True), nn.Conv2d(channels, channels, 3, 1, 1, bias=False), norm_layer(norm, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 class UNetGenerator(nn.Module):
     """U-Net: (masked image (B, 3, S, S), mask (B, 1, S, S)) -> completed image (B, 3, S, S) in [-1, 1].
 
     Level i (0 = outermost) has min(2^i, 8) * ngf channels at resolution S / 2^(i+1).
+
+    Options (the defaults are the pix2pix generator the first model shipped with):
+      norm        "batch" | "group" | "instance" (see `norm_layer`);
+      upsampling  "transpose" (pix2pix) | "resize" (nearest x2 + 3x3 conv: no checkerboard grid);
+      res_blocks  dilated residual blocks (dilation 1, 2, 4, ...) at the S/16 level, for context;
+      harmonic    start from the harmonic fill of the hole (models/harmonic.py) instead of grey: the
+                  network sees (harmonic fill, mask) and adds a residual in tanh-logit space,
+                  out = tanh(atanh(harmonic) + r). The last layer starts at zero, so an untrained
+                  model already returns the harmonic fill, the strongest training-free floor.
     """
 
-    def __init__(self, image_size: int = 256, ngf: int = 64, in_channels: int = 3, dropout: float = 0.0):
+    def __init__(self, image_size: int = 256, ngf: int = 64, in_channels: int = 3, dropout: float = 0.0,
+                 norm: str = "batch", upsampling: str = "transpose", res_blocks: int = 0, harmonic: bool = False):
         super().__init__()
         depth = int(math.log2(image_size))
         if 2 ** depth != image_size or depth < 3:
             raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
-        self.image_size, self.ngf, self.depth = image_size, ngf, depth
+        self.image_size, self.ngf, self.depth, self.harmonic = image_size, ngf, depth, harmonic
         widths = [min(2 ** i, 8) * ngf for i in range(depth)]
 
         self.down = nn.ModuleList()
@@ -46,31 +100,47 @@ class UNetGenerator(nn.Module):
             layers = [] if i == 0 else [nn.LeakyReLU(0.2, inplace=True)]
             layers.append(nn.Conv2d(c_in, widths[i], 4, 2, 1, bias=False if 0 < i < depth - 1 else True))
             if 0 < i < depth - 1:  # no norm at the outermost level (raw pixels) nor on the 1x1 bottleneck
-                layers.append(nn.BatchNorm2d(widths[i]))
+                layers.append(norm_layer(norm, widths[i]))
             self.down.append(nn.Sequential(*layers))
+
+        # Dilated residual blocks on the S/16 feature map (level 3: 8 x 8 at 128^2), after its skip.
+        self.context_level = min(3, depth - 2)
+        self.context = nn.Sequential(*[DilatedResBlock(widths[self.context_level], 2 ** (k % 3), norm)
+                                       for k in range(res_blocks)])
 
         self.up = nn.ModuleList()  # up[i] maps level i back to level i-1's resolution
         for i in range(depth):
             c_in = widths[i] if i == depth - 1 else 2 * widths[i]  # concat of up path and skip
             if i == 0:
-                layers = [nn.ReLU(True), nn.ConvTranspose2d(c_in, in_channels, 4, 2, 1), nn.Tanh()]
+                layers = [nn.ReLU(True), upsample_conv(c_in, in_channels, upsampling, bias=True)]
+                if not harmonic:
+                    layers.append(nn.Tanh())
             else:
-                layers = [nn.ReLU(True), nn.ConvTranspose2d(c_in, widths[i - 1], 4, 2, 1, bias=False),
-                          nn.BatchNorm2d(widths[i - 1])]
+                layers = [nn.ReLU(True), upsample_conv(c_in, widths[i - 1], upsampling, bias=False),
+                          norm_layer(norm, widths[i - 1])]
                 if dropout > 0 and i >= depth - 3:  # pix2pix puts dropout on the 3 innermost decoders
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
         init_weights(self)
+        if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
+            last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([masked, mask], dim=1)  # (B, 4, S, S)
+        start = harmonic_fill(masked, mask, tol=1e-3) if self.harmonic else masked  # no grad; (B, 3, S, S)
+        x = torch.cat([start, mask], dim=1)  # (B, 4, S, S)
         skips = []
-        for block in self.down:
+        for level, block in enumerate(self.down):
             x = block(x)
+            if level == self.context_level:
+                x = self.context(x)
             skips.append(x)
         x = self.up[-1](skips[-1])  # bottleneck (B, 8 ngf, 1, 1) -> (B, 8 ngf, 2, 2)
         for i in range(self.depth - 2, -1, -1):
             x = self.up[i](torch.cat([x, skips[i]], dim=1))
+        if self.harmonic:
+            x = torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + x.float()).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.
         return mask * x + (1.0 - mask) * masked
 
@@ -96,8 +166,17 @@ class PatchDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
-    def forward(self, masked: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([masked, mask, image], dim=1))
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor, image: torch.Tensor, return_features: bool = False):
+        """Logits, or (logits, [activations after each LeakyReLU]) for feature matching."""
+        x = torch.cat([masked, mask, image], dim=1)
+        if not return_features:
+            return self.net(x)
+        features = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                features.append(x)
+        return x, features
 
 
 def count_parameters(module: nn.Module) -> int:

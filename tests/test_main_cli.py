@@ -30,8 +30,9 @@ def test_train_resume_eval_eval2(data, tmp_path):
     ckpt = tmp_path / "ckpt" / "checkpoint_epoch_1.pth"
     state = load_checkpoint(ckpt, kinds=("gan",))
     assert state["epoch"] == 1 and state["step"] == 2  # 4 images, batch 2
-    assert state["config"]["image_size"] == 64 and state["config"]["perceptual_loss"] is False
-    assert {"generator", "discriminator", "opt_g", "opt_d", "rng"} <= set(state)
+    assert state["config"]["image_size"] == 64 and state["config"]["perceptual_loss"] is True  # EfficientNet
+    assert {"generator", "generator_ema", "discriminator", "opt_g", "opt_d", "rng"} <= set(state)
+    assert state["generator_ema"]["updates"] == 2
     logs = tmp_path / "results" / "train"
     assert (logs / "loss_curve.png").is_file() and (logs / "samples" / "epoch_0001.png").is_file()
     with open(logs / "losses.csv") as f:
@@ -66,7 +67,9 @@ def test_train_resume_eval_eval2(data, tmp_path):
     with open(results / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == ["img_100", "img_101"]
-    assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "lpips"}
+    assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard",
+                            "effnet_distance", "lpips"}
+    assert all(np.isfinite(float(r["effnet_distance"])) for r in rows)
     assert all(np.isfinite(float(r["psnr_hole"])) for r in rows)
     assert float(rows[0]["psnr"]) > float(rows[0]["psnr_hole"])  # known pixels are exact
 
@@ -89,8 +92,10 @@ def test_train_resume_eval_eval2(data, tmp_path):
 
 
 def test_resume_reproduces_uninterrupted_run(data, tmp_path):
-    gan.main(train_args(data, tmp_path / "straight", "--epochs", "2", "--mask_kinds", "gap,box,stroke"))
-    gan.main(train_args(data, tmp_path / "split", "--epochs", "1", "--mask_kinds", "gap,box,stroke"))
+    # The schedules too: reconstruction only in epoch 1, then the GAN terms; learning rate halved in epoch 2.
+    recipe = ["--mask_kinds", "gap,box,stroke", "--adv_start_epoch", "1", "--lr_decay_start", "1"]
+    gan.main(train_args(data, tmp_path / "straight", "--epochs", "2", *recipe))
+    gan.main(train_args(data, tmp_path / "split", "--epochs", "1", *recipe))
     torch.manual_seed(1234)  # whatever happens in between must not matter
     gan.main(gan.parse_args(["--mode", "train", "--epochs", "2", "--checkpoint_path",
                              str(tmp_path / "split" / "ckpt" / "checkpoint_epoch_1.pth"),
@@ -99,9 +104,12 @@ def test_resume_reproduces_uninterrupted_run(data, tmp_path):
                              "--results_dir", str(tmp_path / "split" / "results")]))
     a = load_checkpoint(tmp_path / "straight" / "ckpt" / "checkpoint_epoch_2.pth", kinds=("gan",))
     b = load_checkpoint(tmp_path / "split" / "ckpt" / "checkpoint_epoch_2.pth", kinds=("gan",))
-    for part in ("generator", "discriminator"):
+    assert a["generator_ema"]["updates"] == b["generator_ema"]["updates"] == 4
+    a["generator_ema"], b["generator_ema"] = a["generator_ema"]["module"], b["generator_ema"]["module"]
+    for part in ("generator", "generator_ema", "discriminator"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs after resume"
+    assert a["opt_g"]["param_groups"][0]["lr"] == b["opt_g"]["param_groups"][0]["lr"] == 1e-4
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
 

@@ -44,7 +44,8 @@ def make_train_loader(args, mask_kinds) -> DataLoader:
     """Shuffled training batches. All randomness (order, crops, masks) comes from torch's global RNG,
     which checkpoints store, so a resumed run sees exactly the batches of an uninterrupted one."""
     dataset = ImageFolderDataset(args.train_dir, args.image_size, args.crop_ratio, train=True,
-                                 mask_kinds=mask_kinds, repeat=args.repeat, show_progress=True)
+                                 mask_kinds=mask_kinds, repeat=args.repeat, show_progress=True,
+                                 min_crop_scale=getattr(args, "min_crop_scale", ImageFolderDataset.MIN_CROP_SCALE))
     return DataLoader(dataset, batch_size=args.batch_size, sampler=RandomSampler(dataset),
                       drop_last=len(dataset) >= args.batch_size, num_workers=args.num_workers,
                       persistent_workers=False)
@@ -105,13 +106,14 @@ def save_samples(path, masked, output, image) -> Path:
 
 
 def run_epochs(accelerator, loader, args, start_epoch: int, step: int, train_step, end_of_epoch, state,
-               modules) -> int:
+               modules, start_epoch_fn=None) -> int:
     """The epoch loop of main.py and diffusion.py, from `start_epoch + 1` to `args.epochs`.
 
     train_step(batch) -> dict of float losses (shown on the progress bar, logged every
     --log_interval steps and at each epoch's end to <results_dir>/train/losses.csv);
     end_of_epoch(epoch, step) runs on the main process after the losses are written (sample grids,
-    checkpoints); state(epoch, step) -> the checkpoint dict. Ctrl-C writes
+    checkpoints); state(epoch, step) -> the checkpoint dict; start_epoch_fn(epoch), if given, runs
+    before each epoch (learning-rate schedules, phase switches). Ctrl-C writes
     <checkpoint_dir>/checkpoint_interrupted.pth with the weights so far and exits with status 130;
     resuming from it re-runs the unfinished epoch. Returns the step reached.
     """
@@ -122,6 +124,8 @@ def run_epochs(accelerator, loader, args, start_epoch: int, step: int, train_ste
         for epoch in range(start_epoch + 1, args.epochs + 1):
             for module in modules:
                 module.train()
+            if start_epoch_fn is not None:
+                start_epoch_fn(epoch)
             progress = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process)
             tick = time.perf_counter()
             for batch_index, batch in enumerate(progress):

@@ -1,0 +1,137 @@
+"""Harmonic fill, detail metrics, and the new generator options (resize-conv, norms, harmonic start,
+dilated blocks), feature matching and the generator EMA."""
+import numpy as np
+import pytest
+import torch
+
+from data.masks import masked_input
+from losses import feature_matching_loss
+from models import PatchDiscriminator, UNetGenerator
+from models.harmonic import harmonic_fill, push_pull_fill
+from utils.ema import ModelEMA
+from utils.metrics import checkerboard_energy, image_metrics, laplacian_energy
+
+
+def dense_harmonic(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Reference: build the hole's Laplacian system explicitly and solve it with numpy."""
+    h, w = hole.shape
+    index = -np.ones((h, w), int)
+    index[hole] = np.arange(hole.sum())
+    a, b = np.zeros((hole.sum(), hole.sum())), np.zeros(hole.sum())
+    for y, x in zip(*np.nonzero(hole)):
+        i = index[y, x]
+        for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+            yy, xx = y + dy, x + dx
+            if 0 <= yy < h and 0 <= xx < w:
+                a[i, i] += 1
+                if hole[yy, xx]:
+                    a[i, index[yy, xx]] -= 1
+                else:
+                    b[i] += values[yy, xx]
+    out = values.copy()
+    out[hole] = np.linalg.solve(a, b)
+    return out
+
+
+def test_harmonic_fill_solves_laplace_and_keeps_known_pixels():
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 12, 12, dtype=torch.float64) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    filled = harmonic_fill(masked, mask, tol=1e-12)
+    known = (1 - mask).expand_as(filled).bool()
+    assert torch.equal(filled[known], image[known])
+    hole = mask[0, 0].numpy() > 0.5
+    for b in range(2):
+        for c in range(3):
+            np.testing.assert_allclose(filled[b, c].numpy(), dense_harmonic(masked[b, c].numpy(), hole), atol=1e-9)
+
+
+def test_harmonic_fill_of_a_constant_is_constant_and_float32_is_close():
+    masked, mask = masked_input(torch.full((1, 3, 32, 32), 0.25), 0.4)
+    assert torch.allclose(harmonic_fill(masked, mask), torch.full_like(masked, 0.25), atol=1e-5)
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    exact = harmonic_fill(masked.double(), mask.double(), tol=1e-12)
+    assert (harmonic_fill(masked, mask, tol=1e-5).double() - exact).abs().max() < 1e-3
+
+
+def test_push_pull_fill_interpolates_from_known_pixels():
+    values = torch.zeros(1, 1, 16, 16)
+    known = torch.zeros(1, 1, 16, 16)
+    values[..., 0, 0], known[..., 0, 0] = 1.0, 1.0
+    filled = push_pull_fill(values, known)
+    assert filled[0, 0, 0, 0] == 1.0 and torch.allclose(filled, torch.ones_like(filled))
+
+
+def test_checkerboard_scores_a_grid_high_and_a_photo_about_one(tmp_path):
+    from data.datasets import ImageFolderDataset
+    photo = ImageFolderDataset("data/scenery/test", 128, 0.4, train=False)[0]["image"][None]
+    _, mask = masked_input(photo, 0.4)
+    grid = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(64, 64)
+    gridded = (photo + 0.1 * grid).clamp(-1, 1)
+    row = image_metrics(gridded, photo, mask)[0]
+    assert row["checkerboard"] > 2.0  # a grid of amplitude 0.05 on the [0, 1] scale
+    assert abs(image_metrics(photo, photo, mask)[0]["checkerboard"] - 1.0) < 1e-6
+    assert abs(row["sharpness"]) > 1.5  # the grid is also high-frequency energy
+    blurred = torch.nn.functional.avg_pool2d(photo, 5, 1, 2, count_include_pad=False)
+    assert image_metrics(blurred, photo, mask)[0]["sharpness"] < 0.5
+    assert checkerboard_energy((photo + 1) / 2, mask).shape == laplacian_energy((photo + 1) / 2, mask).shape == (1,)
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64, 128, 256])
+def test_resize_conv_generator_output_size_at_every_size(size):
+    generator = UNetGenerator(size, ngf=4, norm="group", upsampling="resize", res_blocks=1).eval()
+    masked, mask = masked_input(torch.rand(1, 3, size, size) * 2 - 1, 0.4)
+    assert generator(masked, mask).shape == (1, 3, size, size)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "instance"])
+def test_harmonic_start_is_the_harmonic_fill_untrained_and_learns(norm):
+    torch.manual_seed(0)
+    generator = UNetGenerator(32, ngf=8, norm=norm, upsampling="resize", res_blocks=2, harmonic=True)
+    image = torch.rand(4, 3, 32, 32) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    out = generator(masked, mask)
+    assert torch.allclose(out, harmonic_fill(masked, mask, tol=1e-3), atol=2e-3)
+    known = (1 - mask).expand_as(out).bool()
+    assert torch.equal(out[known], image[known])
+    out.sub(image).abs().mean().backward()  # gradients reach the first layer after the zero-initialised last
+    optimizer = torch.optim.SGD(generator.parameters(), lr=0.1)
+    optimizer.step()
+    optimizer.zero_grad()
+    generator(masked, mask).sub(image).abs().mean().backward()
+    assert generator.down[0][0].weight.grad.abs().sum() > 0
+
+
+def test_feature_matching_loss():
+    torch.manual_seed(0)
+    discriminator = PatchDiscriminator(ndf=8)
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    fake = (masked + 0.1 * torch.randn_like(masked)).requires_grad_()
+    logits, real_features = discriminator(masked, mask, image, return_features=True)
+    assert torch.equal(logits, discriminator(masked, mask, image))
+    _, same = discriminator(masked, mask, image, return_features=True)
+    assert feature_matching_loss(same, real_features) == 0
+    _, fake_features = discriminator(masked, mask, fake, return_features=True)
+    loss = feature_matching_loss(fake_features, real_features)
+    assert loss > 0
+    loss.backward()
+    assert fake.grad.abs().sum() > 0
+
+
+def test_ema_tracks_weights_and_is_a_separate_copy():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    ema = ModelEMA(model, decay=0.9)
+    before = ema.module[0].weight.clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    assert torch.equal(ema.module[0].weight, before)  # a copy, not the same tensor
+    ema.update(model)
+    decay = min(0.9, 2 / 11)
+    assert torch.allclose(ema.module[0].weight, decay * before + (1 - decay) * model[0].weight)
+    assert torch.equal(ema.module[1].num_batches_tracked, model[1].num_batches_tracked)
+    restored = ModelEMA(model, decay=0.5)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == 1 and restored.decay == 0.9
+    assert torch.equal(restored.module[0].weight, ema.module[0].weight)
