@@ -101,12 +101,12 @@ def build_generator(config: dict) -> UNetGenerator:
                          upsampling=arch["upsampling"], res_blocks=arch["res_blocks"], harmonic=arch["harmonic_start"])
 
 
-def load_generator(path) -> tuple:
-    """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them)
-    or a generator export."""
+def load_generator(path, use_ema: bool = True) -> tuple:
+    """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
+    unless use_ema is False) or a generator export."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
     generator = build_generator(state["config"])
-    weights = state["generator_ema"]["module"] if state.get("generator_ema") else state["generator"]
+    weights = state["generator_ema"]["module"] if use_ema and state.get("generator_ema") else state["generator"]
     generator.load_state_dict({k: v.float() for k, v in weights.items()})
     return generator.eval(), state["config"]
 
