@@ -26,7 +26,9 @@ Outputs: <out>/{train,val,test}/*.jpg and <out>/CREDITS.csv (file, split, packag
 version, path, author, licence; authors and licences from each package's
 usr/share/doc/<pkg>/copyright, per-file stanzas first, else 'Files: *', or from the
 package's own credits file where noted).  Running it again only re-reads the cached
-packages: existing outputs are kept and nothing changes.
+packages: existing outputs are kept and nothing changes.  --sources builds a set of only
+those sources (other photos in --out are removed).  blender-data's DWAB-compressed EXRs
+need the optional OpenEXR module (pip install OpenEXR); without it they are skipped.
 """
 import argparse
 import csv
