@@ -22,12 +22,16 @@ import sys
 from pathlib import Path
 
 import torch
-from diffusers.training_utils import EMAModel
 
 from data.masks import apply_mask, check_crop_ratio
-from models.diffusion import (BETA_SCHEDULES, SAMPLERS, InpaintUNet, hole_mse, make_noise_scheduler, make_sampler,
-                              parse_channel_mult, repaint_sample, scheduler_config)
-from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from models.diffusion import (BETA_SCHEDULES, SAMPLERS, hole_mse, make_noise_scheduler, make_sampler, repaint_sample,
+                              scheduler_config)
+from models.loading import build_diffusion_model as build_model
+from models.loading import diffusion_block_channels as block_channels
+from models.loading import diffusion_fill as make_fill
+from models.loading import load_diffusion_model as load_model
+from models.loading import make_diffusion_ema as make_ema
+from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, run
 from utils.errors import InputError
 from utils.evaluation import AUTOCAST_DTYPES, eval_device, run_eval_mode
@@ -67,39 +71,6 @@ def parse_args(argv=None):
     if args.num_inference_steps < 1 or args.base_channels < 1 or args.layers_per_block < 1:
         parser.error("--num_inference_steps, --base_channels and --layers_per_block must be >= 1")
     return args
-
-
-def block_channels(config: dict) -> tuple:
-    """UNet widths per level from --base_channels and --channel_mult, or InputError."""
-    try:
-        mult = parse_channel_mult(config["channel_mult"])
-    except ValueError:
-        raise InputError(f"--channel_mult must be comma-separated positive integers, got {config['channel_mult']!r} "
-                         "(try the default 1,2,4,8,8)") from None
-    if config["image_size"] % 2 ** (len(mult) - 1):
-        raise InputError(f"--channel_mult has {len(mult)} levels, too many for --image_size {config['image_size']}: "
-                         f"the size must be divisible by 2^(levels - 1) = {2 ** (len(mult) - 1)}")
-    return tuple(config["base_channels"] * m for m in mult)
-
-
-def build_model(config: dict) -> InpaintUNet:
-    return InpaintUNet(config["image_size"], block_channels(config), config["layers_per_block"], config["attention"])
-
-
-def make_ema(model, config: dict) -> EMAModel:
-    """EMA with warmup (decay 1 - (1 + step)^-3/4, capped): short CPU runs still average over many steps,
-    as diffusers' train_unconditional.py does (ema_power 3/4)."""
-    return EMAModel(model.parameters(), decay=config["ema_max_decay"], use_ema_warmup=True, inv_gamma=1.0, power=0.75)
-
-
-def load_model(path) -> tuple:
-    """(network with the EMA weights, in eval mode; config; training noise-schedule config)."""
-    state = load_checkpoint(path, kinds=("diffusion",))
-    model = build_model(state["config"])
-    ema = make_ema(model, state["config"])
-    ema.load_state_dict(state["ema"])
-    ema.copy_to(model.parameters())
-    return model.eval(), state["config"], state["scheduler_config"]
 
 
 def train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator) -> dict:
@@ -188,18 +159,6 @@ def train(args):
     run_epochs(accelerator, loader, args, start_epoch, step,
                lambda batch: train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator),
                end_of_epoch, state, modules=(model,))
-
-def make_fill(model, schedule_config: dict, device, args, progress: bool = True):
-    """fill(masked, mask) for the shared eval code: RePaint-style sampling with --scheduler, seeded by --seed."""
-    model = model.to(device)
-    sampler = make_sampler(args.scheduler, schedule_config)
-    generator = torch.Generator(device).manual_seed(args.seed)
-
-    def fill(masked, mask):
-        return repaint_sample(model, sampler, masked, mask, args.num_inference_steps, generator,
-                              AUTOCAST_DTYPES[args.mixed_precision], progress=progress)
-    return fill
-
 
 def main(args):
     if args.mode == "train":

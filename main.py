@@ -24,18 +24,20 @@ import torch
 from data.datasets import check_image_size
 from data.masks import check_crop_ratio
 from losses import AdversarialLoss, build_perceptual_loss, feature_matching_loss, hole_l1, ssim_loss
-from models import PatchDiscriminator, UNetGenerator
+from models import PatchDiscriminator
 from models.gan import NORMS, UPSAMPLING
 from models.baselines import BASELINES
+from models.loading import (LEGACY_ARCHITECTURE, SHIPPED_MODEL, build_generator, export_generator,  # noqa: F401
+                            load_generator)
+from models.loading import generator_fill as make_fill
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, run
 from utils.ema import ModelEMA
-from utils.evaluation import (AUTOCAST_DTYPES, eval_device, evaluate_folder, read_csv_rows, run_eval_mode,
+from utils.evaluation import (eval_device, evaluate_folder, read_csv_rows, run_eval_mode,
                               write_csv_atomic)
 from utils.training import (fixed_sample_batch, make_accelerator, make_train_loader, run_config, run_epochs,
                             save_samples, start_run)
 
-SHIPPED_MODEL = "checkpoints/gan_scenery_128.pth"
 # What defines the training recipe: on resume these come from the checkpoint, not the command line,
 # so that a resumed run is the same run.
 RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "lambda_l1", "lambda_ssim",
@@ -44,8 +46,6 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lr_decay_start", "min_crop_scale", "perceptual")
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard", "effnet_distance",
                "fid_effnet", "psnr", "ssim")
-# Architecture keys missing from older checkpoints take the first shipped model's values.
-LEGACY_ARCHITECTURE = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False}
 
 
 def parse_args(argv=None):
@@ -93,29 +93,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_shared_args(parser, args)
     return args
-
-
-def build_generator(config: dict) -> UNetGenerator:
-    arch = {**LEGACY_ARCHITECTURE, **{k: config[k] for k in LEGACY_ARCHITECTURE if k in config}}
-    return UNetGenerator(image_size=config["image_size"], ngf=config["ngf"], norm=arch["norm"],
-                         upsampling=arch["upsampling"], res_blocks=arch["res_blocks"], harmonic=arch["harmonic_start"])
-
-
-def load_generator(path, use_ema: bool = True) -> tuple:
-    """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
-    unless use_ema is False) or a generator export."""
-    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
-    generator = build_generator(state["config"])
-    weights = state["generator_ema"]["module"] if use_ema and state.get("generator_ema") else state["generator"]
-    generator.load_state_dict({k: v.float() for k, v in weights.items()})
-    return generator.eval(), state["config"]
-
-
-def export_generator(generator, config: dict, path) -> Path:
-    """Generator-only file: large tensors in fp16 (half the size), BatchNorm statistics in fp32."""
-    weights = {k: (v.half() if v.is_floating_point() and v.numel() > 4096 else v)
-               for k, v in generator.state_dict().items()}
-    return save_checkpoint({"kind": "gan_generator", "config": config, "generator": weights}, path)
 
 
 def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, args, accelerator,
@@ -270,18 +247,6 @@ def log_validation(fill, args, epoch: int, step: int, device) -> None:
     write_csv_atomic(rows, VAL_COLUMNS, path)
     print(f"val epoch {epoch}: hole PSNR {summary['psnr_hole']:.2f} dB, sharpness {summary['sharpness']:.2f}, "
           f"checkerboard {summary['checkerboard']:.2f}, EfficientNet distance {summary['effnet_distance'] or float('nan'):.4f}")
-
-
-def make_fill(generator, device, mixed_precision: str):
-    """fill(masked, mask) for the shared eval code, under the chosen autocast precision."""
-    generator = generator.to(device).to(memory_format=torch.channels_last)
-    dtype = AUTOCAST_DTYPES[mixed_precision]
-
-    @torch.no_grad()
-    def fill(masked, mask):
-        with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None):
-            return generator(masked, mask).float()
-    return fill
 
 
 def main(args):

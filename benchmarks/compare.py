@@ -30,12 +30,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import diffusion  # noqa: E402
-import main as gan  # noqa: E402
+import diffusion  # noqa: E402  (its train_step, timed below)
+import main as gan  # noqa: E402  (its train_step, timed below)
 from data.masks import check_crop_ratio, masked_input  # noqa: E402
 from models import PatchDiscriminator, count_parameters  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
 from models.diffusion import SAMPLERS  # noqa: E402
+from models.loading import (SHIPPED_MODEL, build_diffusion_model, build_generator, diffusion_fill,  # noqa: E402
+                            generator_fill, load_diffusion_model, load_generator, make_diffusion_ema)
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, write_csv_atomic  # noqa: E402
@@ -49,7 +51,7 @@ FLOOR_NAMES = {"mean": "mean colour", "telea": "Telea inpainting", "harmonic": "
 
 def parse_args(argv=None):
     parser = Parser(description=__doc__)
-    parser.add_argument("--gan_checkpoint", default=gan.SHIPPED_MODEL)
+    parser.add_argument("--gan_checkpoint", default=SHIPPED_MODEL)
     parser.add_argument("--diffusion_checkpoint", required=True, help="written by `diffusion.py --mode train`")
     parser.add_argument("--test_dir", default="data/scenery/test")
     parser.add_argument("--out_dir", default="results/compare")
@@ -104,7 +106,7 @@ def timed(step, steps: int, batch_size: int, device) -> float:
 def gan_training_rate(config: dict, accelerator, steps: int) -> float:
     """main.train_step at the GAN's recipe (random weights: the speed does not depend on them)."""
     from losses import AdversarialLoss, VGGPerceptualLoss
-    generator = gan.build_generator(config).to(memory_format=torch.channels_last)  # as main.train does
+    generator = build_generator(config).to(memory_format=torch.channels_last)  # as main.train does
     discriminator = PatchDiscriminator(ndf=config["ndf"])
     opt_g = torch.optim.Adam(generator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
@@ -122,8 +124,8 @@ def gan_training_rate(config: dict, accelerator, steps: int) -> float:
 def diffusion_training_rate(config: dict, schedule_config: dict, accelerator, steps: int) -> float:
     """diffusion.train_step at the diffusion model's recipe."""
     from diffusers import DDPMScheduler
-    model = diffusion.build_model(config)
-    ema = diffusion.make_ema(model, config)
+    model = build_diffusion_model(config)
+    ema = make_diffusion_ema(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
     ema.to(accelerator.device)
@@ -160,8 +162,8 @@ def load(loader, path, flag: str):
 
 def main(args):
     out_dir, device = Path(args.out_dir), eval_device(args.cpu)
-    generator, gan_config = load(gan.load_generator, args.gan_checkpoint, "--gan_checkpoint")
-    model, diff_config, schedule_config = load(diffusion.load_model, args.diffusion_checkpoint,
+    generator, gan_config = load(load_generator, args.gan_checkpoint, "--gan_checkpoint")
+    model, diff_config, schedule_config = load(load_diffusion_model, args.diffusion_checkpoint,
                                                "--diffusion_checkpoint")
     crop_ratio = check_crop_ratio(gan_config["crop_ratio"])
     if diff_config["crop_ratio"] != crop_ratio:
@@ -186,14 +188,14 @@ def main(args):
                             fill, size, f"{key}_{size}"))
     methods.append(({"method": f"GAN ({gan_config['image_size']}px)", "kind": "gan",
                      "params_M": count_parameters(generator) / 1e6, "train_images_per_s": rates["gan"]},
-                    gan.make_fill(generator, device, args.mixed_precision), gan_config["image_size"], "gan"))
+                    generator_fill(generator, device, args.mixed_precision), gan_config["image_size"], "gan"))
     for sampler, steps in runs:
         options = SimpleNamespace(scheduler=sampler, num_inference_steps=steps, seed=args.seed,
                                   mixed_precision=args.mixed_precision)
         methods.append(({"method": f"diffusion {sampler} {steps} steps ({diff_config['image_size']}px)",
                          "kind": "diffusion", "sampler": sampler, "steps": steps,
                          "params_M": count_parameters(model) / 1e6, "train_images_per_s": rates["diffusion"]},
-                        diffusion.make_fill(model, schedule_config, device, options), diff_config["image_size"],
+                        diffusion_fill(model, schedule_config, device, options), diff_config["image_size"],
                         f"diffusion_{sampler}_{steps}"))
     rows = []
     for row, fill, size, folder in methods:

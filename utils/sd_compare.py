@@ -19,12 +19,11 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-import diffusion  # the scratch baseline's own loader and fill
-import main as gan  # the GAN's own loader and fill
 from data.datasets import check_image_size, list_images, load_eval_image
 from data.masks import check_crop_ratio, masked_input
 from models.baselines import BASELINES
 from models.diffusion import SAMPLERS
+from models.loading import SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, load_generator
 from models.pipelines import INPAINT_MODELS, PipelineLoadError, load_inpaint_pipeline
 from utils.errors import InputError
 from utils.evaluation import evaluate_folder, fill_two_images, write_csv_atomic
@@ -76,13 +75,13 @@ def load_gan(path, device) -> Method:
         method.reason = "no GAN_CHECKPOINT given"
         return method
     try:
-        generator, config = gan.load_generator(path)
+        generator, config = load_generator(path)
     except InputError as exc:
         problem = str(exc).replace(" (check --checkpoint_path)", "")
         method.reason = (f"{problem}. Set GAN_CHECKPOINT to a file written by `python main.py --mode train` "
-                         f"(a checkpoint, or its --export); the shipped model is {gan.SHIPPED_MODEL}")
+                         f"(a checkpoint, or its --export); the shipped model is {SHIPPED_MODEL}")
         return method
-    method.make_fill = lambda: at_resolution(gan.make_fill(generator, device, "no"), config["image_size"])
+    method.make_fill = lambda: at_resolution(generator_fill(generator, device, "no"), config["image_size"])
     method.runs_at, method.params, method.config = config["image_size"], _count(generator), config
     return method
 
@@ -99,7 +98,7 @@ def load_scratch_diffusion(path, device, num_steps: int, seed: int, scheduler: s
                          "checkpoints/diffusion/checkpoint_epoch_N.pth)")
         return method
     try:
-        model, config, schedule_config = diffusion.load_model(path)
+        model, config, schedule_config = load_diffusion_model(path)
     except InputError as exc:
         method.reason = f"{exc}. Set DIFFUSION_CHECKPOINT to a file written by `python diffusion.py --mode train`"
         return method
@@ -107,7 +106,7 @@ def load_scratch_diffusion(path, device, num_steps: int, seed: int, scheduler: s
     method.name = f"scratch diffusion ({scheduler} {steps} steps)"
     options = SimpleNamespace(scheduler=scheduler, num_inference_steps=steps, seed=seed, mixed_precision="no")
     method.make_fill = lambda: at_resolution(
-        diffusion.make_fill(model, schedule_config, device, options, progress=False), config["image_size"])
+        diffusion_fill(model, schedule_config, device, options, progress=False), config["image_size"])
     method.runs_at, method.params, method.config = config["image_size"], _count(model), config
     return method
 

@@ -1,0 +1,107 @@
+"""Models from checkpoints, beside the models: build, load, export, and the fill(masked, mask) callables.
+
+The nn.Module files (gan.py, diffusion.py) stay free of I/O; this module reads and writes checkpoints
+(utils/checkpoint.py), so that the entry scripts, the notebook, utils/ and benchmarks/ load models the
+same way without importing main.py or diffusion.py. Checkpoints are loaded with weights_only=True.
+"""
+from pathlib import Path
+
+import torch
+
+from models.gan import UNetGenerator
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.errors import InputError
+from utils.evaluation import AUTOCAST_DTYPES
+from utils.files import repo_path
+
+SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2's default, from any folder
+# Architecture keys missing from older checkpoints take the first shipped model's values.
+LEGACY_ARCHITECTURE = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False}
+
+
+# --- GAN (main.py) ---------------------------------------------------------------------------------
+def build_generator(config: dict) -> UNetGenerator:
+    arch = {**LEGACY_ARCHITECTURE, **{k: config[k] for k in LEGACY_ARCHITECTURE if k in config}}
+    return UNetGenerator(image_size=config["image_size"], ngf=config["ngf"], norm=arch["norm"],
+                         upsampling=arch["upsampling"], res_blocks=arch["res_blocks"], harmonic=arch["harmonic_start"])
+
+
+def load_generator(path, use_ema: bool = True) -> tuple:
+    """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
+    unless use_ema is False) or a generator export."""
+    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
+    generator = build_generator(state["config"])
+    weights = state["generator_ema"]["module"] if use_ema and state.get("generator_ema") else state["generator"]
+    generator.load_state_dict({k: v.float() for k, v in weights.items()})
+    return generator.eval(), state["config"]
+
+
+def export_generator(generator, config: dict, path) -> Path:
+    """Generator-only file: large tensors in fp16 (half the size), BatchNorm statistics in fp32."""
+    weights = {k: (v.half() if v.is_floating_point() and v.numel() > 4096 else v)
+               for k, v in generator.state_dict().items()}
+    return save_checkpoint({"kind": "gan_generator", "config": config, "generator": weights}, path)
+
+
+def generator_fill(generator, device, mixed_precision: str):
+    """fill(masked, mask) for the shared eval code, under the chosen autocast precision."""
+    generator = generator.to(device).to(memory_format=torch.channels_last)
+    dtype = AUTOCAST_DTYPES[mixed_precision]
+
+    @torch.no_grad()
+    def fill(masked, mask):
+        with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None):
+            return generator(masked, mask).float()
+    return fill
+
+
+# --- Scratch diffusion (diffusion.py) -----------------------------------------------------------------
+def diffusion_block_channels(config: dict) -> tuple:
+    """UNet widths per level from --base_channels and --channel_mult, or InputError."""
+    from models.diffusion import parse_channel_mult
+    try:
+        mult = parse_channel_mult(config["channel_mult"])
+    except ValueError:
+        raise InputError(f"--channel_mult must be comma-separated positive integers, got {config['channel_mult']!r} "
+                         "(try the default 1,2,4,8,8)") from None
+    if config["image_size"] % 2 ** (len(mult) - 1):
+        raise InputError(f"--channel_mult has {len(mult)} levels, too many for --image_size {config['image_size']}: "
+                         f"the size must be divisible by 2^(levels - 1) = {2 ** (len(mult) - 1)}")
+    return tuple(config["base_channels"] * m for m in mult)
+
+
+def build_diffusion_model(config: dict):
+    from models.diffusion import InpaintUNet
+    return InpaintUNet(config["image_size"], diffusion_block_channels(config), config["layers_per_block"],
+                       config["attention"])
+
+
+def make_diffusion_ema(model, config: dict):
+    """EMA with warmup (decay 1 - (1 + step)^-3/4, capped): short CPU runs still average over many steps,
+    as diffusers' train_unconditional.py does (ema_power 3/4)."""
+    from diffusers.training_utils import EMAModel
+    return EMAModel(model.parameters(), decay=config["ema_max_decay"], use_ema_warmup=True, inv_gamma=1.0, power=0.75)
+
+
+def load_diffusion_model(path) -> tuple:
+    """(network with the EMA weights, in eval mode; config; training noise-schedule config)."""
+    state = load_checkpoint(path, kinds=("diffusion",))
+    model = build_diffusion_model(state["config"])
+    ema = make_diffusion_ema(model, state["config"])
+    ema.load_state_dict(state["ema"])
+    ema.copy_to(model.parameters())
+    return model.eval(), state["config"], state["scheduler_config"]
+
+
+def diffusion_fill(model, schedule_config: dict, device, args, progress: bool = True):
+    """fill(masked, mask): RePaint-style sampling with args.scheduler / num_inference_steps / mixed_precision,
+    seeded by args.seed."""
+    from models.diffusion import make_sampler, repaint_sample
+    model = model.to(device)
+    sampler = make_sampler(args.scheduler, schedule_config)
+    generator = torch.Generator(device).manual_seed(args.seed)
+
+    def fill(masked, mask):
+        return repaint_sample(model, sampler, masked, mask, args.num_inference_steps, generator,
+                              AUTOCAST_DTYPES[args.mixed_precision], progress=progress)
+    return fill

@@ -1,0 +1,58 @@
+"""Where files are: the repository's own files from any working directory, and atomic writes.
+
+Every file the project writes goes through `atomic_write`: a temp file in the target folder, then a
+rename, so that a crash never leaves half a file. `tempfile.mkstemp` creates its file -rw-------;
+`atomic_write` gives the result the permissions of any new file (0o666 minus the umask: 0644 under
+umask 022), so that other users and servers can read the results.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+from utils.errors import InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_path(relative) -> Path:
+    """A file that ships with the repository (default data, the shipped model), from any working directory."""
+    return REPO_ROOT / relative
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path, write, flag: str = None) -> Path:
+    """Write `path` by calling write(temp_path) on a temp file beside it, then renaming it over `path`.
+
+    Creates the missing parent folders. A path that cannot be written (a parent is a file, no
+    permission, a folder in the way) raises InputError naming it (and `flag` when the user gave it).
+    """
+    path = Path(path)
+    where = f"{flag} {path}" if flag else str(path)
+    if path.is_dir():
+        raise InputError(f"cannot write {where}: it is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {where}: {exc.strerror or exc}") from None
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_text_atomic(text: str, path) -> Path:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    return atomic_write(path, write)
