@@ -47,13 +47,51 @@ def patch_size(image_size: int, crop_ratio: float) -> int:
     return max(1, int(image_size * crop_ratio))
 
 
+def known_squares(image_size: int, crop_ratio: float) -> tuple:
+    """The two known squares as (top, left, side): bottom-left (image 1 in eval_2), then top-right (image 2)."""
+    p = patch_size(image_size, crop_ratio)
+    return (image_size - p, 0, p), (0, image_size - p, p)
+
+
 def gap_mask_np(image_size: int, crop_ratio: float) -> np.ndarray:
     """(S, S) float32 mask, 1 = generate, 0 = known bottom-left / top-right squares."""
-    p = patch_size(image_size, crop_ratio)
     mask = np.ones((image_size, image_size), dtype=np.float32)
-    mask[image_size - p:, :p] = 0.0  # bottom-left
-    mask[:p, image_size - p:] = 0.0  # top-right
+    for top, left, side in known_squares(image_size, crop_ratio):
+        mask[top:top + side, left:left + side] = 0.0
     return mask
+
+
+def _axis_to_square(coords: np.ndarray, start: int, side: int) -> np.ndarray:
+    """Per coordinate: how far outside [start, start + side) it lies (0 inside)."""
+    return np.maximum(0, np.maximum(start - coords, coords - (start + side - 1)))
+
+
+def distance_to_known(image_size: int, crop_ratio: float, per_square: bool = False) -> np.ndarray:
+    """(S, S) float32: Euclidean distance in pixels from each pixel to the nearest known pixel (0 on the
+    known squares, 1 on the hole pixels that touch them). The blend band of full-resolution fills.
+    per_square: (2, S, S), the distance to each square (in the order of `known_squares`)."""
+    yy, xx = np.mgrid[:image_size, :image_size]
+    distances = np.stack([np.hypot(_axis_to_square(yy, top, side), _axis_to_square(xx, left, side))
+                          for top, left, side in known_squares(image_size, crop_ratio)]).astype(np.float32)
+    return distances if per_square else distances.min(axis=0)
+
+
+def mirror_into_known(image_size: int, crop_ratio: float) -> tuple:
+    """(rows, cols), each (S, S) int64: for every pixel, the pixel of the nearest known square that mirrors
+    it across the square's edges (itself on the known squares). image[..., rows, cols] continues each
+    known square into the hole by reflection, for blends across the square's border."""
+    yy, xx = np.mgrid[:image_size, :image_size]
+    (t1, l1, s1), (t2, l2, s2) = known_squares(image_size, crop_ratio)
+    first, second = distance_to_known(image_size, crop_ratio, per_square=True)
+    nearer_first = first <= second
+
+    def reflect(coords, start, side):
+        end = start + side - 1
+        out = np.where(coords < start, 2 * start - 1 - coords, np.where(coords > end, 2 * end + 1 - coords, coords))
+        return np.clip(out, start, end)
+    rows = np.where(nearer_first, reflect(yy, t1, s1), reflect(yy, t2, s2))
+    cols = np.where(nearer_first, reflect(xx, l1, s1), reflect(xx, l2, s2))
+    return rows.astype(np.int64), cols.astype(np.int64)
 
 
 def gap_mask(image_size: int, crop_ratio: float) -> torch.Tensor:
@@ -85,10 +123,9 @@ def compose_two(image1: torch.Tensor, image2: torch.Tensor, crop_ratio: float):
     if image1.shape != image2.shape:
         raise ValueError(f"images must have the same shape, got {tuple(image1.shape)} and {tuple(image2.shape)}")
     size = image1.shape[-1]
-    p = patch_size(size, crop_ratio)
     combined = torch.zeros_like(image1)
-    combined[:, size - p:, :p] = image1[:, size - p:, :p]
-    combined[:, :p, size - p:] = image2[:, :p, size - p:]
+    for (top, left, side), image in zip(known_squares(size, crop_ratio), (image1, image2)):
+        combined[..., top:top + side, left:left + side] = image[..., top:top + side, left:left + side]
     return combined, gap_mask(size, crop_ratio).to(image1)
 
 
