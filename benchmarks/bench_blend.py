@@ -12,6 +12,7 @@ with the photo itself:
     python benchmarks/bench_blend.py                     # data/scenery/test, shipped GAN
     python benchmarks/bench_blend.py --test_dir data/scenery_large/test --min_side 600 --max_photos 6
     python benchmarks/bench_blend.py --crops /tmp/border.jpg   # also a picture of the border
+    python benchmarks/bench_blend.py --figure docs/fullres_eval_2.jpg   # the README's picture (eval_2)
 """
 import argparse
 import sys
@@ -52,6 +53,12 @@ def main(argv=None):
     parser.add_argument("--crop_ratio", type=float, default=0.4)
     parser.add_argument("--min_side", type=int, default=0, help="only photos whose shorter side is at least this")
     parser.add_argument("--max_photos", type=int, default=None, help="at most this many photos (sorted by name)")
+    parser.add_argument("--figure", help="write the README's JPEG: eval_2 of --image1/--image2 at the model's size "
+                                         "and at full resolution, and the border without and with the blend")
+    parser.add_argument("--image1", default=str(Path(__file__).resolve().parents[1] /
+                                                "data/scenery/test/mate_yellow_flower.jpg"))
+    parser.add_argument("--image2", default=str(Path(__file__).resolve().parents[1] /
+                                                "data/scenery/test/lomiri_picos_mountains.jpg"))
     parser.add_argument("--crops", help="write a JPEG: the border region of the first photo, one column per blend")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -59,6 +66,8 @@ def main(argv=None):
     methods = [(f"GAN {config['image_size']}px", generator_fill(generator, "cpu", "no"), config["image_size"]),
                ("harmonic 64px", BASELINES["harmonic"], 64)]
     r = args.crop_ratio
+    if args.figure:
+        return figure(methods[0][1], methods[0][2], args.image1, args.image2, r, args.figure)
     results, crops = {}, []
     photos = [(path, load_image(path)) for path in list_images(args.test_dir)]
     photos = [(path, photo) for path, photo in photos if min(photo.size) >= args.min_side][:args.max_photos]
@@ -94,6 +103,42 @@ def main(argv=None):
         path = atomic_write(args.crops, lambda tmp: Image.fromarray(array).save(tmp, format="JPEG", quality=92))
         print(f"wrote {path}: the border of the first photo's bottom-left square, columns "
               + " | ".join(name for name, _ in crops))
+
+
+def figure(fill, model_size: int, image1, image2, crop_ratio: float, path) -> None:
+    """model size | full resolution | border without blend | border with the default blend, labelled."""
+    from PIL import ImageDraw
+
+    from data.masks import compose_two
+    from utils.fullres import DEFAULT_BLEND
+    photos = [load_image(image1), load_image(image2)]
+    size = min(min(p.size) for p in photos)
+    small, small_mask = compose_two(*(to_float(eval_transform(p, model_size)) for p in photos), crop_ratio)
+    known, _ = compose_two(*(to_float(eval_transform(p, size)) for p in photos), crop_ratio)
+    tiles = [(f"model size ({model_size}x{model_size})", _enlarge(fill(small[None], small_mask[None])[0], size))]
+    for blend, label in ((DEFAULT_BLEND, f"full resolution ({size}x{size})"), ("none", None)):
+        out = quantize(fill_at_resolution(fill, small[None], small_mask[None], known[None], crop_ratio, blend))[0]
+        if label:
+            tiles.append((label, out))
+            blended = out
+        else:
+            plain = out
+    tiles += [("border, plain paste", _enlarge(_crop(plain, size, crop_ratio), size)),
+              (f"border, {DEFAULT_BLEND} blend", _enlarge(_crop(blended, size, crop_ratio), size))]
+    gap = torch.ones(3, size, 6)
+    strip = torch.cat([t for _, tile in tiles for t in (tile, gap)][:-1], dim=-1)
+    canvas = Image.fromarray(to_uint8(strip).permute(1, 2, 0).numpy())
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, _) in enumerate(tiles):
+        x = i * (size + 6) + 4
+        draw.rectangle((x - 2, 2, x + 6 * len(label) + 2, 14), fill=(0, 0, 0))
+        draw.text((x, 3), label, fill=(255, 255, 255))
+    path = atomic_write(path, lambda tmp: canvas.save(tmp, format="JPEG", quality=88))
+    print(f"wrote {path} ({canvas.size[0]}x{canvas.size[1]})")
+
+
+def _enlarge(image: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.nn.functional.interpolate(image[None].float(), size=(size, size), mode="nearest")[0]
 
 
 def _crop(image: torch.Tensor, size: int, crop_ratio: float) -> torch.Tensor:

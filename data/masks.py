@@ -66,23 +66,31 @@ def _axis_to_square(coords: np.ndarray, start: int, side: int) -> np.ndarray:
     return np.maximum(0, np.maximum(start - coords, coords - (start + side - 1)))
 
 
-def distance_to_known(image_size: int, crop_ratio: float, per_square: bool = False) -> np.ndarray:
+def _grid(image_size: int, window) -> tuple:
+    """Row and column coordinates of the whole image, or of window = (rows slice, cols slice)."""
+    rows, cols = window if window is not None else (slice(0, image_size), slice(0, image_size))
+    return np.mgrid[rows, cols]
+
+
+def distance_to_known(image_size: int, crop_ratio: float, per_square: bool = False, window=None) -> np.ndarray:
     """(S, S) float32: Euclidean distance in pixels from each pixel to the nearest known pixel (0 on the
     known squares, 1 on the hole pixels that touch them). The blend band of full-resolution fills.
-    per_square: (2, S, S), the distance to each square (in the order of `known_squares`)."""
-    yy, xx = np.mgrid[:image_size, :image_size]
+    per_square: (2, S, S), the distance to each square (in the order of `known_squares`).
+    window: (rows slice, cols slice) to compute only that part of the image."""
+    yy, xx = _grid(image_size, window)
     distances = np.stack([np.hypot(_axis_to_square(yy, top, side), _axis_to_square(xx, left, side))
                           for top, left, side in known_squares(image_size, crop_ratio)]).astype(np.float32)
     return distances if per_square else distances.min(axis=0)
 
 
-def mirror_into_known(image_size: int, crop_ratio: float) -> tuple:
+def mirror_into_known(image_size: int, crop_ratio: float, window=None) -> tuple:
     """(rows, cols), each (S, S) int64: for every pixel, the pixel of the nearest known square that mirrors
     it across the square's edges (itself on the known squares). image[..., rows, cols] continues each
-    known square into the hole by reflection, for blends across the square's border."""
-    yy, xx = np.mgrid[:image_size, :image_size]
+    known square into the hole by reflection, for blends across the square's border. window: as in
+    `distance_to_known` (the indices stay those of the whole image)."""
+    yy, xx = _grid(image_size, window)
     (t1, l1, s1), (t2, l2, s2) = known_squares(image_size, crop_ratio)
-    first, second = distance_to_known(image_size, crop_ratio, per_square=True)
+    first, second = distance_to_known(image_size, crop_ratio, per_square=True, window=window)
     nearer_first = first <= second
 
     def reflect(coords, start, side):
