@@ -67,7 +67,7 @@ def parse_args(argv=None):
                              "dpm (DPM-Solver++), ddpm (ancestral, the document's, with 1000 steps)")
     parser.add_argument("--num_inference_steps", type=int, default=50, help="denoising steps when sampling")
     args = parser.parse_args(argv)
-    check_shared_args(parser, args)
+    check_shared_args(parser, args, eval_flags={"scheduler", "num_inference_steps", "seed"})
     if args.num_inference_steps < 1 or args.base_channels < 1 or args.layers_per_block < 1:
         parser.error("--num_inference_steps, --base_channels and --layers_per_block must be >= 1")
     return args
@@ -174,7 +174,7 @@ def main(args):
     device = eval_device(args.cpu)
     print(f"sampling: {args.scheduler}, {args.num_inference_steps} steps, EMA weights, {config['image_size']}^2")
     run_eval_mode(make_fill(model, schedule_config, device, args), args, config["image_size"], config["crop_ratio"],
-                  device)
+                  device, model=args.checkpoint_path)
 
 
 if __name__ == "__main__":

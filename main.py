@@ -31,8 +31,9 @@ from models.loading import (LEGACY_ARCHITECTURE, SHIPPED_MODEL, build_generator,
                             load_generator)
 from models.loading import generator_fill as make_fill
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from utils.cli import Parser, add_shared_args, check_shared_args, run
+from utils.cli import Parser, add_shared_args, check_shared_args, given_flags, run
 from utils.ema import ModelEMA
+from utils.errors import InputError
 from utils.evaluation import (eval_device, evaluate_folder, read_csv_rows, run_eval_mode,
                               write_csv_atomic)
 from utils.training import (fixed_sample_batch, make_accelerator, make_train_loader, run_config, run_epochs,
@@ -91,7 +92,7 @@ def parse_args(argv=None):
     parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here at "
                                          "the end; with a --checkpoint_path already at --epochs, only export it")
     args = parser.parse_args(argv)
-    check_shared_args(parser, args)
+    check_shared_args(parser, args, eval_flags={"baseline"}, eval_only_flags={"baseline"})
     return args
 
 
@@ -255,12 +256,15 @@ def main(args):
     check_crop_ratio(args.crop_ratio)
     device = eval_device(args.cpu)
     if args.baseline:
+        if "checkpoint_path" in given_flags(args):
+            raise InputError("--baseline fills without a model: drop --checkpoint_path")
         fill, config = BASELINES[args.baseline], {"image_size": check_image_size(args.image_size),
                                                   "crop_ratio": args.crop_ratio}
     else:
         generator, config = load_generator(args.checkpoint_path or SHIPPED_MODEL)
         fill = make_fill(generator, device, args.mixed_precision)
-    run_eval_mode(fill, args, config["image_size"], config["crop_ratio"], device)
+    run_eval_mode(fill, args, config["image_size"], config["crop_ratio"], device,
+                  model=f"--baseline {args.baseline}" if args.baseline else args.checkpoint_path or SHIPPED_MODEL)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from data.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_compos
 from models.pipelines import (INPAINT_MODELS, is_sdxl, load_inpaint_pipeline,
                               pick_device_dtype)
 from utils.errors import InputError
+from utils.files import atomic_write
 
 
 def parse_args(argv=None):
@@ -249,9 +250,7 @@ def main(args):
         images = repaint(pipe, refiner, job, args)
         for image, out_name, row in zip(images, job["names"], job["rows"]):
             # Write then rename: a run killed mid-save leaves no truncated PNG that a rerun skips.
-            tmp = out_dir / (out_name + ".tmp")
-            image.save(tmp, format="PNG")
-            tmp.replace(out_dir / out_name)
+            atomic_write(out_dir / out_name, lambda tmp, image=image: image.save(tmp, format="PNG"))
             rows[out_name] = row
         write_annotations(ann_path, rows.values())
     print(f"wrote {sum(len(j['names']) for j in todo)} images to {out_dir}, annotations {ann_path}")

@@ -105,8 +105,8 @@ def run_variant(args, variant: str) -> dict:
     else:
         result["peak_memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     if variant == "ours":  # eval_2 latency: one 256^2 fill, as main.py runs it
-        from main import make_fill
-        fill = make_fill(accelerator.unwrap_model(G).eval(), device, args.mixed_precision)
+        from models.loading import generator_fill
+        fill = generator_fill(accelerator.unwrap_model(G).eval(), device, args.mixed_precision)
         one_masked, one_mask = image[:1] * (1 - mask[:1]), mask[:1]
         fill(one_masked, one_mask)
         times = []

@@ -34,6 +34,8 @@ def load_image(path) -> Image.Image:
     (composited on white so transparent pixels do not show whatever colour they stored).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not an image file: pass one photo (.jpg, .png, .webp, ...)")
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     try:
@@ -59,6 +61,8 @@ def load_image(path) -> Image.Image:
 def list_images(root) -> list:
     """Sorted image files under `root` (recursive); InputError if the folder is missing or empty."""
     root = Path(root)
+    if root.is_file():
+        raise InputError(f"{root} is a file, not a folder: pass the folder that holds the images")
     if not root.is_dir():
         raise InputError(f"folder not found: {root} (pass an existing folder of images)")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -129,7 +133,9 @@ class ImageFolderDataset(Dataset):
                  min_crop_scale: float = MIN_CROP_SCALE):
         if not 0.0 < min_crop_scale <= 1.0:
             raise InputError(f"--min_crop_scale must be in (0, 1], got {min_crop_scale}")
-        self.root, self.image_size, self.crop_ratio = Path(root), check_image_size(image_size), crop_ratio
+        # Training feeds the U-Net, which needs a supported size; eval images may have any size (--output_size).
+        self.root, self.image_size, self.crop_ratio = Path(root), check_image_size(image_size) if train else \
+            int(image_size), crop_ratio
         self.train, self.mask_kinds, self.repeat = train, tuple(mask_kinds), max(1, int(repeat))
         self.files = list_images(self.root)
         # Decoded images are stored already reduced to what the transform needs (short side

@@ -18,6 +18,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from data.datasets import load_image
 from utils.errors import InputError
+from utils.files import atomic_write
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 ANN_HEADER = ("directory", "image_name", "background_prompt")
@@ -201,10 +202,9 @@ def read_annotations(path) -> dict:
 
 def write_annotations(path, rows) -> None:
     """Write rows (dicts with ANN_HEADER keys) atomically: an interrupted run leaves a whole CSV."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=ANN_HEADER, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=ANN_HEADER, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(path, write)

@@ -39,3 +39,17 @@ def interrupt_at_step(monkeypatch, script, step: int = 2) -> None:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(script, "train_step", interrupted)
+
+
+def tiny_vgg19(weights=None):
+    """Stand-in for torchvision's vgg19 (same interface and layer indices in `.features`, 1/16 of the
+    widths): a 0.1 MB state dict instead of VGG19's 548 MB, for tests that save and load one."""
+    import torch.nn as nn
+    from torchvision.models.vgg import cfgs, make_layers
+
+    class TinyVGG19(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = make_layers([c if c == "M" else c // 16 for c in cfgs["E"]])
+
+    return TinyVGG19()

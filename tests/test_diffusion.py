@@ -21,6 +21,7 @@ from models.diffusion import (SAMPLERS, InpaintUNet, forward_noise, make_noise_s
 from tests.helpers import interrupt_at_step
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.cli import run
+from utils.evaluation import pair_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image_size", "64", "--base_channels", "8", "--channel_mult", "1,2", "--batch_size", "2",
@@ -146,7 +147,7 @@ def test_train_resume_eval_eval2(data, tmp_path):
     diffusion.main(diffusion.parse_args(["--mode", "eval_2", "--checkpoint-path", str(ckpt), "--image1", str(one),
                                          "--image2", str(two), "--results-dir", str(results),
                                          "--scheduler", "dpm", "--num-inference-steps", "2"]))
-    folder = results / "one_two_eval_2"
+    folder = results / f"{pair_name(one, two)}_eval_2"
     out = np.asarray(Image.open(folder / "generated_combined.png"))
     first, second = np.asarray(Image.open(folder / "image1.png")), np.asarray(Image.open(folder / "image2.png"))
     assert np.array_equal(out[64 - p:, :p], first[64 - p:, :p])

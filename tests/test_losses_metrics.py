@@ -2,11 +2,11 @@
 import pytest
 import torch
 from pytorch_msssim import ssim
-from torchvision.models import vgg19
 
 from data.masks import masked_input
 from losses import AdversarialLoss, VGGPerceptualLoss, hole_l1, load_perceptual_loss, ssim_loss
 from models.baselines import BASELINES
+from tests.helpers import tiny_vgg19
 from utils.metrics import FIDMetric, LPIPSMetric, image_metrics, ssim_map
 
 
@@ -41,7 +41,7 @@ def test_ssim_loss(pair):
 
 def test_perceptual_loss_with_random_vgg(pair):
     pred, target, _ = pair
-    loss_fn = VGGPerceptualLoss(vgg19(weights=None).features)
+    loss_fn = VGGPerceptualLoss(tiny_vgg19().features)
     _check(loss_fn(pred, target), pred)
     assert loss_fn(target, target) == 0
     assert not any(p.requires_grad for p in loss_fn.parameters())
@@ -55,9 +55,12 @@ def test_perceptual_weights_missing_is_reported_not_fatal(tmp_path, monkeypatch)
     assert loss_fn is None and "--perceptual_weights" in reason
 
 
-def test_perceptual_weights_from_path(tmp_path):
+def test_perceptual_weights_from_path(tmp_path, monkeypatch):
+    import torchvision.models
+    monkeypatch.setattr(torchvision.models, "vgg19", tiny_vgg19)  # a 0.1 MB file, not VGG19's 548 MB
     path = tmp_path / "vgg19.pth"
-    torch.save(vgg19(weights=None).state_dict(), path)
+    torch.save(tiny_vgg19().state_dict(), path)
+    assert path.stat().st_size < 1e6
     loss_fn, reason = load_perceptual_loss(path)
     assert isinstance(loss_fn, VGGPerceptualLoss) and reason is None
 

@@ -14,6 +14,7 @@ from data.masks import patch_size
 from tests.helpers import interrupt_at_step
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.cli import run
+from utils.evaluation import pair_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image_size", "64", "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--log_interval", "1"]
@@ -79,7 +80,7 @@ def test_train_resume_eval_eval2(data, tmp_path):
     Image.open(data / "train" / "img_001.png").resize((64, 100)).save(two)
     gan.main(gan.parse_args(["--mode", "eval_2", "--checkpoint_path", str(ckpt), "--image1", str(one),
                              "--image2", str(two), "--results_dir", str(results)]))
-    folder = results / "one_two_eval_2"
+    folder = results / f"{pair_name(one, two)}_eval_2"
     out = np.asarray(Image.open(folder / "generated_combined.png"))
     first, second = np.asarray(Image.open(folder / "image1.png")), np.asarray(Image.open(folder / "image2.png"))
     p = patch_size(64, 0.4)

@@ -7,6 +7,7 @@ CPU, through the environment variables the notebook documents. No network.
 import csv
 import math
 import os
+import shutil
 
 import nbformat
 from nbclient import NotebookClient
@@ -16,6 +17,7 @@ import diffusion
 import main as gan
 from tests.helpers import write_images
 from tools.make_tiny_pipeline import save_tiny_pipeline
+from utils.evaluation import pair_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "pretrained_diffusion.ipynb")
@@ -61,11 +63,14 @@ def test_notebook_runs_with_tiny_models(tmp_path, monkeypatch):
     write_images(tmp_path / "train", 2)
     write_images(tmp_path / "test", 2, start_seed=100, size=(70, 90))
     common = ["--mode", "train", "--train_dir", str(tmp_path / "train"), "--image_size", "64", "--batch_size", "2",
-              "--epochs", "1", "--results_dir", str(tmp_path / "train_logs")]
+              "--epochs", "1"]
     gan.main(gan.parse_args(common + ["--ngf", "8", "--ndf", "8", "--lambda_perc", "0", "--checkpoint_dir",
-                                      str(tmp_path / "gan"), "--export", str(tmp_path / "gan.pth")]))
+                                      str(tmp_path / "gan"), "--results_dir", str(tmp_path / "gan"),
+                                      "--export", str(tmp_path / "gan.pth")]))
+    shutil.rmtree(tmp_path / "gan")  # the export is all the notebook needs (tests keep their temp files small)
     diffusion.main(diffusion.parse_args(common + ["--base_channels", "8", "--channel_mult", "1,2",
                                                   "--num_inference_steps", "2", "--checkpoint_dir",
+                                                  str(tmp_path / "diffusion"), "--results_dir",
                                                   str(tmp_path / "diffusion")]))
     results = tmp_path / "results"
 
@@ -84,7 +89,8 @@ def test_notebook_runs_with_tiny_models(tmp_path, monkeypatch):
     assert (results / "comparison.md").read_text().count("\n") == len(rows) + 2
     for name in ("examples.png", "metrics.png", "eval_2.png"):
         assert Image.open(results / name).size[0] > 300, name
-    assert (results / "pretrained_sd" / "img_100_img_101_eval_2" / "generated_combined.png").is_file()
+    pair = pair_name(tmp_path / "test" / "img_100.png", tmp_path / "test" / "img_101.png")
+    assert (results / "pretrained_sd" / f"{pair}_eval_2" / "generated_combined.png").is_file()
     assert len(outputs(notebook, "image/png")) == 3, "the executed notebook shows its three figures"
     assert len(outputs(notebook, "text/html")) == 1, "and the table"
     assert "SKIPPED" not in "".join(outputs(notebook, "stdout"))

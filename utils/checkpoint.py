@@ -5,33 +5,24 @@ Every checkpoint is a dict with at least
     "config": the plain-Python config (architecture, image size, crop ratio, ...) that rebuilds
               the model, so eval and filling need only the checkpoint path.
 """
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from utils.errors import InputError
+from utils.files import atomic_write
 
 
 def save_checkpoint(state: dict, path) -> Path:
     """torch.save to a temp file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path, kinds) -> dict:
     """Load a checkpoint whose "kind" is in `kinds`, or raise InputError saying what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a checkpoint file (check --checkpoint_path)")
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path} (check --checkpoint_path)")
     try:

@@ -1,12 +1,27 @@
 """Command-line plumbing shared by main.py and diffusion.py."""
 import argparse
+import contextlib
 import sys
+import warnings
 
 from utils.errors import InputError
+from utils.files import repo_path
+
+MODES = {"train": "train a model on --train_dir (resume one with --checkpoint_path)",
+         "eval": "fill and score every photo of --test_dir",
+         "eval_2": "fill the gap between a square of --image1 and a square of --image2"}
+# Flags that act in the eval modes (every other flag sets up training: given there, it is refused).
+# Scripts add theirs (main.py: --baseline; diffusion.py: the sampler's).
+EVAL_FLAGS = {"eval": {"mode", "checkpoint_path", "test_dir", "results_dir", "crop_ratio", "image_size", "batch_size",
+                       "mixed_precision", "cpu", "output_size"},
+              "eval_2": {"mode", "checkpoint_path", "image1", "image2", "output", "results_dir", "crop_ratio",
+                         "image_size", "mixed_precision", "cpu", "output_size"}}
+EVAL_ONLY_FLAGS = {"image1", "image2", "output", "output_size"}  # refused by --mode train
 
 
 class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose `--snake_case` flags also accept `--kebab-case` (both spellings work)."""
+    """ArgumentParser whose `--snake_case` flags also accept `--kebab-case` (both spellings work), and that
+    records which flags the command line gave (`given_flags`), as opposed to defaults."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
@@ -16,21 +31,67 @@ class Parser(argparse.ArgumentParser):
         extra = [n.replace("_", "-") for n in names if n.startswith("--") and "_" in n]
         return super().add_argument(*names, *[n for n in extra if n not in names], **kwargs)
 
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        # Parse again with every default suppressed: what is left was on the command line.
+        defaults, parser_defaults = [(action, action.default) for action in self._actions], self._defaults
+        try:
+            for action, _ in defaults:
+                action.default = argparse.SUPPRESS
+            self._defaults = {}  # set_defaults(...) values
+            explicit, _ = super().parse_known_args(args, argparse.Namespace())
+        finally:
+            self._defaults = parser_defaults
+            for action, default in defaults:
+                action.default = default
+        parsed._given = frozenset(vars(explicit))
+        return parsed
+
+
+def given_flags(args) -> frozenset:
+    """Destinations of the flags given on the command line (empty for a namespace built in code)."""
+    return getattr(args, "_given", frozenset())
+
+
+def output_size_arg(text: str):
+    """--output_size: "model" or a side in pixels."""
+    if text == "model":
+        return text
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a side in pixels or 'model', got {text!r}") from None
+    if not 8 <= size <= 16384:
+        raise argparse.ArgumentTypeError(f"the side must be between 8 and 16384 pixels, got {size}")
+    return size
+
 
 def add_shared_args(parser: Parser, default_size: int, default_batch: int, default_lr: float) -> None:
     """Flags that mean the same thing in main.py and diffusion.py."""
-    parser.add_argument("--mode", choices=("train", "eval", "eval_2"), default="train")
+    parser.add_argument("--mode", choices=tuple(MODES), default=None,
+                        help="train, eval or eval_2 (default: eval_2 when --image1/--image2 are given)")
     parser.add_argument("--epochs", type=int, default=30, help="train until this epoch (total, also when resuming)")
     parser.add_argument("--checkpoint_path", default=None,
                         help="train: resume from it; eval/eval_2: model to use")
-    parser.add_argument("--train_dir", default="data/scenery/train", help="folder of training images (recursive)")
-    parser.add_argument("--test_dir", default="data/scenery/test", help="folder of test images for eval")
+    parser.add_argument("--train_dir", default=str(repo_path("data/scenery/train")),
+                        help="folder of training images (recursive; default: the repository's data/scenery/train)")
+    parser.add_argument("--test_dir", default=str(repo_path("data/scenery/test")),
+                        help="folder of test images for eval (default: the repository's data/scenery/test)")
     parser.add_argument("--image1", help="eval_2: photo giving the bottom-left patch")
     parser.add_argument("--image2", help="eval_2: photo giving the top-right patch")
-    parser.add_argument("--output", help="eval_2: write the filled image to this file instead of results_dir")
+    parser.add_argument("--output", help="eval_2: write only the filled image to this file (.png, .jpg/.jpeg at "
+                                         "quality 95, .webp) or, if it is a folder, into it")
+    parser.add_argument("--output_size", type=output_size_arg, default=None,
+                        help="eval/eval_2: side of the output in pixels, or 'model' for the model's own size "
+                             "(default: eval_2 the smaller of the two photos' shorter sides, eval the model's)")
     parser.add_argument("--results_dir", default="results", help="eval outputs and training logs/samples")
     parser.add_argument("--checkpoint_dir", default="checkpoints", help="where training writes checkpoints")
-    parser.add_argument("--image_size", type=int, default=default_size, help="square side S: 64, 128, 256 or 512")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train: start a new run in folders that hold another run's files, deleting its "
+                             "checkpoint_epoch_*.pth, checkpoint_interrupted.pth and <results_dir>/train logs")
+    parser.add_argument("--image_size", type=int, default=default_size,
+                        help="train (and --baseline): square side S, 64, 128, 256 or 512; a trained model fills "
+                             "at its own (see --output_size)")
     parser.add_argument("--crop_ratio", type=float, default=0.4,
                         help="side of each known square as a fraction of S, in (0, 0.5]")
     parser.add_argument("--batch_size", type=int, default=default_batch)
@@ -46,17 +107,54 @@ def add_shared_args(parser: Parser, default_size: int, default_batch: int, defau
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if a GPU is available")
 
 
-def check_shared_args(parser: Parser, args) -> None:
-    """Reject counts that cannot work, as a usage error naming the flags."""
+def short_usage(prog: str) -> str:
+    lines = [f"usage: python {prog} --mode {{{','.join(MODES)}}} [flags]   (python {prog} --help lists them all)"]
+    lines += [f"  --mode {mode:7s} {text}" for mode, text in MODES.items()]
+    lines.append(f"  python {prog} --image1 A.jpg --image2 B.jpg     (no --mode: eval_2)")
+    return "\n".join(lines) + "\n"
+
+
+def check_shared_args(parser: Parser, args, eval_flags=(), eval_only_flags=()) -> None:
+    """Pick the mode, reject counts that cannot work, and refuse flags that would do nothing in the mode.
+
+    No --mode: eval_2 if --image1/--image2 are given, else a short usage and exit status 2 (nothing
+    starts training unless asked). eval_flags: the script's own flags that act in eval/eval_2;
+    eval_only_flags: its flags that act only there.
+    """
+    if args.mode is None:
+        if not (args.image1 or args.image2):
+            parser.exit(2, short_usage(parser.prog) + f"{parser.prog}: error: pass --mode, or --image1 and --image2\n")
+        args.mode = "eval_2"
     if args.epochs < 1 or args.batch_size < 1 or args.save_every < 1 or args.log_interval < 1:
         parser.error("--epochs, --batch_size, --save_every and --log_interval must be >= 1")
+    given = given_flags(args)
+    if args.mode == "train":
+        idle = given & (EVAL_ONLY_FLAGS | set(eval_only_flags))
+    else:
+        idle = given - EVAL_FLAGS[args.mode] - set(eval_flags)
+    if idle:
+        flags = ", ".join(f"--{name}" for name in sorted(idle))
+        raise InputError(f"{flags} {'does' if len(idle) == 1 else 'do'} nothing in --mode {args.mode}: "
+                         f"drop {'it' if len(idle) == 1 else 'them'}")
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """Python warnings as `warning: <message>`, one line, without the file, line and source echo."""
+    original = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, filename, lineno, line=None: f"warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
 
 
 def run(main, parse_args, argv=None) -> int:
     """Parse, run, and turn bad input (InputError) into one `error: ...` line with exit status 2."""
-    try:
-        main(parse_args(argv))
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with one_line_warnings():
+        try:
+            main(parse_args(argv))
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return 0

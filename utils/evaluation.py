@@ -4,20 +4,23 @@ A method is a `fill(masked, mask) -> completed` callable on (B, 3, S, S) / (B, 1
 [-1, 1] (mask 1 = generate), so every method is scored by exactly the same code.
 """
 import csv
+import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from data.datasets import ImageFolderDataset, load_eval_image, to_float, to_uint8
+from data.datasets import ImageFolderDataset, eval_transform, load_image, to_float, to_uint8
 from data.masks import apply_mask, compose_two
-from utils.errors import InputError
-from utils.images import save_png
+from utils.cli import given_flags
+from utils.errors import InputError, warn
+from utils.files import atomic_write, write_text_atomic
+from utils.fullres import fill_at_resolution, model_input
+from utils.images import image_format, save_image, save_png
 from utils.metrics import (EffNetDistance, EffNetFrechetDistance, FIDMetric, LPIPSMetric, image_metrics,
                            ratio_of_means)
 
@@ -39,15 +42,12 @@ def quantize(image: torch.Tensor) -> torch.Tensor:
 
 
 def write_csv_atomic(rows: list, columns, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".csv", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    return atomic_write(path, write)
 
 
 def read_csv_rows(path) -> list:
@@ -61,14 +61,17 @@ def read_csv_rows(path) -> list:
 
 @torch.no_grad()
 def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_dir, device,
-                    batch_size: int = 8, save_images: bool = True, desc: str = "eval") -> dict:
+                    batch_size: int = 8, save_images: bool = True, desc: str = "eval", output_size: int = None) -> dict:
     """Fill the gap of every image under `test_dir`; write images + metrics.csv; return the averages.
 
     Writes results_dir/<name>/{original,input,generated}.png, results_dir/metrics.csv (one row per
     image) and results_dir/metrics_summary.json (means, seconds per image, unavailable metrics).
-    metrics.csv is written last, so a run that stopped early has none.
+    metrics.csv is written last, so a run that stopped early has none. The method fills at
+    `image_size`; with `output_size` N (another size), each photo is scored at N x N: the fill is
+    upsampled into the hole and the known squares are the photo's own pixels (utils/fullres.py).
     """
-    dataset = ImageFolderDataset(test_dir, image_size, crop_ratio, train=False)
+    size = output_size or image_size
+    dataset = ImageFolderDataset(test_dir, size, crop_ratio, train=False)
     results_dir = Path(results_dir)
     lpips_metric, fid_metric = LPIPSMetric(device), FIDMetric(device)
     effnet_metric, fid_effnet_metric = EffNetDistance(device), EffNetFrechetDistance(device)
@@ -77,7 +80,11 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
         image, mask = batch["image"].to(device), batch["mask"].to(device)
         masked = apply_mask(image, mask)
         start = time.perf_counter()
-        output = quantize(fill(masked, mask).float())
+        if size == image_size:
+            output = quantize(fill(masked, mask).float())
+        else:
+            small, small_mask = model_input(image, image_size, crop_ratio, quantize)
+            output = quantize(fill_at_resolution(fill, small, small_mask, image, crop_ratio))
         if output.is_cuda:
             torch.cuda.synchronize()
         fill_seconds += time.perf_counter() - start
@@ -105,25 +112,53 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
         summary[key] = metrics[key].compute() if metrics[key].available else None
     summary["unavailable"] = {name: m.reason for name, m in metrics.items() if not m.available}
     summary["num_images"], summary["seconds_per_image"] = len(rows), fill_seconds / len(rows)
-    (results_dir / "metrics_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(json.dumps(summary, indent=2) + "\n", results_dir / "metrics_summary.json")
     return summary
 
 
-def run_eval_mode(fill, args, image_size: int, crop_ratio: float, device) -> None:
-    """--mode eval (a folder -> images + metrics.csv) or eval_2 (two photos -> one filled image)."""
+def run_eval_mode(fill, args, image_size: int, crop_ratio: float, device, model: str = None) -> None:
+    """--mode eval (a folder -> images + metrics.csv) or eval_2 (two photos -> one filled image).
+
+    image_size, crop_ratio: the method's own (a checkpoint's config). --image_size that differs is an
+    error (a trained model fills at its size: --output_size sets the output's); --crop_ratio, when
+    given, is used (the mask is an input of the network), with a warning if the model was trained
+    with another. `model` names the checkpoint in messages.
+    """
+    given = given_flags(args)
+    model = model or "the model"
+    if "image_size" in given and args.image_size != image_size:
+        raise InputError(f"--image_size {args.image_size}: {model} fills at {image_size}x{image_size}, the size it "
+                         "was trained at; use --output_size N to set the size of the output (--output_size "
+                         "model keeps the model's)")
+    if "crop_ratio" in given and args.crop_ratio != crop_ratio:
+        warn(f"--crop_ratio {args.crop_ratio} differs from the {crop_ratio} {model} was trained with: "
+             "the fill may be worse")
+        crop_ratio = args.crop_ratio
+    output_size = getattr(args, "output_size", None)
     if args.mode == "eval":
+        size = image_size if output_size in (None, "model") else output_size
         summary = evaluate_folder(fill, args.test_dir, image_size, crop_ratio, args.results_dir, device,
-                                  batch_size=args.batch_size)
-        print_summary(summary, args.results_dir)
+                                  batch_size=args.batch_size, output_size=size)
+        print_summary(summary, args.results_dir, size, image_size)
     else:
         path = fill_two_images(fill, args.image1, args.image2, image_size, crop_ratio, args.results_dir, device,
-                               output=args.output)
-        print(f"wrote {path}")
+                               output=args.output, output_size=output_size or "photos")
+        with Image.open(path) as im:
+            width, height = im.size
+        how = "" if width == image_size else (f"; the model filled the gap at {image_size}x{image_size}, upsampled "
+                                              "into the hole, the known squares are the photos' own pixels")
+        print(f"wrote {path} ({width}x{height}{how})")
+        if not args.output:
+            print("  beside it: image1.png, image2.png (the two photos, cropped) and input_combined.png")
 
 
-def print_summary(summary: dict, results_dir) -> None:
-    """The averages, one per line, as a user reads them in a terminal."""
-    print(f"{summary['num_images']} images -> {results_dir}/metrics.csv")
+def print_summary(summary: dict, results_dir, size: int = None, model_size: int = None) -> None:
+    """Where the outputs went, and the averages, one per line, as a user reads them in a terminal."""
+    results_dir = Path(results_dir)
+    at = f" at {size}x{size}" + (f" (filled at {model_size}x{model_size}, upsampled)" if size != model_size else "") \
+        if size else ""
+    print(f"{summary['num_images']} images{at} -> {results_dir / 'metrics.csv'}, "
+          f"{results_dir / 'metrics_summary.json'} and {results_dir}/<image>/{{original,input,generated}}.png")
     print("  PSNR {psnr:.2f} dB | SSIM {ssim:.4f} | hole PSNR {psnr_hole:.2f} dB | hole SSIM {ssim_hole:.4f} "
           "| hole L1 {l1_hole:.4f} | {seconds_per_image:.3f} s/image".format(**summary))
     print("  sharpness {sharpness:.3f} | checkerboard {checkerboard:.3f}   (output / truth in the hole: "
@@ -137,23 +172,60 @@ def print_summary(summary: dict, results_dir) -> None:
             print(f"  {label} unavailable: {summary['unavailable'][name]}")
 
 
+def pair_name(image1, image2) -> str:
+    """<stem1>_<stem2>_<6 hex>: the hash of both resolved paths keeps pairs of same-named photos from
+    different folders apart."""
+    key = "\0".join(str(Path(p).resolve()) for p in (image1, image2))
+    return f"{Path(image1).stem}_{Path(image2).stem}_{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+
+
+def output_path(output, image1, image2) -> Path:
+    """--output as a file path: an existing folder means <folder>/<pair name>.png; the format must be known."""
+    path = Path(output)
+    if path.is_dir():
+        path = path / f"{pair_name(image1, image2)}.png"
+    image_format(path, "--output")
+    return path
+
+
 @torch.no_grad()
 def fill_two_images(fill, image1, image2, image_size: int, crop_ratio: float, results_dir, device,
-                    output=None) -> Path:
-    """eval_2: bottom-left patch of image1 + top-right patch of image2 -> filled image.
+                    output=None, output_size="model") -> Path:
+    """eval_2: bottom-left square of image1 + top-right square of image2 -> filled image.
 
-    Each photo (any size/aspect) is resized on its shorter side and centre-cropped to S x S. Writes
-    results_dir/<stem1>_<stem2>_eval_2/{image1,image2,input_combined,generated_combined}.png, or
-    only the filled image to `output`. Returns the filled image's path.
+    Each photo (any size/aspect) is resized on its shorter side and centre-cropped. The method fills at
+    image_size; output_size is "model" (that size), "photos" (the smaller of the two photos' shorter
+    sides: no photo is upscaled) or a side N: the fill is then upsampled into the hole and the known
+    squares are the photos' own pixels at N (utils/fullres.py). Writes
+    results_dir/<pair name>_eval_2/{image1,image2,input_combined,generated_combined}.png (see
+    `pair_name`), or only the filled image to `output` (format from its extension; a folder: the pair
+    name inside it). Returns the filled image's path.
     """
     if not image1 or not image2:
         raise InputError("eval_2 needs two photos: pass --image1 PATH --image2 PATH")
-    first, second = load_eval_image(image1, image_size), load_eval_image(image2, image_size)
-    combined, mask = compose_two(first, second, crop_ratio)
-    filled = fill(combined[None].to(device), mask[None].to(device))[0].float().cpu()
-    if output:
-        return save_png(filled, output)
-    folder = Path(results_dir) / f"{Path(image1).stem}_{Path(image2).stem}_eval_2"
+    target = output_path(output, image1, image2) if output else None
+    photos = [load_image(image1), load_image(image2)]
+    if output_size == "photos":
+        size = min(min(photo.size) for photo in photos)
+    else:
+        size = image_size if output_size == "model" else int(output_size)
+    for path, photo in zip((image1, image2), photos):
+        if min(photo.size) < size:
+            warn(f"{path} is {photo.size[0]}x{photo.size[1]}: upscaled to fill {size}x{size}")
+    small = [to_float(eval_transform(photo, image_size)) for photo in photos]
+    combined, mask = compose_two(*small, crop_ratio)
+    if size == image_size:
+        first, second = small
+        filled = fill(combined[None].to(device), mask[None].to(device))[0].float().cpu()
+    else:
+        first, second = (to_float(eval_transform(photo, size)) for photo in photos)
+        known, _ = compose_two(first, second, crop_ratio)
+        filled = fill_at_resolution(fill, combined[None].to(device), mask[None].to(device), known[None].to(device),
+                                    crop_ratio)[0].float().cpu()
+        combined = known
+    if target:
+        return save_image(filled, target, "--output")
+    folder = Path(results_dir) / f"{pair_name(image1, image2)}_eval_2"
     for name, tensor in (("image1", first), ("image2", second), ("input_combined", combined)):
         save_png(tensor, folder / f"{name}.png")
     return save_png(filled, folder / "generated_combined.png")  # last: its presence means complete

@@ -39,7 +39,10 @@ def atomic_write(path, write, flag: str = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise InputError(f"cannot write {where}: {exc.strerror or exc}") from None
+        blocker = next((p for p in path.parents if p.exists()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else \
+            exc.strerror or str(exc)
+        raise InputError(f"cannot write {where}: {reason}") from None
     os.close(fd)
     try:
         write(tmp)

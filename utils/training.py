@@ -1,5 +1,6 @@
 """Training plumbing shared by main.py and diffusion.py: accelerator, data, logs, sample grids."""
 import csv
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -10,6 +11,8 @@ from tqdm.auto import tqdm
 from data.datasets import ImageFolderDataset, check_image_size
 from data.masks import apply_mask, check_crop_ratio, parse_mask_kinds
 from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.cli import given_flags
+from utils.errors import InputError
 from utils.images import save_grid
 
 
@@ -20,19 +23,76 @@ def make_accelerator(args):
 
 
 def start_run(args, kind: str, recipe_keys):
-    """Load the checkpoint to resume from (if --checkpoint_path), then validate the flags.
+    """Load the checkpoint to resume from (if --checkpoint_path), then validate the flags and the folders.
 
     On resume the recipe flags (`recipe_keys`) come from the checkpoint, not the command line, so that
-    a resumed run is the same run; the others (--epochs, --save_every, ...) stay as given.
-    Returns (checkpoint dict or None, mask kinds).
+    a resumed run is the same run: they are printed, and a recipe flag given with another value is
+    refused; the others (--epochs, --save_every, ...) stay as given. A run that will train must not
+    mix with another run's files (`check_run_folders`). Returns (checkpoint dict or None, mask kinds).
     """
     resume = load_checkpoint(args.checkpoint_path, kinds=(kind,)) if args.checkpoint_path else None
     if resume:
-        for key in recipe_keys:
-            setattr(args, key, resume["config"][key])
+        given, config = given_flags(args), resume["config"]
+        keys = [k for k in recipe_keys if k in config]
+        conflicts = [f"--{k} {getattr(args, k)} (the checkpoint has {config[k]})" for k in keys
+                     if k in given and not _same(k, getattr(args, k), config[k])]
+        if conflicts:
+            raise InputError(f"resuming {args.checkpoint_path} keeps its recipe: {', '.join(conflicts)}; drop the "
+                             "flag to continue that run, or start a new run without --checkpoint_path")
+        for key in keys:
+            setattr(args, key, config[key])
+        print(f"resuming {args.checkpoint_path} (epoch {resume['epoch']}) with its recipe: "
+              + " ".join(f"--{k} {config[k]}" for k in keys))
     check_crop_ratio(args.crop_ratio)
     check_image_size(args.image_size)
-    return resume, parse_mask_kinds(args.mask_kinds)
+    mask_kinds = parse_mask_kinds(args.mask_kinds)
+    if not resume or resume["epoch"] < args.epochs:
+        check_run_folders(args, resume)
+        print(f"writing checkpoints to {Path(args.checkpoint_dir) / 'checkpoint_epoch_N.pth'} (every "
+              f"{args.save_every} epochs and the last), losses, loss curve and sample grids to "
+              f"{Path(args.results_dir) / 'train'}")
+    return resume, mask_kinds
+
+
+def _same(key: str, given, stored) -> bool:
+    if key.endswith("_dir") and given is not None and stored is not None:
+        return Path(given).resolve() == Path(stored).resolve()
+    return given == stored
+
+
+def run_files(args) -> list:
+    """Files a training run writes into --checkpoint_dir and <results_dir>/train that already exist."""
+    checkpoints, logs = Path(args.checkpoint_dir), Path(args.results_dir) / "train"
+    found = sorted(checkpoints.glob("checkpoint_epoch_*.pth")) + sorted(checkpoints.glob("checkpoint_interrupted.pth"))
+    found += [p for p in (logs / "losses.csv", logs / "loss_curve.png", logs / "val_metrics.csv") if p.is_file()]
+    found += sorted((logs / "samples").glob("epoch_*.png"))
+    return found + ([logs / "val"] if (logs / "val").is_dir() else [])
+
+
+def check_run_folders(args, resume) -> None:
+    """Refuse to write over (or mix with) another run's checkpoints, losses and samples.
+
+    Allowed: empty folders; resuming from a checkpoint that lies in --checkpoint_dir (the same run
+    continues); --overwrite, which deletes the other run's files first.
+    """
+    found = run_files(args)
+    if not found:
+        return
+    same_run = resume is not None and Path(args.checkpoint_path).resolve().parent == \
+        Path(args.checkpoint_dir).resolve()
+    if same_run:
+        return
+    if not getattr(args, "overwrite", False):
+        latest = max((p for p in found if p.name.startswith("checkpoint_epoch_")),
+                     key=lambda p: int(p.stem.rsplit("_", 1)[1]), default=None)
+        hint = f"--checkpoint_path {latest} to resume it, " if latest else ""
+        raise InputError(f"{args.checkpoint_dir} / {Path(args.results_dir) / 'train'} hold another run's files "
+                         f"({len(found)}, e.g. {found[0]}): pass {hint}other --checkpoint_dir and --results_dir, "
+                         "or --overwrite to delete them and start again")
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    print(f"--overwrite: deleted {len(found)} files of the previous run in {args.checkpoint_dir} and "
+          f"{Path(args.results_dir) / 'train'}")
 
 
 def run_config(args) -> dict:
