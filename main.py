@@ -78,6 +78,9 @@ def parse_args(argv=None):
                         help="from this epoch, decay the learning rate linearly to 0 at --epochs (default: constant)")
     parser.add_argument("--min_crop_scale", type=float, default=0.3,
                         help="training crops span this fraction to all of a photo's shorter side (scale augmentation)")
+    parser.add_argument("--init_from", default=None,
+                        help="start a NEW run (new recipe, epoch 0, fresh optimizers) from the weights of this "
+                             "training checkpoint, e.g. to fine-tune with other loss weights; its architecture must match")
     parser.add_argument("--val_dir", default=None,
                         help="score the (EMA) generator on this folder at every checkpoint: "
                              "<results_dir>/train/val_metrics.csv; pick the checkpoint there, not on the test set")
@@ -170,6 +173,9 @@ def train(args):
     config["perceptual_loss_note"] = perceptual_note or f"{args.perceptual} ImageNet weights loaded"
 
     start_epoch, step = 0, 0
+    if args.init_from and not resume:
+        init_weights_from(args.init_from, config, generator, discriminator, ema)
+        accelerator.print(f"initialised the generator and discriminator from {args.init_from}")
     if resume:
         generator.load_state_dict(resume["generator"])
         discriminator.load_state_dict(resume["discriminator"])
@@ -235,6 +241,20 @@ def train(args):
     # Save.
     if accelerator.is_main_process and args.export:
         print(f"exported generator to {export_generator(eval_generator, config, args.export)}")
+
+
+def init_weights_from(path, config: dict, generator, discriminator, ema) -> None:
+    """--init_from: copy G, D (and the EMA copy) from a training checkpoint of the same architecture."""
+    state = load_checkpoint(path, kinds=("gan",))
+    keys = ("image_size", "ngf", "ndf") + tuple(LEGACY_ARCHITECTURE)
+    source = {**LEGACY_ARCHITECTURE, **state["config"]}
+    different = [f"--{k} {source[k]} (not {config[k]})" for k in keys if source[k] != config[k]]
+    if different:
+        raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
+    generator.load_state_dict(state["generator"])
+    discriminator.load_state_dict(state["discriminator"])
+    if ema is not None:
+        ema.module.load_state_dict((state.get("generator_ema") or {}).get("module", state["generator"]))
 
 
 def log_validation(fill, args, epoch: int, step: int, device) -> None:

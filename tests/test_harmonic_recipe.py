@@ -135,3 +135,25 @@ def test_ema_tracks_weights_and_is_a_separate_copy():
     restored.load_state_dict(ema.state_dict())
     assert restored.updates == 1 and restored.decay == 0.9
     assert torch.equal(restored.module[0].weight, ema.module[0].weight)
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(data, tmp_path):
+    import main as gan
+    from utils.checkpoint import load_checkpoint
+    from utils.errors import InputError
+
+    def args(out, *extra):
+        return gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
+                               "--checkpoint_dir", str(out), "--results_dir", str(out), "--image_size", "64",
+                               "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--perceptual", "none",
+                               "--epochs", "1", *extra])
+    gan.main(args(tmp_path / "a"))
+    source = tmp_path / "a" / "checkpoint_epoch_1.pth"
+    gan.main(args(tmp_path / "b", "--init_from", str(source), "--lambda_l1", "10", "--lr", "0"))
+    a, b = load_checkpoint(source, kinds=("gan",)), load_checkpoint(tmp_path / "b" / "checkpoint_epoch_1.pth", ("gan",))
+    assert b["config"]["lambda_l1"] == 10 and b["epoch"] == 1 and b["step"] == 2  # a new run, its own recipe
+    for key, value in a["generator"].items():  # lr 0: the weights are exactly the source's
+        if value.is_floating_point():
+            assert torch.equal(value, b["generator"][key]), key
+    with pytest.raises(InputError, match="--ngf 8"):
+        gan.main(args(tmp_path / "c", "--init_from", str(source), "--ngf", "16"))
