@@ -84,13 +84,25 @@ def make_diffusion_ema(model, config: dict):
 
 
 def load_diffusion_model(path) -> tuple:
-    """(network with the EMA weights, in eval mode; config; training noise-schedule config)."""
-    state = load_checkpoint(path, kinds=("diffusion",))
+    """(network with the EMA weights, in eval mode; config; training noise-schedule config), from a
+    training checkpoint or an `export_diffusion_model` file."""
+    state = load_checkpoint(path, kinds=("diffusion", "diffusion_export"))
     model = build_diffusion_model(state["config"])
-    ema = make_diffusion_ema(model, state["config"])
-    ema.load_state_dict(state["ema"])
-    ema.copy_to(model.parameters())
+    if state["kind"] == "diffusion_export":
+        model.load_state_dict(state["model"])
+    else:
+        ema = make_diffusion_ema(model, state["config"])
+        ema.load_state_dict(state["ema"])
+        ema.copy_to(model.parameters())
     return model.eval(), state["config"], state["scheduler_config"]
+
+
+def export_diffusion_model(checkpoint_path, path) -> Path:
+    """Sampling-only file from a diffusion training checkpoint: the EMA weights (fp32), the config and
+    the noise schedule; no optimizer or raw weights (a quarter of the size). Not resumable."""
+    model, config, scheduler_config = load_diffusion_model(checkpoint_path)
+    return save_checkpoint({"kind": "diffusion_export", "config": config, "scheduler_config": scheduler_config,
+                            "model": model.state_dict()}, path)
 
 
 def diffusion_fill(model, schedule_config: dict, device, args, progress: bool = True):

@@ -108,6 +108,15 @@ def test_train_resume_eval_eval2(data, tmp_path):
         assert torch.equal(param, shadow)
     assert config["image_size"] == 64
 
+    # The sampling-only export holds the same EMA network, at a fraction of the size.
+    from models.loading import export_diffusion_model
+    exported = export_diffusion_model(ckpt, tmp_path / "diffusion_export.pth")
+    assert exported.stat().st_size < 0.5 * ckpt.stat().st_size
+    model_export, config_export, _ = diffusion.load_model(exported)
+    assert config_export == config
+    for a, b in zip(model.state_dict().values(), model_export.state_dict().values()):
+        assert torch.equal(a, b)
+
     # Resume as in the document: epoch 2, recipe (widths) from the checkpoint, not the defaults.
     diffusion.main(diffusion.parse_args(["--mode", "train", "--checkpoint_path", str(ckpt), "--epochs", "2",
                                          "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
