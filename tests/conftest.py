@@ -1,4 +1,6 @@
 """Fixtures shared by the test modules."""
+import shutil
+
 import pytest
 import torch
 
@@ -23,14 +25,26 @@ def data(tmp_path_factory):
     return root
 
 
-MAX_TEMP_MB = 10  # per test: a run of the suite must not fill the system's temp folder
+MAX_TEMP_MB = 40  # per test; a random full-size VGG19 file alone is 548 MB
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.when == "call":
+        item.call_failed = report.failed
 
 
 @pytest.fixture(autouse=True)
 def small_temp_files(request):
-    """Fail a test that leaves more than MAX_TEMP_MB in its tmp_path (pytest keeps the last 3 runs' files)."""
+    """Keep the system's temp folder small: a test may not leave more than MAX_TEMP_MB in its tmp_path,
+    and a test that passed leaves nothing (pytest would keep the files of the last 3 runs). A failed
+    test's files stay, to look at."""
     folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
-    if folder is not None:
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2 ** 20
-        assert size <= MAX_TEMP_MB, f"{request.node.name} left {size:.0f} MB in {folder} (at most {MAX_TEMP_MB} MB)"
+    if folder is None:
+        return
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2 ** 20
+    assert size <= MAX_TEMP_MB, f"{request.node.name} left {size:.0f} MB in {folder} (at most {MAX_TEMP_MB} MB)"
+    if not getattr(request.node, "call_failed", True):
+        shutil.rmtree(folder, ignore_errors=True)

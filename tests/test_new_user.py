@@ -9,8 +9,10 @@
  7 runs that do not collide; resume keeps its recipe; eval_2 folders  test_7_runs_do_not_collide
  8 warnings on one line                                               test_8_warnings_are_one_line
  9 small temp files (conftest.small_temp_files), tiny VGG stand-in    test_9_tests_keep_temp_files_small
+10 README time figures and runnable diffusion commands                test_10_readme_times_and_commands
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -247,10 +249,51 @@ def test_9_tests_keep_temp_files_small(tmp_path):
 
     from tests import conftest
     from tests.helpers import tiny_vgg19
-    assert conftest.MAX_TEMP_MB <= 10  # enforced on every test that uses tmp_path (conftest.small_temp_files)
+    # Enforced on every test that uses tmp_path (conftest.small_temp_files), which also empties it when it passes.
+    assert conftest.MAX_TEMP_MB <= 40
     with torch.device("meta"):
         real = make_layers(cfgs["E"])  # VGG19's features, without allocating them
     stand_in = tiny_vgg19().features
     assert [type(m) for m in stand_in] == [type(m) for m in real]  # same layer indices as VGGPerceptualLoss uses
     torch.save(tiny_vgg19().state_dict(), tmp_path / "vgg.pth")
     assert (tmp_path / "vgg.pth").stat().st_size < 2 ** 20
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"\n## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+TIME = re.compile(r"\b\d+(?:[.,]\d+)?(?:[–-]\d+(?:\.\d+)?)?\s?(?:ms|s|min|minutes?|seconds?|hours?)\b(?!\w)")
+HARDWARE = re.compile(r"core|CPU|GPU|EPYC|H100|H200|VM\b")
+
+
+def test_10_readme_times_and_commands():
+    readme = (ROOT / "README.md").read_text()
+    # Every time figure names the hardware and the command, in a table row (hardware column) or its paragraph;
+    # the GAN recipe's sections (main.py, model card, data) are checked by their owners.
+    theirs = ("main.py: the GAN", "Shipped model (model card)", "Data and credits")
+    checked = [readme[:readme.index("\n## ")]] + [_section(readme, t) for t in re.findall(r"\n## (.+)", readme)
+                                                  if t not in theirs]
+    for section in checked:
+        blocks = re.split(r"\n\s*\n", re.sub(r"```.*?```", "CODE", section, flags=re.S))
+        for i, block in enumerate(blocks):
+            if not TIME.search(block) or block.lstrip().startswith("|"):  # tables carry their hardware column
+                continue
+            context = " ".join(blocks[max(0, i - 1):i + 2])
+            assert HARDWARE.search(block), f"time figure without hardware: {block[:200]!r}"
+            assert "`" in block or "CODE" in context, f"time figure without the command: {block[:200]!r}"
+    # The diffusion commands run as written: a short run first; every checkpoint a command reads was written by
+    # a training command before it.
+    commands = re.findall(r"^(?:OMP_NUM_THREADS=1 )?python (?:diffusion|benchmarks/compare)\.py .*?(?<!\\)$",
+                          re.sub(r"\\\n\s*", " ", _section(readme, "diffusion.py")), flags=re.M)
+    written = set()
+    assert "--mode train" in commands[0] and int(re.search(r"--epochs (\d+)", commands[0]).group(1)) <= 5
+    for command in commands:
+        for read in re.findall(r"--(?:checkpoint_path|diffusion_checkpoint) (\S+)", command):
+            assert read in written, f"{read} is read before a command writes it: {command}"
+        if "--mode train" in command:
+            folder = re.search(r"--checkpoint_dir (\S+)", command)
+            epochs = int(re.search(r"--epochs (\d+)", command).group(1))
+            written.add(f"{folder.group(1) if folder else 'checkpoints/diffusion'}/checkpoint_epoch_{epochs}.pth")
