@@ -9,7 +9,8 @@ upsamples by resize + convolution, and is evaluated and exported with an EMA of 
     python main.py --mode train --epochs 30                       # on data/scenery/train
     python main.py --mode train --checkpoint_path checkpoints/checkpoint_epoch_30.pth --epochs 50
     python main.py --mode eval --test_dir data/scenery/test       # shipped model by default
-    python main.py --mode eval_2 --image1 a.jpg --image2 b.jpg    # patches of two photos
+    python main.py --mode eval_2 --image1 a.jpg --image2 b.jpg    # patches of two photos, at their resolution
+    python main.py --image1 a.jpg --image2 b.jpg --output_size 512 --output fill.jpg   # no --mode: eval_2
     python main.py --mode eval --baseline telea --image_size 128  # a training-free floor
 
 Multi-GPU: `accelerate launch main.py --mode train ...`. Every flag also accepts dashes

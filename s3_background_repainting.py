@@ -35,6 +35,7 @@ from data.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_compos
                           repaint_mask, scene_phrase, write_annotations)
 from models.pipelines import (INPAINT_MODELS, is_sdxl, load_inpaint_pipeline,
                               pick_device_dtype)
+from utils.cli import one_line_warnings
 from utils.errors import InputError
 from utils.files import atomic_write
 
@@ -258,7 +259,8 @@ def main(args):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except InputError as err:  # bad paths/flags: one line, no traceback (utils/errors.py)
-        sys.exit(f"error: {err}")
+    with one_line_warnings():  # Python warnings as `warning: ...`, one line each
+        try:
+            main(parse_args())
+        except InputError as err:  # bad paths/flags: one line, no traceback (utils/errors.py)
+            sys.exit(f"error: {err}")
