@@ -277,8 +277,9 @@ def main(args):
     check_crop_ratio(args.crop_ratio)
     device = eval_device(args.cpu)
     if args.baseline:
-        if "checkpoint_path" in given_flags(args):
-            raise InputError("--baseline fills without a model: drop --checkpoint_path")
+        unused = sorted({"checkpoint_path", "mixed_precision"} & given_flags(args))
+        if unused:
+            raise InputError(f"--baseline fills without a model: drop {', '.join('--' + f for f in unused)}")
         fill, config = BASELINES[args.baseline], {"image_size": check_image_size(args.image_size),
                                                   "crop_ratio": args.crop_ratio}
     else:

@@ -125,6 +125,8 @@ def test_2_full_resolution_and_flags_that_act(model, data, tmp_path, capsys):
     code, _, err = call(gan, ["--image1", a, "--image2", b, "--checkpoint_path", model, "--epochs", "3"], capsys)
     assert code == 2 and err.strip() == "error: --epochs does nothing in --mode eval_2: drop it"
     assert call(gan, ["--mode", "train", "--output_size", "256"], capsys)[0] == 2
+    assert call(gan, ["--image1", a, "--image2", b, "--output", tmp_path / "o.png", "--results_dir", tmp_path], capsys)[0] == 2
+    assert call(gan, ["--image1", a, "--image2", b, "--baseline", "mean", "--checkpoint_path", model], capsys)[0] == 2
 
     # --mode eval --output_size N: every photo scored at N x N, its known squares its own.
     code, out, _ = call(gan, ["--mode", "eval", "--checkpoint_path", model, "--test_dir", data / "test",

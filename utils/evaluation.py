@@ -126,6 +126,8 @@ def run_eval_mode(fill, args, image_size: int, crop_ratio: float, device, model:
     """
     given = given_flags(args)
     model = model or "the model"
+    if args.mode == "eval_2" and args.output and "results_dir" in given:
+        raise InputError("--output writes only the filled image, --results_dir the whole eval_2 folder: pass one")
     if "image_size" in given and args.image_size != image_size:
         raise InputError(f"--image_size {args.image_size}: {model} fills at {image_size}x{image_size}, the size it "
                          "was trained at; use --output_size N to set the size of the output (--output_size "
