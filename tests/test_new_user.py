@@ -125,7 +125,8 @@ def test_2_full_resolution_and_flags_that_act(model, data, tmp_path, capsys):
     code, _, err = call(gan, ["--image1", a, "--image2", b, "--checkpoint_path", model, "--epochs", "3"], capsys)
     assert code == 2 and err.strip() == "error: --epochs does nothing in --mode eval_2: drop it"
     assert call(gan, ["--mode", "train", "--output_size", "256"], capsys)[0] == 2
-    assert call(gan, ["--image1", a, "--image2", b, "--output", tmp_path / "o.png", "--results_dir", tmp_path], capsys)[0] == 2
+    assert call(gan, ["--image1", a, "--image2", b, "--output", tmp_path / "o.png", "--results_dir", tmp_path],
+                capsys)[0] == 2
     assert call(gan, ["--image1", a, "--image2", b, "--baseline", "mean", "--checkpoint_path", model], capsys)[0] == 2
 
     # --mode eval --output_size N: every photo scored at N x N, its known squares its own.
@@ -180,7 +181,8 @@ def test_5_written_files_honour_the_umask(model, tmp_path, capsys):
         assert call(gan, ["--image1", a, "--image2", b, "--checkpoint_path", model, "--results_dir", tmp_path / "r"],
                     capsys)[0] == 0
         written = list((tmp_path / "r").rglob("*.png"))
-        written += [save_checkpoint({"kind": "gan"}, tmp_path / "c.pth"), save_png(torch.zeros(3, 4, 4), tmp_path / "i.png"),
+        written += [save_checkpoint({"kind": "gan"}, tmp_path / "c.pth"),
+                    save_png(torch.zeros(3, 4, 4), tmp_path / "i.png"),
                     write_csv_atomic([{"a": 1}], ["a"], tmp_path / "m.csv")]
         assert len(written) == 7 and {oct(p.stat().st_mode & 0o777) for p in written} == {"0o644"}
         os.umask(0o077)  # the umask, not a fixed mode
@@ -193,7 +195,8 @@ def test_6_a_folder_is_named_as_a_folder(model, data, tmp_path, capsys):
     folder = tmp_path / "some_folder"
     folder.mkdir()
     image = data / "test" / "img_100.png"
-    cases = [(["--image1", str(folder) + "/", "--image2", image, "--checkpoint_path", model], "is a folder, not an image"),
+    cases = [(["--image1", str(folder) + "/", "--image2", image, "--checkpoint_path", model],
+              "is a folder, not an image"),
              (["--mode", "eval", "--checkpoint_path", folder], "is a folder, not a checkpoint"),
              (["--mode", "eval", "--checkpoint_path", model, "--test_dir", image], "is a file, not a folder")]
     for argv, message in cases:

@@ -15,8 +15,9 @@ the whole band, fine detail over a few pixels), "poisson" (the fill plus the har
 makes it continuous with the photo at the border, Perez et al. 2003), "feather" (linear cross-fade of
 the mirrored square and the fill) and "none" (plain paste).
 
-Why "laplacian" (benchmarks/bench_blend.py, the GAN shipped at the time, 128 px, each photo at its shorter side; band PSNR
-against the photo, dB / seam step as a multiple of the photo's own, 1.0 = as smooth as the photo):
+Why "laplacian" (benchmarks/bench_blend.py, the GAN shipped at the time, 128 px, each photo at its shorter
+side; band PSNR against the photo, dB / seam step as a multiple of the photo's own, 1.0 = as smooth as the
+photo):
 
     photos                           none          feather       laplacian     poisson
     data/scenery/test (6, 320-410)   19.20 / 3.55  20.77 / 0.33  20.84 / 0.93  20.37 / 2.03
