@@ -61,7 +61,8 @@ def run_variant(args, variant: str) -> dict:
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
     perceptual = VGGPerceptualLoss(vgg19(weights=None).features).to(device) if variant == "ours+perc" else None
     adversarial = AdversarialLoss("bce")
-    lambdas = argparse.Namespace(lambda_l1=100.0, lambda_ssim=1.0, lambda_perc=1.0, lambda_adv=1.0)
+    lambdas = argparse.Namespace(lambda_l1=100.0, lambda_ssim=1.0, lambda_perc=1.0, lambda_adv=1.0,
+                                 lambda_fm=0.0)  # the document's recipe: no feature matching
     image = torch.rand(args.batch_size, 3, args.image_size, args.image_size, device=device) * 2 - 1
     _, mask = masked_input(image, 0.4)
     batch = {"image": image, "mask": mask.contiguous()}

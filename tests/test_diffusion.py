@@ -204,7 +204,7 @@ def test_bad_input_errors(data, tmp_path, capsys):
         (["--mode", "eval"], "needs --checkpoint_path"),
         (["--mode", "eval", "--checkpoint_path", str(tmp_path / "missing.pth")], "checkpoint not found"),
         (["--mode", "eval", "--checkpoint_path", str(tmp_path / "junk.pth")], "cannot read checkpoint"),
-        (["--mode", "eval", "--checkpoint_path", str(gan_ckpt)], "is not a diffusion checkpoint"),
+        (["--mode", "eval", "--checkpoint_path", str(gan_ckpt)], "is not a diffusion"),
         (["--mode", "train", "--checkpoint_path", str(gan_ckpt), "--epochs", "2"], "is not a diffusion checkpoint"),
         (["--mode", "eval", "--checkpoint_path", str(ckpt), "--test_dir", str(tmp_path / "empty")], "no images"),
         (["--mode", "eval", "--checkpoint_path", str(ckpt), "--scheduler", "ddpm", "--num_inference_steps", "2000"],
