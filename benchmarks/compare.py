@@ -1,6 +1,6 @@
 """GAN vs scratch diffusion on the same gap, as numbers: a table (markdown + CSV) and a plot.
 
-    python benchmarks/compare.py --diffusion_checkpoint checkpoints/diffusion/checkpoint_epoch_250.pth
+    python benchmarks/compare.py                  # the shipped GAN and diffusion checkpoints
     python benchmarks/compare.py --gan_checkpoint G.pth --diffusion_checkpoint D.pth --steps ddim:50,dpm:20,1000
 
 Methods, all filled and scored by utils.evaluation.evaluate_folder (same test images, same gap
@@ -36,7 +36,7 @@ from data.masks import check_crop_ratio, masked_input  # noqa: E402
 from models import PatchDiscriminator, count_parameters  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
 from models.diffusion import SAMPLERS  # noqa: E402
-from models.loading import (SHIPPED_MODEL, build_diffusion_model, build_generator, diffusion_fill,  # noqa: E402
+from models.loading import (SHIPPED_DIFFUSION, SHIPPED_MODEL, build_diffusion_model, build_generator, diffusion_fill,  # noqa: E402
                             generator_fill, load_diffusion_model, load_generator, make_diffusion_ema)
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
@@ -52,7 +52,8 @@ FLOOR_NAMES = {"mean": "mean colour", "telea": "Telea inpainting", "harmonic": "
 def parse_args(argv=None):
     parser = Parser(description=__doc__)
     parser.add_argument("--gan_checkpoint", default=SHIPPED_MODEL)
-    parser.add_argument("--diffusion_checkpoint", required=True, help="written by `diffusion.py --mode train`")
+    parser.add_argument("--diffusion_checkpoint", default=SHIPPED_DIFFUSION,
+                        help="written by `diffusion.py --mode train` (default: the shipped 64² baseline)")
     parser.add_argument("--test_dir", default="data/scenery/test")
     parser.add_argument("--out_dir", default="results/compare")
     parser.add_argument("--steps", default="50,1000",
@@ -105,17 +106,20 @@ def timed(step, steps: int, batch_size: int, device) -> float:
 
 def gan_training_rate(config: dict, accelerator, steps: int) -> float:
     """main.train_step at the GAN's recipe (random weights: the speed does not depend on them)."""
-    from losses import AdversarialLoss, VGGPerceptualLoss
+    from losses import AdversarialLoss, VGGPerceptualLoss, build_perceptual_loss
     generator = build_generator(config).to(memory_format=torch.channels_last)  # as main.train does
     discriminator = PatchDiscriminator(ndf=config["ndf"])
     opt_g = torch.optim.Adam(generator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
     perceptual = None
-    if config.get("perceptual_loss"):  # the VGG19 term costs the same with random weights
+    if config.get("perceptual_loss") and config.get("perceptual", "vgg19") == "effnet":
+        perceptual = build_perceptual_loss("effnet")[0].to(accelerator.device)
+    elif config.get("perceptual_loss"):  # the VGG19 term costs the same with random weights
         from torchvision.models import vgg19
         perceptual = VGGPerceptualLoss(vgg19(weights=None).features).to(accelerator.device)
-    adversarial, recipe = AdversarialLoss(config["gan_loss"]), SimpleNamespace(**config)
+    # Checkpoints older than feature matching have no lambda_fm: they trained without it.
+    adversarial, recipe = AdversarialLoss(config["gan_loss"]), SimpleNamespace(**{"lambda_fm": 0.0, **config})
     batch = random_batch(config["image_size"], config["batch_size"], config["crop_ratio"], accelerator.device)
     return timed(lambda: gan.train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual,
                                         recipe, accelerator), steps, config["batch_size"], accelerator.device)

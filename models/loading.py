@@ -15,6 +15,8 @@ from utils.evaluation import AUTOCAST_DTYPES
 from utils.files import repo_path
 
 SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2's default, from any folder
+# The small scratch-diffusion baseline (64², EMA weights only) that compare.py and the notebook use by default.
+SHIPPED_DIFFUSION = str(repo_path("checkpoints/diffusion_scenery_64.pth"))
 # Architecture keys missing from older checkpoints take the first shipped model's values.
 LEGACY_ARCHITECTURE = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False}
 

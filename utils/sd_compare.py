@@ -93,9 +93,8 @@ def load_scratch_diffusion(path, device, num_steps: int, seed: int, scheduler: s
     method = Method(key="scratch_diffusion", name=f"scratch diffusion ({scheduler} {num_steps} steps)",
                     source=str(path))
     if not path:
-        method.reason = ("no DIFFUSION_CHECKPOINT given (none ships with the project: train one with "
-                         "`python diffusion.py --mode train`, then set DIFFUSION_CHECKPOINT to "
-                         "checkpoints/diffusion/checkpoint_epoch_N.pth)")
+        method.reason = ("DIFFUSION_CHECKPOINT is empty: set it to checkpoints/diffusion_scenery_64.pth (shipped) "
+                         "or to a checkpoint written by `python diffusion.py --mode train`")
         return method
     try:
         model, config, schedule_config = load_diffusion_model(path)
