@@ -30,6 +30,7 @@ from models.loading import build_diffusion_model as build_model
 from models.loading import diffusion_block_channels as block_channels
 from models.loading import diffusion_fill as make_fill
 from models.loading import load_diffusion_model as load_model
+from models.loading import SHIPPED_DIFFUSION
 from models.loading import make_diffusion_ema as make_ema
 from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, run
@@ -164,9 +165,8 @@ def main(args):
     if args.mode == "train":
         return train(args)
     check_crop_ratio(args.crop_ratio)
-    if not args.checkpoint_path:
-        raise InputError(f"--mode {args.mode} needs --checkpoint_path: a checkpoint written by "
-                         "`python diffusion.py --mode train` (no diffusion model ships with the project)")
+    # Default: the small shipped baseline (checkpoints/diffusion_scenery_64.pth, found from any folder).
+    args.checkpoint_path = args.checkpoint_path or SHIPPED_DIFFUSION
     model, config, schedule_config = load_model(args.checkpoint_path)
     if args.num_inference_steps > schedule_config["num_train_timesteps"]:
         raise InputError(f"--num_inference_steps {args.num_inference_steps} exceeds the "

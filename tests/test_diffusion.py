@@ -201,7 +201,6 @@ def test_bad_input_errors(data, tmp_path, capsys):
     capsys.readouterr()  # drop the training output
     test_image = str(data / "test" / "img_100.png")
     cases = [
-        (["--mode", "eval"], "needs --checkpoint_path"),
         (["--mode", "eval", "--checkpoint_path", str(tmp_path / "missing.pth")], "checkpoint not found"),
         (["--mode", "eval", "--checkpoint_path", str(tmp_path / "junk.pth")], "cannot read checkpoint"),
         (["--mode", "eval", "--checkpoint_path", str(gan_ckpt)], "is not a diffusion"),
@@ -265,3 +264,11 @@ def test_compare_scores_every_method_with_the_same_code(data, tmp_path):
     table = (out / "comparison.md").read_text()
     assert "**Check:** diffusion ddim 2 steps (64px) vs diffusion ddpm 10 steps (64px)" in table
     assert "Hardware:" in table and "--steps 2,10" in table and (out / "comparison.png").stat().st_size > 0
+
+
+def test_eval_2_defaults_to_the_shipped_baseline(data, tmp_path):
+    out = tmp_path / "fill.png"
+    diffusion.main(diffusion.parse_args(["--mode", "eval_2", "--image1", str(data / "test" / "img_100.png"),
+                                         "--image2", str(data / "test" / "img_101.png"),
+                                         "--num_inference_steps", "2", "--output", str(out)]))
+    assert Image.open(out).size == (70, 70)  # the smaller photo side; nothing trained, nothing passed
