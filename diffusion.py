@@ -32,6 +32,7 @@ from models.loading import diffusion_block_channels as block_channels
 from models.loading import diffusion_fill as make_fill
 from models.loading import load_diffusion_model as load_model
 from models.loading import SHIPPED_DIFFUSION
+from utils.hardware import configure_threads, resolve_mixed_precision
 from models.loading import make_diffusion_ema as make_ema
 from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, run
@@ -163,7 +164,10 @@ def train(args):
                end_of_epoch, state, modules=(model,))
 
 def main(args):
+    threads = configure_threads(args.threads)  # the cores not busy with other work (utils/hardware.py)
+    args.mixed_precision = resolve_mixed_precision(args.mixed_precision, args.cpu)
     if args.mode == "train":
+        print(f"using {threads}; autocast: {args.mixed_precision}")
         return train(args)
     check_crop_ratio(args.crop_ratio)
     # Default: the small shipped baseline (checkpoints/diffusion_scenery_64.pth, found from any folder).

@@ -34,6 +34,7 @@ from models.loading import generator_fill as make_fill
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, given_flags, run
 from utils.ema import ModelEMA
+from utils.hardware import configure_threads, resolve_mixed_precision
 from utils.errors import InputError
 from utils.evaluation import (eval_device, evaluate_folder, read_csv_rows, run_eval_mode,
                               write_csv_atomic)
@@ -52,7 +53,7 @@ VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness"
 
 def parse_args(argv=None):
     parser = Parser(description=__doc__)
-    add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4)
+    add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4, default_precision="auto")
     parser.add_argument("--ngf", type=int, default=64, help="generator width (channels of the first level)")
     parser.add_argument("--ndf", type=int, default=64, help="discriminator width")
     parser.add_argument("--norm", choices=NORMS, default="group", help="generator normalisation")
@@ -272,7 +273,11 @@ def log_validation(fill, args, epoch: int, step: int, device) -> None:
 
 
 def main(args):
+    # Hardware choices, once: threads from the free cores, bf16 autocast where it is native.
+    threads = configure_threads(args.threads)
+    args.mixed_precision = resolve_mixed_precision(args.mixed_precision, args.cpu)
     if args.mode == "train":
+        print(f"using {threads}; autocast: {args.mixed_precision}")
         return train(args)
     check_crop_ratio(args.crop_ratio)
     device = eval_device(args.cpu)

@@ -1,4 +1,5 @@
 """Fixtures shared by the test modules."""
+import os
 import shutil
 
 import pytest
@@ -10,10 +11,15 @@ from tests.helpers import write_images
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny models gain nothing from threads; on a 2-core machine shared with another job they lose ~10x."""
-    threads = torch.get_num_threads()
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # --threads auto then keeps 1 (utils/hardware.py)
     yield
     torch.set_num_threads(threads)
+    if omp is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = omp
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +54,4 @@ def small_temp_files(request):
     assert size <= MAX_TEMP_MB, f"{request.node.name} left {size:.0f} MB in {folder} (at most {MAX_TEMP_MB} MB)"
     if not getattr(request.node, "call_failed", True):
         shutil.rmtree(folder, ignore_errors=True)
+

@@ -229,7 +229,7 @@ def test_cli_subprocess_exit_code_and_help(tmp_path, capsys):
     bad = subprocess.run([sys.executable, "diffusion.py", "--mode", "eval_2", "--image1", "a.jpg"],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    assert bad.stderr.startswith("error: --mode eval_2 needs --checkpoint_path")
+    assert bad.stderr.startswith("error: eval_2 needs two photos")  # the shipped baseline is the default model
     with pytest.raises(SystemExit):
         diffusion.parse_args(["--help"])
     help_text = capsys.readouterr().out

@@ -66,7 +66,8 @@ def output_size_arg(text: str):
     return size
 
 
-def add_shared_args(parser: Parser, default_size: int, default_batch: int, default_lr: float) -> None:
+def add_shared_args(parser: Parser, default_size: int, default_batch: int, default_lr: float,
+                    default_precision: str = "no") -> None:
     """Flags that mean the same thing in main.py and diffusion.py."""
     parser.add_argument("--mode", choices=tuple(MODES), default=None,
                         help="train, eval or eval_2 (default: eval_2 when --image1/--image2 are given)")
@@ -100,8 +101,12 @@ def add_shared_args(parser: Parser, default_size: int, default_batch: int, defau
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save_every", type=int, default=5, help="write a checkpoint every N epochs (and the last)")
     parser.add_argument("--log_interval", type=int, default=10, help="log losses to CSV every N steps")
-    parser.add_argument("--mixed_precision", choices=("no", "bf16", "fp16"), default="no",
-                        help="autocast precision (bf16 is fast on AVX-512-BF16 CPUs and on recent GPUs)")
+    parser.add_argument("--mixed_precision", choices=("auto", "no", "bf16", "fp16"), default=default_precision,
+                        help="autocast precision; auto: bf16 on GPUs with bf16 and on AVX-512-BF16 / AMX CPUs, "
+                             "else fp32 (utils/hardware.py)")
+    parser.add_argument("--threads", default="auto",
+                        help="torch CPU threads: a number, or auto = the cores not busy with other work at the start "
+                             "(two threads on a half-busy 2-core machine are ~2x slower than one); OMP_NUM_THREADS wins")
     parser.add_argument("--repeat", type=int, default=1,
                         help="passes over the training folder per epoch (random crops differ); for small folders")
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if a GPU is available")

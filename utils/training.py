@@ -19,6 +19,10 @@ from utils.images import save_grid
 def make_accelerator(args):
     """The one place where device and precision are decided (CPU, one GPU, or `accelerate launch`)."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    # accelerate keeps one precision per process; a process that trains twice (benchmarks/compare.py,
+    # the tests) may ask for another one. The distributed state (PartialState) is kept.
+    AcceleratorState._reset_state()
     return Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
 
 
