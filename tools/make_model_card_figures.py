@@ -36,15 +36,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def to_jpeg(png_path: Path) -> Path:
-    """save_grid writes PNG; the README figures are JPEG (quality 90) to keep the repository small."""
-    from PIL import Image
-    jpg = png_path.with_suffix(".jpg")
-    Image.open(png_path).convert("RGB").save(jpg, quality=90)
-    png_path.unlink()
-    return jpg
-
-
 def main(args):
     torch.manual_seed(0)
     generator, config = load_generator(args.checkpoint)
@@ -60,7 +51,7 @@ def main(args):
     with torch.no_grad():
         columns = [masked, gan(masked, mask), harmonic_baseline(masked, mask), telea_fill(masked, mask), image]
     used = [dataset.files[i] for i in picks]
-    print(f"wrote {to_jpeg(save_grid(columns, out_dir / 'gan_test_examples.png', max_rows=len(picks)))}")
+    print(f"wrote {save_grid(columns, out_dir / 'gan_test_examples.jpg', max_rows=len(picks))}")
 
     # eval_2: pairs of photos far apart in the sorted list (different sources, usually).
     photos = list_images(args.test_dir)
@@ -75,7 +66,7 @@ def main(args):
                          harmonic_baseline(combined[None], pair_mask[None])[0]])
         used += [first_path, second_path]
     grid = [torch.stack([r[c] for r in rows]) for c in range(5)]
-    print(f"wrote {to_jpeg(save_grid(grid, out_dir / 'gan_eval_2_example.png', max_rows=len(rows)))}")
+    print(f"wrote {save_grid(grid, out_dir / 'gan_eval_2_example.jpg', max_rows=len(rows))}")
 
     # Credits of every photo shown.
     credits_csv = Path(args.test_dir).parent / "CREDITS.csv"
