@@ -34,13 +34,18 @@ def _cpu_times():
     return times
 
 
+def allowed_cpus() -> list:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
+
+
 def free_cpus(interval: float = 0.3) -> int:
     """Number of this process's CPUs not kept busy by *other* processes during `interval` seconds.
 
     Busy time of the allowed CPUs minus this process's own CPU time (its OpenMP threads may still be
     spinning from an earlier torch call), rounded to whole cores.
     """
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
+    allowed = allowed_cpus()
     before, own_before, start = _cpu_times(), time.process_time(), time.perf_counter()
     if before is None:
         return len(allowed)
@@ -60,7 +65,7 @@ def free_cpus(interval: float = 0.3) -> int:
 
 def configure_threads(spec: str) -> str:
     """Apply --threads ('auto' or a number) to torch; returns a one-line description of the choice."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    available = len(allowed_cpus())
     if spec == "auto":
         if os.environ.get("OMP_NUM_THREADS"):  # the user's explicit setting wins
             return f"{torch.get_num_threads()} torch threads (OMP_NUM_THREADS)"
