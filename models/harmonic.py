@@ -41,9 +41,8 @@ def push_pull_fill(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """
     if known.min() > 0 or min(values.shape[-2:]) <= 1:
         return values
-    weight_sum = known.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
     if known.shape[-1] <= 2 or known.shape[-2] <= 2:  # coarsest level: the known mean everywhere
-        mean = (values * known).sum(dim=(2, 3), keepdim=True) / weight_sum
+        mean = (values * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
         return torch.where(known > 0, values, mean.expand_as(values))
     coarse_known = F.avg_pool2d(known, 2, ceil_mode=True)
     coarse_values = F.avg_pool2d(values * known, 2, ceil_mode=True) / coarse_known.clamp_min(1e-12)
