@@ -2,14 +2,15 @@
 
 Threads. On a 2-core VM where another process keeps one core busy, two torch (OpenMP) threads
 spin-wait on each other: measured with main.py's defaults at 128², ngf 32, bf16 (2-core AMD EPYC VM;
-`python main.py`-style train steps, see README "Training speed"):
+`python benchmarks/bench_step.py --threads N [--busy]`):
 
-    idle machine:   2 threads 2.04 s/step | 2 threads + OMP_WAIT_POLICY=PASSIVE 3.13 s/step
-    one core busy:  2 threads 6.05 s/step | PASSIVE 4.61 s/step | 1 thread 3.23 s/step
+    idle machine:   1 thread 2.95 s/step | 2 threads 1.69 s/step | 2 threads + OMP_WAIT_POLICY=PASSIVE 2.15
+    one core busy:  1 thread 3.18 s/step | 2 threads 5.34 s/step | PASSIVE 3.90
 
-A passive wait policy costs 50 % on an idle machine, so `auto` instead counts the cores that are
-actually free (idle time of each CPU in /proc/stat over a fraction of a second) and uses that many
-threads: all of them on an idle machine, fewer on a busy one.
+A passive wait policy costs 27 % on an idle machine and still loses to one thread on a busy one,
+so `auto` instead counts the cores that are actually free (other processes' CPU time in /proc/stat
+over a fraction of a second) and uses that many threads: all of them on an idle machine, fewer on a
+busy one.
 
 Precision. bf16 autocast where the hardware runs it natively: CUDA GPUs with bf16 support, and CPUs
 with AVX-512-BF16 or AMX-BF16 (the `avx512_bf16` / `amx_bf16` flags of /proc/cpuinfo); fp32 elsewhere.
