@@ -24,7 +24,7 @@ import torch
 
 from data.datasets import check_image_size
 from data.masks import check_crop_ratio
-from losses import AdversarialLoss, build_perceptual_loss, feature_matching_loss, hole_l1, ssim_loss
+from losses import AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss, hole_l1, ssim_loss
 from models import PatchDiscriminator
 from models.gan import NORMS, UPSAMPLING
 from models.baselines import BASELINES
@@ -46,7 +46,7 @@ from utils.training import (fixed_sample_batch, make_accelerator, make_train_loa
 RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "lambda_l1", "lambda_ssim",
                "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir",
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
-               "lr_decay_start", "min_crop_scale", "perceptual")
+               "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail")
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard", "effnet_distance",
                "fid_effnet", "psnr", "ssim")
 
@@ -67,6 +67,8 @@ def parse_args(argv=None):
     parser.add_argument("--lambda_perc", type=float, default=1.0)
     parser.add_argument("--lambda_adv", type=float, default=1.0)
     parser.add_argument("--lambda_fm", type=float, default=10.0, help="discriminator feature matching (pix2pixHD)")
+    parser.add_argument("--lambda_detail", type=float, default=0.0,
+                        help="local detail (texture) energy in the hole, phase-free (losses.detail_loss)")
     parser.add_argument("--adv_start_epoch", type=int, default=0,
                         help="train G on reconstruction only (no D) up to this epoch, then add the GAN terms")
     parser.add_argument("--gan_loss", choices=AdversarialLoss.MODES, default="bce")
@@ -132,12 +134,14 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
     opt_g.zero_grad(set_to_none=True)
     g_l1, g_ssim = hole_l1(fake, image, mask), ssim_loss(fake, image)
     g_perc = perceptual(fake, image) if perceptual is not None else zero
+    g_detail = detail_loss(fake, image, mask) if args.lambda_detail else zero
     g_total = (args.lambda_l1 * g_l1 + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc
-               + args.lambda_adv * g_gan + args.lambda_fm * g_fm)
+               + args.lambda_adv * g_gan + args.lambda_fm * g_fm + args.lambda_detail * g_detail)
     accelerator.backward(g_total)
     opt_g.step()
     return {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_SSIM": g_ssim.item(), "G_perc": g_perc.item(),
-            "G_GAN": g_gan.item(), "G_FM": g_fm.item(), "D_real": d_real.item(), "D_fake": d_fake.item()}
+            "G_detail": g_detail.item(), "G_GAN": g_gan.item(), "G_FM": g_fm.item(), "D_real": d_real.item(),
+            "D_fake": d_fake.item()}
 
 
 def learning_rate(args, epoch: int) -> float:
