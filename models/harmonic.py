@@ -51,12 +51,14 @@ def push_pull_fill(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return known * values + (1.0 - known) * up
 
 
-def harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_iters: int = 2000, tol: float = 1e-5) -> torch.Tensor:
+def harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_iters: int = 2000, tol: float = 1e-5,
+                  initial=None) -> torch.Tensor:
     """Solve Laplace's equation in the hole. masked (B, C, H, W), mask (B, 1, H, W) with 1 = hole.
 
     Returns (B, C, H, W): known pixels unchanged, hole = harmonic interpolation of the boundary.
     Conjugate gradients stop when every image's residual norm is below `tol` times its right-hand
     side's norm (or after `max_iters`). Computed in float32 (float64 if given float64), no grad.
+    `initial` (B, C, H, W), if given, is the starting guess in the hole (default: push-pull).
     """
     dtype = torch.float64 if masked.dtype == torch.float64 else torch.float32
     with torch.no_grad(), torch.autocast(device_type=masked.device.type, enabled=False):
@@ -70,7 +72,8 @@ def harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_iters: int = 200
             return hole * (degree * u - _neighbour_sum(u))
 
         rhs = hole * _neighbour_sum(values)
-        u = hole * push_pull_fill(values, known)
+        start = push_pull_fill(values, known) if initial is None else initial.to(dtype).reshape(b_ * c_, 1, h_, w_)
+        u = hole * start
         r = rhs - apply_a(u)
         p = r.clone()
         rr = (r * r).sum(dim=(1, 2, 3), keepdim=True)
@@ -87,3 +90,32 @@ def harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_iters: int = 200
             rr = rr_new
         filled = values + hole * u
     return filled.reshape(b_, c_, h_, w_).to(masked.dtype)
+
+
+SMOOTHING_ITERS = 10
+
+
+def coarse_harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_side: int = 128, tol: float = 1e-3) -> torch.Tensor:
+    """`harmonic_fill` solved on a grid of at most `max_side` pixels and upsampled into the hole.
+
+    The cost of conjugate gradients grows faster than the pixel count (4x the pixels per iteration
+    and ~2x the iterations across a twice wider hole): a 256^2 batch of 16 took ~12 s on one CPU
+    core against 0.7 s at 128^2, more than the generator itself. The harmonic fill is smooth inside
+    the hole, so the coarse solution, bilinearly upsampled, is close to the full one away from the
+    known pixels (mean difference ~0.008 in the hole at 256^2, on the [-1, 1] scale); SMOOTHING_ITERS
+    conjugate-gradient steps at full resolution then mend the thin layer next to the known pixels,
+    where the fill follows their texture. Images of at most `max_side` pixels get the exact
+    `harmonic_fill`. Coarse cells that are at least half known are known (the mean of their known
+    pixels). masked (B, C, H, W), mask (B, 1, H, W), 1 = hole.
+    """
+    factor = max(masked.shape[-2:]) // max_side
+    if factor <= 1:
+        return harmonic_fill(masked, mask, tol=tol)
+    with torch.no_grad():
+        known = 1.0 - (mask > 0.5).to(masked.dtype)
+        coarse_known = F.avg_pool2d(known, factor, ceil_mode=True)
+        coarse = F.avg_pool2d(masked * known, factor, ceil_mode=True) / coarse_known.clamp_min(1e-12)
+        coarse_hole = (coarse_known < 0.5).to(masked.dtype)
+        solved = harmonic_fill(coarse * (1.0 - coarse_hole), coarse_hole, tol=tol)
+        up = F.interpolate(solved, size=masked.shape[-2:], mode="bilinear", align_corners=False)
+    return harmonic_fill(masked, mask, max_iters=SMOOTHING_ITERS, tol=tol, initial=up)

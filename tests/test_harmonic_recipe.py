@@ -7,7 +7,7 @@ import torch
 from data.masks import masked_input
 from losses import feature_matching_loss
 from models import PatchDiscriminator, UNetGenerator
-from models.harmonic import harmonic_fill, push_pull_fill
+from models.harmonic import coarse_harmonic_fill, harmonic_fill, push_pull_fill
 from utils.ema import ModelEMA
 from utils.metrics import checkerboard_energy, image_metrics, laplacian_energy
 
@@ -53,6 +53,26 @@ def test_harmonic_fill_of_a_constant_is_constant_and_float32_is_close():
     masked, mask = masked_input(image, 0.4)
     exact = harmonic_fill(masked.double(), mask.double(), tol=1e-12)
     assert (harmonic_fill(masked, mask, tol=1e-5).double() - exact).abs().max() < 1e-3
+
+
+def test_coarse_harmonic_fill_is_exact_up_to_max_side_and_close_above():
+    torch.manual_seed(0)
+    small = torch.rand(2, 3, 32, 32) * 2 - 1
+    masked, mask = masked_input(small, 0.4)
+    assert torch.equal(coarse_harmonic_fill(masked, mask, max_side=32), harmonic_fill(masked, mask, tol=1e-3))
+    # A smooth photo-like image at 4x the coarse grid: the fill keeps the known pixels, and is close
+    # to the exact harmonic fill in the hole.
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 128), torch.linspace(-1, 1, 128), indexing="ij")
+    image = torch.stack([torch.sin(3 * x + 2 * y), torch.cos(2 * x * y), 0.5 * x - 0.3 * y])[None] * 0.8
+    image = image + 0.05 * torch.randn_like(image)  # texture at the known pixels
+    masked, mask = masked_input(image, 0.4)
+    coarse, exact = coarse_harmonic_fill(masked, mask, max_side=32), harmonic_fill(masked, mask, tol=1e-6)
+    known = (1 - mask).expand_as(coarse).bool()
+    assert torch.equal(coarse[known], image[known])
+    hole_error = ((coarse - exact).abs() * mask).sum() / (3 * mask.sum())
+    assert hole_error < 0.02, hole_error
+    flat = masked * (1 - mask) + mask * image.mean()
+    assert hole_error < 0.1 * ((flat - exact).abs() * mask).sum() / (3 * mask.sum())
 
 
 def test_push_pull_fill_interpolates_from_known_pixels():
@@ -157,3 +177,48 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(data, tmp_path):
             assert torch.equal(value, b["generator"][key]), key
     with pytest.raises(InputError, match="--ngf 8"):
         gan.main(args(tmp_path / "c", "--init_from", str(source), "--ngf", "16"))
+
+
+def test_detail_loss_is_zero_for_the_truth_one_for_a_flat_fill_and_phase_free():
+    from losses import detail_loss
+    torch.manual_seed(0)
+    texture = torch.rand(2, 3, 128, 128) * 2 - 1  # a stationary texture: white noise
+    masked, mask = masked_input(texture, 0.4)
+    assert detail_loss(texture, texture, mask) == 0
+    flat = mask * texture.mean() + (1 - mask) * texture
+    assert detail_loss(flat, texture, mask) == pytest.approx(1.0, abs=0.1)  # no detail in the hole but its rim
+    shifted = torch.roll(texture, shifts=(3, 5), dims=(2, 3))  # same texture, other phase
+    assert detail_loss(shifted, texture, mask) < 0.15
+    assert (shifted - texture).abs().mean() > 0.5  # while L1 punishes it as hard as an unrelated image
+    pred = flat.clone().requires_grad_()
+    target = texture.clone().requires_grad_()
+    detail_loss(pred, target, mask).backward()
+    assert pred.grad.abs().sum() > 0 and target.grad is None  # the truth is a constant
+
+
+def test_detail_loss_looks_only_at_the_hole():
+    from losses import detail_loss
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 128, 128) * 2 - 1
+    masked, mask = masked_input(image, 0.4)  # known: rows 77-127 x cols 0-50 and rows 0-50 x cols 77-127
+    pred = (mask * 0.3 + (1 - mask) * image)
+    edited = pred.clone()
+    edited[..., 120:, :8] = 1.0  # a known corner, farther from the hole than the coarsest window reaches
+    assert detail_loss(edited, image, mask) == detail_loss(pred, image, mask)
+    edited[..., 60:68, 60:68] = 1.0  # inside the hole
+    assert detail_loss(edited, image, mask) != detail_loss(pred, image, mask)
+
+
+def test_lambda_detail_trains_and_is_logged(data, tmp_path):
+    import csv
+
+    import main as gan
+    gan.main(gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
+                             "--checkpoint_dir", str(tmp_path), "--results_dir", str(tmp_path), "--image_size", "64",
+                             "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--perceptual", "none", "--epochs", "1",
+                             "--lambda_detail", "5"]))
+    with open(tmp_path / "train" / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(float(r["G_detail"]) > 0 for r in rows)
+    from utils.checkpoint import load_checkpoint
+    assert load_checkpoint(tmp_path / "checkpoint_epoch_1.pth", kinds=("gan",))["config"]["lambda_detail"] == 5
