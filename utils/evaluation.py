@@ -191,29 +191,24 @@ def output_path(output, image1, image2) -> Path:
 
 
 @torch.no_grad()
-def fill_two_images(fill, image1, image2, image_size: int, crop_ratio: float, results_dir, device,
-                    output=None, output_size="model") -> Path:
-    """eval_2: bottom-left square of image1 + top-right square of image2 -> filled image.
+def fill_two_photos(fill, photos, image_size: int, crop_ratio: float, device, output_size="model",
+                    names=("image1", "image2")) -> tuple:
+    """The in-memory core of eval_2, shared by `fill_two_images` (the CLI) and the web page (app.py).
 
-    Each photo (any size/aspect) is resized on its shorter side and centre-cropped. The method fills at
-    image_size; output_size is "model" (that size), "photos" (the smaller of the two photos' shorter
-    sides: no photo is upscaled) or a side N: the fill is then upsampled into the hole and the known
-    squares are the photos' own pixels at N (utils/fullres.py). Writes
-    results_dir/<pair name>_eval_2/{image1,image2,input_combined,generated_combined}.png (see
-    `pair_name`), or only the filled image to `output` (format from its extension; a folder: the pair
-    name inside it). Returns the filled image's path.
+    photos: two RGB PIL images of any size/aspect; each is resized on its shorter side and centre-cropped.
+    The method fills at image_size; output_size is "model" (that size), "photos" (the smaller of the two
+    photos' shorter sides: no photo is upscaled) or a side N: the fill is then upsampled into the hole and
+    the known squares are the photos' own pixels at N (utils/fullres.py). names: the photos in warnings.
+    Returns (photo 1, photo 2, input (known squares, hole 0 = grey), filled), each float (3, N, N) in
+    [-1, 1] on the CPU.
     """
-    if not image1 or not image2:
-        raise InputError("eval_2 needs two photos: pass --image1 PATH --image2 PATH")
-    target = output_path(output, image1, image2) if output else None
-    photos = [load_image(image1), load_image(image2)]
     if output_size == "photos":
         size = min(min(photo.size) for photo in photos)
     else:
         size = image_size if output_size == "model" else int(output_size)
-    for path, photo in zip((image1, image2), photos):
+    for name, photo in zip(names, photos):
         if min(photo.size) < size:
-            warn(f"{path} is {photo.size[0]}x{photo.size[1]}: upscaled to fill {size}x{size}")
+            warn(f"{name} is {photo.size[0]}x{photo.size[1]}: upscaled to fill {size}x{size}")
     small = [to_float(eval_transform(photo, image_size)) for photo in photos]
     combined, mask = compose_two(*small, crop_ratio)
     if size == image_size:
@@ -225,6 +220,23 @@ def fill_two_images(fill, image1, image2, image_size: int, crop_ratio: float, re
         filled = fill_at_resolution(fill, combined[None].to(device), mask[None].to(device), known[None].to(device),
                                     crop_ratio)[0].float().cpu()
         combined = known
+    return first, second, combined, filled
+
+
+def fill_two_images(fill, image1, image2, image_size: int, crop_ratio: float, results_dir, device,
+                    output=None, output_size="model") -> Path:
+    """eval_2: bottom-left square of image1 + top-right square of image2 -> filled image.
+
+    The photos and output_size are those of `fill_two_photos`. Writes
+    results_dir/<pair name>_eval_2/{image1,image2,input_combined,generated_combined}.png (see
+    `pair_name`), or only the filled image to `output` (format from its extension; a folder: the pair
+    name inside it). Returns the filled image's path.
+    """
+    if not image1 or not image2:
+        raise InputError("eval_2 needs two photos: pass --image1 PATH --image2 PATH")
+    target = output_path(output, image1, image2) if output else None
+    first, second, combined, filled = fill_two_photos(fill, [load_image(image1), load_image(image2)], image_size,
+                                                      crop_ratio, device, output_size, names=(image1, image2))
     if target:
         return save_image(filled, target, "--output")
     folder = Path(results_dir) / f"{pair_name(image1, image2)}_eval_2"
