@@ -2,14 +2,27 @@
 
     python benchmarks/bench_train.py                      # 256^2, batch 16, ngf 64: all variants
     python benchmarks/bench_train.py --variants ours --mixed_precision bf16 --steps 5
+    python benchmarks/bench_train.py --whole_process      # python main.py vs the reference, idle
+    python benchmarks/bench_train.py --whole_process --busy   # ... with one core busy meanwhile
 
-Variants (each in its own subprocess, so that peak memory is its own):
-  baseline       the straightforward recipe: fp32, NCHW, generator run twice per step (once for
-                 D's loss, once for G's), gradients computed for D's weights during G's backward;
+--whole_process times two programs from start to exit on the same --photos photos of --train_dir,
+one epoch, perceptual term off (the document's configuration): `python main.py --mode train` with
+its default flags, and benchmarks/reference_train.py, a straightforward trainer of the same recipe
+(fp32, default threads, two generator forwards per step, D's gradients during G's backward). It
+prints both wall-clock times and their ratio; --busy keeps one core spinning in another process
+during both, as a second job on a shared machine would.
+
+Every variant trains main.py's default recipe (architecture and loss weights; perceptual term off
+unless said) at --image_size / --ngf / --batch_size. Variants (each in its own subprocess, so that
+peak memory is its own):
+  baseline       the straightforward implementation (benchmarks/reference_train.py): fp32, NCHW,
+                 generator run twice per step (once for D's loss, once for G's), gradients computed
+                 for D's weights during G's backward;
   ours           main.py's `train_step`: one generator forward, channels_last, D frozen during
                  G's backward, under --mixed_precision autocast (bf16 on AVX-512-BF16 CPUs);
   ours+compile   the same with `--compile` (torch.compile of G and D; compilation not timed);
   ours+perc      `ours` with the VGG19 perceptual term (random VGG weights: speed is the same).
+(--whole_process, below, includes start-up, data decoding, samples and checkpoints.)
 Data are random tensors already in memory (main.py decodes each file once, so its data time is ~0).
 Prints images/s, peak memory (max RSS on CPU, max allocated on CUDA) and the eval_2 latency.
 """
@@ -22,7 +35,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SPIN = "while True: pass"  # the other process of --busy
 
 
 def parse_args(argv=None):
@@ -35,6 +50,11 @@ def parse_args(argv=None):
     p.add_argument("--mixed_precision", choices=("no", "bf16", "fp16"), default="bf16", help="for 'ours'")
     p.add_argument("--variants", default="baseline,ours,ours+compile,ours+perc")
     p.add_argument("--cpu", action="store_true")
+    p.add_argument("--whole_process", action="store_true", help="time main.py against the reference trainer")
+    p.add_argument("--train_dir", default=str(ROOT / "data" / "scenery_large" / "train"),
+                   help="--whole_process: photos to train on (build with tools/build_scenery_set.py)")
+    p.add_argument("--photos", type=int, default=64, help="--whole_process: the first N photos of --train_dir")
+    p.add_argument("--busy", action="store_true", help="--whole_process: keep one core busy meanwhile")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     return p.parse_args(argv)
 
@@ -44,47 +64,42 @@ def run_variant(args, variant: str) -> dict:
     from accelerate import Accelerator
     from torchvision.models import vgg19
 
+    import main as gan
+    from benchmarks.reference_train import straightforward_step
     from data.masks import masked_input
-    from losses import AdversarialLoss, VGGPerceptualLoss, hole_l1, ssim_loss
+    from losses import AdversarialLoss, VGGPerceptualLoss
     from main import train_step
-    from models import PatchDiscriminator, UNetGenerator
+    from models import PatchDiscriminator
+    from models.loading import build_generator
+    from utils.training import run_config
 
     torch.manual_seed(0)
     ours = variant.startswith("ours")
     accelerator = Accelerator(mixed_precision=args.mixed_precision if ours else "no", cpu=args.cpu)
     device = accelerator.device
-    G, D = UNetGenerator(args.image_size, args.ngf), PatchDiscriminator()
+    # main.py's default recipe (architecture and loss weights) at this size and width.
+    recipe = gan.parse_args(["--mode", "train", "--image_size", str(args.image_size), "--ngf", str(args.ngf),
+                             "--batch_size", str(args.batch_size), "--perceptual", "none"])
+    G, D = build_generator(run_config(recipe)), PatchDiscriminator(ndf=recipe.ndf)
     if ours:
         G = G.to(memory_format=torch.channels_last)  # as main.py does
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
     perceptual = VGGPerceptualLoss(vgg19(weights=None).features).to(device) if variant == "ours+perc" else None
-    adversarial = AdversarialLoss("bce")
-    lambdas = argparse.Namespace(lambda_l1=100.0, lambda_ssim=1.0, lambda_perc=1.0, lambda_adv=1.0,
-                                 lambda_fm=0.0)  # the document's recipe: no feature matching
+    adversarial = AdversarialLoss(recipe.gan_loss)
     image = torch.rand(args.batch_size, 3, args.image_size, args.image_size, device=device) * 2 - 1
     _, mask = masked_input(image, 0.4)
     batch = {"image": image, "mask": mask.contiguous()}
 
     def baseline_step():
-        masked = image * (1 - mask)
-        opt_d.zero_grad()
-        fake = G(masked, mask)
-        d_real, d_fake = adversarial.discriminator(D(masked, mask, image), D(masked, mask, fake.detach()))
-        (0.5 * (d_real + d_fake)).backward()
-        opt_d.step()
-        opt_g.zero_grad()
-        fake = G(masked, mask)  # second generator forward, as in the straightforward implementation
-        loss = 100 * hole_l1(fake, image, mask) + ssim_loss(fake, image) + adversarial.generator(D(masked, mask, fake))
-        loss.backward()
-        opt_g.step()
+        straightforward_step(batch, G, D, opt_g, opt_d, adversarial, None, recipe)
 
     train_g, train_d = (torch.compile(G), torch.compile(D)) if variant == "ours+compile" else (G, D)
 
     def step():
         if ours:
-            train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, lambdas, accelerator)
+            train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, recipe, accelerator)
         else:
             baseline_step()
 
@@ -121,7 +136,49 @@ def run_variant(args, variant: str) -> dict:
     return result
 
 
+def whole_process(args) -> None:
+    """Wall-clock time of `python main.py --mode train` (default flags) and of the reference trainer."""
+    import tempfile
+
+    from data.datasets import list_images
+    photos = list_images(args.train_dir)[:args.photos]
+    common = ["--image_size", str(args.image_size), "--batch_size", str(args.batch_size), "--ngf", str(args.ngf),
+              "--perceptual", "none", "--epochs", "1"]
+    print(f"whole process: {len(photos)} photos of {args.train_dir}, {args.image_size}^2, batch {args.batch_size}, "
+          f"ngf {args.ngf}, perceptual off, 1 epoch; {os.cpu_count()} CPUs, "
+          f"{'one core busy with another process' if args.busy else 'idle machine'}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "photos"
+        data.mkdir()
+        for i, photo in enumerate(photos):
+            (data / f"{i:03d}{photo.suffix.lower()}").symlink_to(photo.resolve())
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # each program picks its threads
+        runs = {"main.py (default flags)": [sys.executable, str(ROOT / "main.py"), "--mode", "train",
+                                            "--train_dir", str(data), *common, "--checkpoint_dir",
+                                            f"{tmp}/main", "--results_dir", f"{tmp}/main"],
+                "reference trainer": [sys.executable, str(ROOT / "benchmarks" / "reference_train.py"),
+                                      "--train_dir", str(data), *common, "--out", f"{tmp}/reference"]}
+        seconds = {}
+        spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if args.busy else None
+        try:
+            for name, cmd in runs.items():
+                start = time.perf_counter()
+                done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      text=True)
+                seconds[name] = time.perf_counter() - start
+                if done.returncode:
+                    raise SystemExit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+                print(f"  {name:24s} {seconds[name]:7.1f} s", flush=True)
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+    print(f"  speed-up of main.py over the reference: {seconds['reference trainer'] / seconds['main.py (default flags)']:.2f}x")
+
+
 def main(args):
+    if args.whole_process:
+        return whole_process(args)
     if args.worker:
         print(json.dumps(run_variant(args, args.worker)))
         return

@@ -1,0 +1,46 @@
+"""The reference trainer of benchmarks/bench_train.py --whole_process trains main.py's recipe."""
+import copy
+
+import torch
+
+import main as gan
+from benchmarks.reference_train import parse_args as reference_args
+from benchmarks.reference_train import main as reference_main
+from benchmarks.reference_train import straightforward_step
+from data.masks import masked_input
+from losses import AdversarialLoss
+from models import PatchDiscriminator
+from models.loading import build_generator
+from utils.training import make_accelerator, run_config
+
+
+def test_straightforward_step_computes_main_train_steps_loss():
+    """With lr 0 (D unchanged by its step), both implementations must give the same generator loss."""
+    recipe = gan.parse_args(["--mode", "train", "--image_size", "64", "--ngf", "8", "--ndf", "8", "--batch_size", "2",
+                             "--perceptual", "none", "--lr", "0", "--mixed_precision", "no", "--cpu"])
+    torch.manual_seed(0)
+    generator, discriminator = build_generator(run_config(recipe)), PatchDiscriminator(ndf=8)
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    _, mask = masked_input(image, 0.4)
+    batch = {"image": image, "mask": mask}
+    losses = []
+    for step in ("main", "reference"):
+        g, d = copy.deepcopy(generator), copy.deepcopy(discriminator)
+        opt_g, opt_d = torch.optim.Adam(g.parameters(), lr=0.0), torch.optim.Adam(d.parameters(), lr=0.0)
+        if step == "main":
+            accelerator = make_accelerator(recipe)
+            losses.append(gan.train_step(batch, g, d, opt_g, opt_d, AdversarialLoss("bce"), None, recipe,
+                                         accelerator)["G_total"])
+        else:
+            losses.append(straightforward_step(batch, g, d, opt_g, opt_d, AdversarialLoss("bce"), None, recipe))
+    assert abs(losses[0] - losses[1]) < 1e-4 * abs(losses[0]), losses
+
+
+def test_reference_trainer_runs_main_defaults_and_writes_a_checkpoint(data, tmp_path):
+    args = reference_args(["--train_dir", str(data / "train"), "--image_size", "64", "--ngf", "8", "--ndf", "8",
+                           "--batch_size", "2", "--perceptual", "none", "--epochs", "1", "--out", str(tmp_path)])
+    assert args.norm == gan.parse_args(["--mode", "train"]).norm  # main.py's defaults
+    reference_main(args)
+    state = torch.load(tmp_path / "checkpoint_epoch_1.pth", weights_only=True)
+    assert state["epoch"] == 1 and state["config"]["ngf"] == 8
+    assert (tmp_path / "samples_1.png").is_file() and (tmp_path / "loss_curve.png").is_file()
