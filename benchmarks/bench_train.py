@@ -75,6 +75,9 @@ def run_variant(args, variant: str) -> dict:
 
     torch.manual_seed(0)
     ours = variant.startswith("ours")
+    if ours:  # as main.py does for training
+        from utils.hardware import keep_freed_memory
+        keep_freed_memory()
     accelerator = Accelerator(mixed_precision=args.mixed_precision if ours else "no", cpu=args.cpu)
     device = accelerator.device
     # main.py's default recipe (architecture and loss weights) at this size and width.
@@ -103,8 +106,10 @@ def run_variant(args, variant: str) -> dict:
         else:
             baseline_step()
 
+    warm_start = time.perf_counter()
     for _ in range(args.warmup + (1 if variant == "ours+compile" else 0)):  # compiles on the first calls
         step()
+    warmup_seconds = time.perf_counter() - warm_start
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -115,7 +120,7 @@ def run_variant(args, variant: str) -> dict:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     result = {"variant": variant, "images_per_s": args.batch_size * args.steps / seconds,
-              "seconds_per_step": seconds / args.steps, "device": str(device)}
+              "seconds_per_step": seconds / args.steps, "device": str(device), "warmup_seconds": warmup_seconds}
     if device.type == "cuda":
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
     else:
@@ -194,7 +199,8 @@ def main(args):
         r = results[-1]
         extra = f", eval_2 fill {r['eval_2_fill_seconds'] * 1000:.0f} ms" if "eval_2_fill_seconds" in r else ""
         print(f"  {variant:13s} {r['images_per_s']:6.2f} images/s ({r['seconds_per_step']:.2f} s/step), "
-              f"peak memory {r['peak_memory_gib']:.2f} GiB{extra}", flush=True)
+              f"peak memory {r['peak_memory_gib']:.2f} GiB, warm-up steps {r['warmup_seconds']:.1f} s{extra}",
+              flush=True)
     base = next((r for r in results if r["variant"] == "baseline"), None)
     for r in results:
         if base and r is not base:

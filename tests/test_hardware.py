@@ -53,3 +53,15 @@ def test_auto_precision(monkeypatch):
     assert hardware.resolve_mixed_precision("auto") == "bf16"
     monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: False)
     assert hardware.resolve_mixed_precision("auto") == "no"
+
+
+def test_keep_freed_memory_applies_on_glibc_unless_the_user_set_malloc_variables(monkeypatch):
+    import platform
+
+    from utils.hardware import keep_freed_memory
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert keep_freed_memory() is False  # the user's MALLOC_* settings win
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    for key in [k for k in __import__("os").environ if k.startswith("MALLOC_")]:
+        monkeypatch.delenv(key)
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
