@@ -5,7 +5,8 @@
 
 Times, each --repeats times (median printed), with the shipped checkpoints:
   * `python main.py --image1 A --image2 B` (eval_2 at the photos' resolution, the default) and with
-    `--output_size model` (the GAN's 128x128);
+    `--output_size model` (the GAN's 128x128); `python main.py --mode eval` (the 6 embedded test photos,
+    scored, images and metrics.csv written);
   * `python diffusion.py --mode eval_2 ...` (the shipped 64x64 diffusion baseline, DDIM 50 steps,
     the default; and --num_inference_steps 1000 --scheduler ddpm, the document's sampler, with --ddpm);
 Every run writes to a temporary folder. The machine's state (idle or busy) is the caller's.
@@ -48,6 +49,8 @@ def main(args):
             "main.py eval_2, photos' resolution": [sys.executable, "main.py", *photos, "--output", f"{tmp}/a.png"],
             "main.py eval_2 --output_size model": [sys.executable, "main.py", *photos, "--output_size", "model",
                                                    "--output", f"{tmp}/b.png"],
+            "main.py eval of data/scenery/test (6 photos)": [sys.executable, "main.py", "--mode", "eval",
+                                                              "--results_dir", f"{tmp}/c"],
             "diffusion.py eval_2 (DDIM 50, 64x64)": [sys.executable, "diffusion.py", "--mode", "eval_2", *photos,
                                                      "--output_size", "model", "--results_dir", f"{tmp}/d"],
         }
@@ -57,7 +60,7 @@ def main(args):
                 "--scheduler", "ddpm", "--num_inference_steps", "1000", "--results_dir", f"{tmp}/e"]
         print(f"end-to-end latency, median of {args.repeats} whole processes (start to exit):")
         for name, cmd in commands.items():
-            print(f"  {name:42s} {wall_seconds(cmd, args.repeats):6.2f} s", flush=True)
+            print(f"  {name:46s} {wall_seconds(cmd, args.repeats):6.2f} s", flush=True)
 
 
 if __name__ == "__main__":
