@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import main as gan  # noqa: E402
 from data.datasets import ImageFolderDataset  # noqa: E402
-from losses import AdversarialLoss, build_perceptual_loss, feature_matching_loss, hole_l1, ssim_loss  # noqa: E402
+from pytorch_msssim import ssim  # noqa: E402
+
+from losses import AdversarialLoss, build_perceptual_loss, feature_matching_loss, hole_l1  # noqa: E402
 from models import PatchDiscriminator  # noqa: E402
 from models.loading import build_generator  # noqa: E402
 from utils.ema import ModelEMA  # noqa: E402
@@ -46,7 +48,8 @@ def parse_args(argv=None):
 
 def straightforward_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, args,
                          adversarial_on: bool = True) -> float:
-    """main.train_step's losses, computed the plain way (fp32, two generator forwards, D not frozen)."""
+    """main.train_step's losses, computed the plain way (fp32, NCHW, two generator forwards, D not
+    frozen, pytorch-msssim's SSIM called directly)."""
     image, mask = batch["image"], batch["mask"]
     masked = image * (1 - mask)
     if adversarial_on:
@@ -58,7 +61,8 @@ def straightforward_step(batch, generator, discriminator, opt_g, opt_d, adversar
         opt_d.step()
     opt_g.zero_grad()
     fake = generator(masked, mask)  # second generator forward
-    loss = args.lambda_l1 * hole_l1(fake, image, mask) + args.lambda_ssim * ssim_loss(fake, image)
+    ssim_term = 1 - ssim((fake + 1) / 2, (image + 1) / 2, data_range=1.0)  # pytorch-msssim, as the document
+    loss = args.lambda_l1 * hole_l1(fake, image, mask) + args.lambda_ssim * ssim_term
     if perceptual is not None:
         loss = loss + args.lambda_perc * perceptual(fake, image)
     if adversarial_on:
