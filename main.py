@@ -46,7 +46,7 @@ from utils.training import (fixed_sample_batch, make_accelerator, make_train_loa
 RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "lambda_l1", "lambda_ssim",
                "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir",
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
-               "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail")
+               "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers")
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard", "effnet_distance",
                "fid_effnet", "psnr", "ssim")
 
@@ -56,6 +56,8 @@ def parse_args(argv=None):
     add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4, default_precision="auto")
     parser.add_argument("--ngf", type=int, default=64, help="generator width (channels of the first level)")
     parser.add_argument("--ndf", type=int, default=64, help="discriminator width")
+    parser.add_argument("--d_layers", type=int, default=3,
+                        help="PatchGAN depth: 3 judges 70x70 patches (pix2pix), 1 judges 16x16 (fine texture only)")
     parser.add_argument("--norm", choices=NORMS, default="group", help="generator normalisation")
     parser.add_argument("--upsampling", choices=UPSAMPLING, default="resize",
                         help="decoder: nearest x2 + 3x3 conv (no checkerboard grid) or pix2pix's transposed conv")
@@ -167,7 +169,7 @@ def train(args):
     # (oneDNN) and GPU (tensor cores): 8.1 s instead of 10.5 s per step at 256^2, batch 16, ngf 64, bf16, on
     # the 2-core AMD EPYC VM (NCHW discriminator and batches: the layout of earlier versions).
     generator = build_generator(config).to(memory_format=torch.channels_last)
-    discriminator = PatchDiscriminator(ndf=args.ndf).to(memory_format=torch.channels_last)
+    discriminator = PatchDiscriminator(ndf=args.ndf, n_layers=args.d_layers).to(memory_format=torch.channels_last)
     ema = ModelEMA(generator, args.ema_decay) if args.ema_decay > 0 else None
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(0.5, 0.999))
@@ -251,7 +253,8 @@ def train(args):
 
 
 def init_weights_from(path, config: dict, generator, discriminator, ema) -> None:
-    """--init_from: copy G, D (and the EMA copy) from a training checkpoint of the same architecture."""
+    """--init_from: copy G, D (and the EMA copy) from a training checkpoint of the same architecture
+    (a discriminator of another --d_layers is not copied)."""
     state = load_checkpoint(path, kinds=("gan",))
     keys = ("image_size", "ngf", "ndf") + tuple(LEGACY_ARCHITECTURE)
     source = {**LEGACY_ARCHITECTURE, **state["config"]}
@@ -259,7 +262,10 @@ def init_weights_from(path, config: dict, generator, discriminator, ema) -> None
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
     generator.load_state_dict(state["generator"])
-    discriminator.load_state_dict(state["discriminator"])
+    if state["config"].get("d_layers", 3) == config["d_layers"]:
+        discriminator.load_state_dict(state["discriminator"])
+    else:  # another discriminator: it starts fresh, the generator (and its EMA) carry over
+        print(f"--init_from: the discriminator of {path} has another depth; it starts from scratch")
     if ema is not None:
         ema.module.load_state_dict((state.get("generator_ema") or {}).get("module", state["generator"]))
 

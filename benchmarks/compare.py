@@ -108,7 +108,7 @@ def gan_training_rate(config: dict, accelerator, steps: int) -> float:
     """main.train_step at the GAN's recipe (random weights: the speed does not depend on them)."""
     from losses import AdversarialLoss, VGGPerceptualLoss, build_perceptual_loss
     generator = build_generator(config).to(memory_format=torch.channels_last)  # as main.train does
-    discriminator = PatchDiscriminator(ndf=config["ndf"])
+    discriminator = PatchDiscriminator(ndf=config["ndf"], n_layers=config.get("d_layers", 3))
     opt_g = torch.optim.Adam(generator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)

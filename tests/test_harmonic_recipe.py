@@ -177,6 +177,12 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(data, tmp_path):
             assert torch.equal(value, b["generator"][key]), key
     with pytest.raises(InputError, match="--ngf 8"):
         gan.main(args(tmp_path / "c", "--init_from", str(source), "--ngf", "16"))
+    # A shallower (16x16) discriminator: the generator carries over, the discriminator starts fresh.
+    gan.main(args(tmp_path / "d", "--init_from", str(source), "--d_layers", "1", "--lr", "0"))
+    d = load_checkpoint(tmp_path / "d" / "checkpoint_epoch_1.pth", ("gan",))
+    assert d["config"]["d_layers"] == 1
+    assert torch.equal(d["generator"]["down.0.0.weight"], a["generator"]["down.0.0.weight"])
+    assert len(d["discriminator"]) < len(a["discriminator"])  # fewer layers
 
 
 def test_detail_loss_is_zero_for_the_truth_one_for_a_flat_fill_and_phase_free():
