@@ -200,11 +200,11 @@ class Page:
         (photo1, name1), (photo2, name2) = open_photo(image1, "photo 1"), open_photo(image2, "photo 2")
 
         def work(fill, size):
-            trained = self.methods.config["crop_ratio"]
-            if method == "gan" and check_crop_ratio(crop_ratio) != trained:  # as main.py's warning
+            ratio, trained = check_crop_ratio(crop_ratio), self.methods.config["crop_ratio"]
+            if method == "gan" and ratio != trained:  # as main.py's warning
                 gr.Warning(f"the GAN was trained with crop ratio {trained}: the fill may be worse")
-            _, _, shown, filled = fill_two_photos(fill, [photo1, photo2], size, check_crop_ratio(crop_ratio),
-                                                  self.methods.device, output_size, names=(name1, name2))
+            _, _, shown, filled = fill_two_photos(fill, [photo1, photo2], size, ratio, self.methods.device,
+                                                  output_size, names=(name1, name2))
             return shown, filled
         return self.run(method, steps, output_size, work, f"{stem(name1)}_{stem(name2)}", progress)
 

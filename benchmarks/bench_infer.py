@@ -31,11 +31,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def wall_seconds(cmd, repeats: int) -> float:
+def wall_seconds(cmd, repeats: int = 1, env=None) -> float:
+    """Median wall-clock seconds of running `cmd` from the repository root; exits with its stderr if it fails."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - start)
         if done.returncode:
             raise SystemExit(f"{' '.join(cmd)} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")

@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 import main as gan  # noqa: E402
 from data.masks import masked_input  # noqa: E402
 from losses import AdversarialLoss, build_perceptual_loss  # noqa: E402
-from models import PatchDiscriminator  # noqa: E402
 from utils.training import make_accelerator  # noqa: E402
 
 SPIN = "import time\nwhile True: pass"
@@ -49,8 +48,7 @@ def main(args):
                              "--batch_size", str(args.batch_size), "--mixed_precision", args.mixed_precision,
                              "--cpu"])
     accelerator = make_accelerator(recipe)
-    generator = gan.build_generator(vars(recipe)).to(memory_format=torch.channels_last)
-    discriminator = PatchDiscriminator(ndf=recipe.ndf)
+    generator, discriminator = gan.build_training_networks(vars(recipe))
     opt_g = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)

@@ -18,7 +18,7 @@ peak memory is its own):
   baseline       the straightforward implementation (benchmarks/reference_train.py): fp32, NCHW,
                  generator run twice per step (once for D's loss, once for G's), gradients computed
                  for D's weights during G's backward;
-  ours           main.py's `train_step`: one generator forward, channels_last, D frozen during
+  ours           main.py's `train_step`: one generator forward, channels_last G, D and batches, D frozen during
                  G's backward, under --mixed_precision autocast (bf16 on AVX-512-BF16 CPUs);
   ours+compile   the same with `--compile` (torch.compile of G and D; compilation not timed);
   ours+perc      `ours` with the VGG19 perceptual term (random VGG weights: speed is the same).
@@ -37,7 +37,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SPIN = "while True: pass"  # the other process of --busy
 
 
 def parse_args(argv=None):
@@ -83,9 +82,8 @@ def run_variant(args, variant: str) -> dict:
     # main.py's default recipe (architecture and loss weights) at this size and width.
     recipe = gan.parse_args(["--mode", "train", "--image_size", str(args.image_size), "--ngf", str(args.ngf),
                              "--batch_size", str(args.batch_size), "--perceptual", "none"])
-    G, D = build_generator(run_config(recipe)), PatchDiscriminator(ndf=recipe.ndf)
-    if ours:
-        G = G.to(memory_format=torch.channels_last)  # as main.py does
+    config = run_config(recipe)
+    G, D = gan.build_training_networks(config) if ours else (build_generator(config), PatchDiscriminator(ndf=recipe.ndf))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
@@ -145,6 +143,8 @@ def whole_process(args) -> None:
     """Wall-clock time of `python main.py --mode train` (default flags) and of the reference trainer."""
     import tempfile
 
+    from benchmarks.bench_infer import wall_seconds
+    from benchmarks.bench_step import SPIN
     from data.datasets import list_images
     photos = list_images(args.train_dir)[:args.photos]
     common = ["--image_size", str(args.image_size), "--batch_size", str(args.batch_size), "--ngf", str(args.ngf),
@@ -167,12 +167,7 @@ def whole_process(args) -> None:
         spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if args.busy else None
         try:
             for name, cmd in runs.items():
-                start = time.perf_counter()
-                done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      text=True)
-                seconds[name] = time.perf_counter() - start
-                if done.returncode:
-                    raise SystemExit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+                seconds[name] = wall_seconds(cmd, env=env)
                 print(f"  {name:24s} {seconds[name]:7.1f} s", flush=True)
         finally:
             if spinner is not None:

@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 import diffusion  # noqa: E402  (its train_step, timed below)
 import main as gan  # noqa: E402  (its train_step, timed below)
 from data.masks import check_crop_ratio, masked_input  # noqa: E402
-from models import PatchDiscriminator, count_parameters  # noqa: E402
+from models import count_parameters  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
 from models.diffusion import SAMPLERS  # noqa: E402
-from models.loading import (SHIPPED_DIFFUSION, SHIPPED_MODEL, build_diffusion_model, build_generator, diffusion_fill,  # noqa: E402
+from models.loading import (SHIPPED_DIFFUSION, SHIPPED_MODEL, build_diffusion_model, diffusion_fill,  # noqa: E402
                             generator_fill, load_diffusion_model, load_generator, make_diffusion_ema)
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
@@ -107,8 +107,7 @@ def timed(step, steps: int, batch_size: int, device) -> float:
 def gan_training_rate(config: dict, accelerator, steps: int) -> float:
     """main.train_step at the GAN's recipe (random weights: the speed does not depend on them)."""
     from losses import AdversarialLoss, VGGPerceptualLoss, build_perceptual_loss
-    generator = build_generator(config).to(memory_format=torch.channels_last)  # as main.train does
-    discriminator = PatchDiscriminator(ndf=config["ndf"], n_layers=config.get("d_layers", 3))
+    generator, discriminator = gan.build_training_networks(config)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)

@@ -4,10 +4,10 @@ Threads. On a 2-core VM where another process keeps one core busy, two torch (Op
 spin-wait on each other: measured with main.py's defaults at 128², ngf 32, bf16 (2-core AMD EPYC VM;
 `python benchmarks/bench_step.py --threads N [--busy]`):
 
-    idle machine:   1 thread 2.95 s/step | 2 threads 1.69 s/step | 2 threads + OMP_WAIT_POLICY=PASSIVE 2.15
-    one core busy:  1 thread 3.18 s/step | 2 threads 5.34 s/step | PASSIVE 3.90
+    idle machine:   1 thread 3.49 s/step | 2 threads 1.75 s/step | 2 threads + OMP_WAIT_POLICY=PASSIVE 2.13
+    one core busy:  1 thread 3.05 s/step | 2 threads 5.57 s/step | PASSIVE 4.12
 
-A passive wait policy costs 27 % on an idle machine and still loses to one thread on a busy one,
+A passive wait policy costs 22 % on an idle machine and still loses to one thread on a busy one,
 so `auto` instead counts the cores that are actually free (other processes' CPU time in /proc/stat
 over a fraction of a second) and uses that many threads: all of them on an idle machine, fewer on a
 busy one.
