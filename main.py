@@ -24,7 +24,8 @@ import torch
 
 from data.datasets import check_image_size
 from data.masks import check_crop_ratio
-from losses import AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss, hole_l1, ssim_loss
+from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss, hole_l1, lowpass,
+                    ssim_loss)
 from models import PatchDiscriminator
 from models.gan import NORMS, UPSAMPLING
 from models.baselines import BASELINES
@@ -46,7 +47,8 @@ from utils.training import (fixed_sample_batch, make_accelerator, make_train_loa
 RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "lambda_l1", "lambda_ssim",
                "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir",
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
-               "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers")
+               "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
+               "recon_lowpass")
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard", "effnet_distance",
                "fid_effnet", "psnr", "ssim")
 
@@ -64,6 +66,12 @@ def parse_args(argv=None):
     parser.add_argument("--res_blocks", type=int, default=2, help="dilated residual blocks at the S/16 level")
     parser.add_argument("--harmonic_start", action=argparse.BooleanOptionalAction, default=True,
                         help="start the hole from the harmonic fill and learn a residual (--no-harmonic_start: grey)")
+    parser.add_argument("--texture_noise", type=int, default=0,
+                        help="noise channels of the generator's full-resolution texture head (0: no head)")
+    parser.add_argument("--recon_lowpass", type=float, default=0.0,
+                        help="L1 and SSIM compare Gaussian-blurred images (this sigma, px), leaving the finest "
+                             "detail to the texture terms; --lambda_detail then judges the band they leave "
+                             "(0: full images)")
     parser.add_argument("--lambda_l1", type=float, default=100.0)
     parser.add_argument("--lambda_ssim", type=float, default=1.0)
     parser.add_argument("--lambda_perc", type=float, default=1.0)
@@ -134,9 +142,12 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
 
     # Generator: match the truth on the hole (L1), in structure (SSIM) and in features; fool D.
     opt_g.zero_grad(set_to_none=True)
-    g_l1, g_ssim = hole_l1(fake, image, mask), ssim_loss(fake, image)
+    fake_low, image_low = lowpass(fake, args.recon_lowpass), lowpass(image, args.recon_lowpass)
+    g_l1, g_ssim = hole_l1(fake_low, image_low, mask), ssim_loss(fake_low, image_low)
     g_perc = perceptual(fake, image) if perceptual is not None else zero
-    g_detail = detail_loss(fake, image, mask) if args.lambda_detail else zero
+    # With --recon_lowpass the detail term judges the band the pixel losses leave free, at the finest scale.
+    g_detail = zero if not args.lambda_detail else detail_loss(
+        fake, image, mask, levels=1 if args.recon_lowpass else 2, highpass_sigma=args.recon_lowpass)
     g_total = (args.lambda_l1 * g_l1 + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc
                + args.lambda_adv * g_gan + args.lambda_fm * g_fm + args.lambda_detail * g_detail)
     accelerator.backward(g_total)
@@ -265,18 +276,32 @@ def init_weights_from(path, config: dict, generator, discriminator, ema) -> None
     """--init_from: copy G, D (and the EMA copy) from a training checkpoint of the same architecture
     (a discriminator of another --d_layers is not copied)."""
     state = load_checkpoint(path, kinds=("gan",))
-    keys = ("image_size", "ngf", "ndf") + tuple(LEGACY_ARCHITECTURE)
+    keys = ("image_size", "ngf", "ndf") + tuple(k for k in LEGACY_ARCHITECTURE if k != "texture_noise")
     source = {**LEGACY_ARCHITECTURE, **state["config"]}
     different = [f"--{k} {source[k]} (not {config[k]})" for k in keys if source[k] != config[k]]
+    if source["texture_noise"] not in (0, config["texture_noise"]):  # a head may be added, not resized
+        different.append(f"--texture_noise {source['texture_noise']} (not {config['texture_noise']})")
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
-    generator.load_state_dict(state["generator"])
+    load_generator_weights(generator, state["generator"], source["texture_noise"])
     if state["config"].get("d_layers", 3) == config["d_layers"]:
         discriminator.load_state_dict(state["discriminator"])
     else:  # another discriminator: it starts fresh, the generator (and its EMA) carry over
         print(f"--init_from: the discriminator of {path} has another depth; it starts from scratch")
     if ema is not None:
-        ema.module.load_state_dict((state.get("generator_ema") or {}).get("module", state["generator"]))
+        weights = (state.get("generator_ema") or {}).get("module", state["generator"])
+        load_generator_weights(ema.module, weights, source["texture_noise"])
+
+
+def load_generator_weights(generator, weights: dict, source_texture_noise: int) -> None:
+    """Strict load, except that a generator with a texture head may start from one without: the new
+    head keeps its no-op initialisation (its last layer is zero)."""
+    if source_texture_noise or generator.texture is None:
+        generator.load_state_dict(weights)
+        return
+    missing, unexpected = generator.load_state_dict(weights, strict=False)
+    if unexpected or any(not k.startswith("texture.") for k in missing):
+        raise InputError(f"--init_from: generator weights do not match (missing {missing}, unexpected {unexpected})")
 
 
 def log_validation(fill, args, epoch: int, step: int, device) -> None:

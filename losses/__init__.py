@@ -3,6 +3,8 @@
 Images are (B, 3, S, S) in [-1, 1]; masks (B, 1, S, S) with 1 = generate. Every loss is computed
 in float32 even under bf16/fp16 autocast (small differences vanish in low precision).
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -15,6 +17,21 @@ def hole_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
     """Mean absolute error over the hole pixels only (known pixels are copied, their error is 0)."""
     diff = (pred.float() - target.float()).abs() * mask
     return diff.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
+
+
+def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur (std `sigma` px, kernel 2 * ceil(3 sigma) + 1, reflect padding); identity at sigma 0.
+
+    For frequency-separated training (Fritsche et al. 2019, "Frequency Separation for Real-World
+    Super-Resolution"): the pixel losses compare low-passed images, so they fix the fill's colours and
+    shapes but leave its finest detail (what the Laplacian measures: at sigma 1 the response at half
+    the sampling rate is exp(-2 pi^2 sigma^2 / 4) = 0.7 %) to the texture terms, whose phase is free.
+    """
+    if sigma <= 0:
+        return x
+    from torchvision.transforms.functional import gaussian_blur
+    size = 2 * math.ceil(3 * sigma) + 1
+    return gaussian_blur(x.float(), [size, size], [sigma, sigma])
 
 
 def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -194,7 +211,8 @@ def local_detail_energy(x: torch.Tensor, level: int, window: int = 9) -> torch.T
     return F.avg_pool2d(torch.cat([dx, dy], dim=1), window, stride=1, padding=window // 2, count_include_pad=False)
 
 
-def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels: int = 2) -> torch.Tensor:
+def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels: int = 2,
+                highpass_sigma: float = 0.0) -> torch.Tensor:
     """Relative error of the local oriented detail energy in the hole, averaged over `levels` scales.
 
     Per level: sum |E(pred) - E(target)| / sum E(target) over hole pixels, E = `local_detail_energy`.
@@ -203,7 +221,16 @@ def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, le
     is uncertain (the expected error of a guessed edge is larger than that of no edge); this term
     asks for the texture's strength back, and the adversarial and feature-matching terms for its look.
     pred/target (B, C, S, S) in [-1, 1], mask (B, 1, S, S) with 1 = hole; the target gets no gradient.
+
+    highpass_sigma > 0 compares the band x - lowpass(x, sigma) only: the finest detail, which frequency-
+    separated training leaves out of the pixel losses. Its energy goes where the Laplacian (the
+    sharpness measure) looks, so a fill buys sharpness at the least squared error; on the whole image,
+    the neighbour differences also ask for coarser blotches that cost more PSNR for the same sharpness.
     """
+    if highpass_sigma > 0:
+        pred = pred.float() - lowpass(pred, highpass_sigma)
+        with torch.no_grad():
+            target = target.float() - lowpass(target, highpass_sigma)
     loss = pred.new_zeros((), dtype=torch.float32)
     for level in range(levels):
         hole = F.avg_pool2d(mask.float(), 2 ** level) > 0.999 if level else mask > 0.5  # cells inside the hole

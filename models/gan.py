@@ -8,7 +8,8 @@ and the 70x70 `NLayerDiscriminator` (n_layers=3). Differences for the gap task:
   * the depth adapts to the input size: log2(S) levels, so the bottleneck is always 1x1
     (8 at 256^2, 6 at 64^2);
   * options for a 68 % hole (see UNetGenerator): resize-convolution decoder, GroupNorm, dilated
-    residual blocks, and a start from the harmonic fill with a learned residual.
+    residual blocks, a start from the harmonic fill with a learned residual, and a full-resolution
+    texture head fed with noise.
 """
 import math
 
@@ -83,15 +84,27 @@ class UNetGenerator(nn.Module):
                   network sees (harmonic fill, mask) and adds a residual in tanh-logit space,
                   out = tanh(atanh(harmonic) + r). The last layer starts at zero, so an untrained
                   model already returns the harmonic fill, the strongest training-free floor.
+      texture_noise  channels of Gaussian noise fed, with the last decoder features, to a small
+                  full-resolution head whose output adds to the residual (0 = no head). A
+                  deterministic network trained with L1 returns the conditional mean of an uncertain
+                  hole: a blur. Noise gives it a source of detail whose phase it need not guess, as
+                  StyleGAN's per-pixel noise inputs do for hair and foliage (Karras et al. 2019, sec. 3.2).
+                  The head's last layer starts at zero, so adding it to a trained model changes nothing.
+                  In train mode the noise comes from torch's global RNG (checkpoints store it: resume
+                  stays exact); in eval mode from a generator seeded with 0, so a fill is reproducible.
     """
 
     def __init__(self, image_size: int = 256, ngf: int = 64, in_channels: int = 3, dropout: float = 0.0,
-                 norm: str = "batch", upsampling: str = "transpose", res_blocks: int = 0, harmonic: bool = False):
+                 norm: str = "batch", upsampling: str = "transpose", res_blocks: int = 0, harmonic: bool = False,
+                 texture_noise: int = 0):
         super().__init__()
         depth = int(math.log2(image_size))
         if 2 ** depth != image_size or depth < 3:
             raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
         self.image_size, self.ngf, self.depth, self.harmonic = image_size, ngf, depth, harmonic
+        self.texture_noise = texture_noise
+        if texture_noise and not harmonic:
+            raise ValueError("texture_noise adds to the residual of the harmonic start: it needs harmonic=True")
         widths = [min(2 ** i, 8) * ngf for i in range(depth)]
 
         self.down = nn.ModuleList()
@@ -121,11 +134,29 @@ class UNetGenerator(nn.Module):
                 if dropout > 0 and i >= depth - 3:  # pix2pix puts dropout on the 3 innermost decoders
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
+        # Texture head at S x S: (last decoder input upsampled (2 ngf), noise) -> 3 channels.
+        self.texture = None
+        if texture_noise:
+            self.texture = nn.Sequential(
+                nn.Conv2d(2 * widths[0] + texture_noise, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(ngf, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(ngf, in_channels, 3, 1, 1))
         init_weights(self)
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
             last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
+        if self.texture is not None:  # an added head starts as a no-op
+            nn.init.zeros_(self.texture[-1].weight)
+            nn.init.zeros_(self.texture[-1].bias)
+
+    def texture_noise_like(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, texture_noise, S, S) standard normal noise (see the class docstring for its RNG)."""
+        b, _, h, w = features.shape
+        shape = (b, self.texture_noise, 2 * h, 2 * w)
+        if self.training:
+            return torch.randn(shape, device=features.device, dtype=features.dtype)
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn(shape, generator=generator).to(features.device, features.dtype)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # The harmonic fill, solved at <= 128 px (exact up to 128^2, ~10x faster than exact at 256^2); no grad.
@@ -139,7 +170,11 @@ class UNetGenerator(nn.Module):
             skips.append(x)
         x = self.up[-1](skips[-1])  # bottleneck (B, 8 ngf, 1, 1) -> (B, 8 ngf, 2, 2)
         for i in range(self.depth - 2, -1, -1):
-            x = self.up[i](torch.cat([x, skips[i]], dim=1))
+            features = torch.cat([x, skips[i]], dim=1)  # at i = 0: (B, 2 ngf, S/2, S/2)
+            x = self.up[i](features)
+        if self.texture is not None:
+            up = nn.functional.interpolate(features, scale_factor=2, mode="nearest")
+            x = x + self.texture(torch.cat([up, self.texture_noise_like(features)], dim=1))
         if self.harmonic:
             x = torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + x.float()).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.

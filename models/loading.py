@@ -18,14 +18,16 @@ SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2
 # The small scratch-diffusion baseline (64², EMA weights only) that compare.py and the notebook use by default.
 SHIPPED_DIFFUSION = str(repo_path("checkpoints/diffusion_scenery_64.pth"))
 # Architecture keys missing from older checkpoints take the first shipped model's values.
-LEGACY_ARCHITECTURE = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False}
+LEGACY_ARCHITECTURE = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False,
+                       "texture_noise": 0}
 
 
 # --- GAN (main.py) ---------------------------------------------------------------------------------
 def build_generator(config: dict) -> UNetGenerator:
     arch = {**LEGACY_ARCHITECTURE, **{k: config[k] for k in LEGACY_ARCHITECTURE if k in config}}
     return UNetGenerator(image_size=config["image_size"], ngf=config["ngf"], norm=arch["norm"],
-                         upsampling=arch["upsampling"], res_blocks=arch["res_blocks"], harmonic=arch["harmonic_start"])
+                         upsampling=arch["upsampling"], res_blocks=arch["res_blocks"], harmonic=arch["harmonic_start"],
+                         texture_noise=arch["texture_noise"])
 
 
 def load_generator(path, use_ema: bool = True) -> tuple:

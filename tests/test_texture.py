@@ -1,0 +1,102 @@
+"""The generator's noise-fed texture head and the frequency-separated reconstruction losses."""
+import pytest
+import torch
+
+from data.masks import masked_input
+from losses import lowpass
+from models import UNetGenerator
+
+
+def texture_generator(texture_noise: int = 4, size: int = 32) -> UNetGenerator:
+    return UNetGenerator(size, ngf=8, norm="group", upsampling="resize", res_blocks=1, harmonic=True,
+                         texture_noise=texture_noise)
+
+
+def test_texture_head_starts_as_a_no_op_and_keeps_known_pixels():
+    torch.manual_seed(0)
+    with_head, without = texture_generator(4), texture_generator(0)
+    missing, unexpected = with_head.load_state_dict(without.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(k.startswith("texture.") for k in missing)
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    with_head.eval(), without.eval()
+    assert torch.equal(with_head(masked, mask), without(masked, mask))  # zero last layer: the old model exactly
+    torch.nn.init.normal_(with_head.texture[-1].weight, 0, 0.1)
+    out = with_head(masked, mask)
+    assert out.shape == (2, 3, 32, 32) and out.abs().max() <= 1
+    known = (1 - mask).expand_as(out).bool()
+    assert torch.equal(out[known], image[known]) and not torch.equal(out, without(masked, mask))
+
+
+def test_texture_noise_is_fixed_in_eval_and_random_in_train():
+    torch.manual_seed(0)
+    generator = texture_generator(4)
+    torch.nn.init.normal_(generator.texture[-1].weight, 0, 0.1)
+    masked, mask = masked_input(torch.rand(1, 3, 32, 32) * 2 - 1, 0.4)
+    generator.eval()
+    assert torch.equal(generator(masked, mask), generator(masked, mask))  # eval_2 twice: the same fill
+    generator.train()
+    torch.manual_seed(1)
+    first = generator(masked, mask)
+    assert not torch.equal(first, generator(masked, mask))  # new noise every training step
+    torch.manual_seed(1)
+    assert torch.equal(first, generator(masked, mask))  # ... drawn from torch's RNG (resume stays exact)
+
+
+def test_texture_head_gets_gradients_and_needs_the_harmonic_start():
+    generator = texture_generator(4)
+    masked, mask = masked_input(torch.rand(2, 3, 32, 32) * 2 - 1, 0.4)
+    generator(masked, mask).mean().backward()
+    assert generator.texture[-1].weight.grad.abs().sum() > 0  # zero-initialised, but it learns
+    with pytest.raises(ValueError, match="harmonic"):
+        UNetGenerator(32, ngf=8, texture_noise=4)
+
+
+def test_lowpass_keeps_the_mean_and_removes_the_finest_detail():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(lowpass(x, 0), x)
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2.0 - 1  # period 2: the Nyquist grid
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert torch.allclose(lowpass(flat, 1.0), flat, atol=1e-6)
+    assert lowpass(checker.expand(1, 3, 32, 32), 1.0).abs().max() < 0.02  # 0.7 % response in theory
+    smooth = torch.linspace(-1, 1, 32).expand(1, 3, 32, 32)
+    assert (lowpass(smooth, 1.0) - smooth)[..., 4:-4].abs().max() < 1e-5  # a linear ramp passes unchanged
+
+
+def test_init_from_adds_a_texture_head_to_a_model_without_one(data, tmp_path):
+    import main as gan
+    from utils.checkpoint import load_checkpoint
+    from utils.errors import InputError
+
+    def args(out, *extra):
+        return gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
+                               "--checkpoint_dir", str(out), "--results_dir", str(out), "--image_size", "64",
+                               "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--perceptual", "none",
+                               "--epochs", "1", *extra])
+    gan.main(args(tmp_path / "a"))
+    source = tmp_path / "a" / "checkpoint_epoch_1.pth"
+    gan.main(args(tmp_path / "b", "--init_from", str(source), "--texture_noise", "4", "--recon_lowpass", "1"))
+    b = load_checkpoint(tmp_path / "b" / "checkpoint_epoch_1.pth", kinds=("gan",))
+    assert b["config"]["texture_noise"] == 4 and b["config"]["recon_lowpass"] == 1
+    assert b["generator"]["texture.4.weight"].abs().sum() > 0  # the new head trained
+    with pytest.raises(InputError, match="--texture_noise 4"):  # a head can be added, not resized
+        gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "b" / "checkpoint_epoch_1.pth"),
+                      "--texture_noise", "2"))
+
+
+def test_highpass_detail_loss_ignores_coarse_differences_and_asks_for_fine_ones():
+    from losses import detail_loss
+    torch.manual_seed(0)
+    fine = (torch.rand(1, 3, 64, 64) * 2 - 1) * 0.3  # pixel-level grain
+    coarse = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8) * 2 - 1, size=64, mode="bilinear")
+    target = coarse + fine
+    masked, mask = masked_input(target, 0.4)
+    other_coarse = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8) * 2 - 1, size=64, mode="bilinear")
+    # Another coarse layout, the same grain elsewhere: the high band matches.
+    swapped = other_coarse + torch.roll(fine, shifts=(2, 3), dims=(2, 3))
+    assert detail_loss(swapped, target, mask, levels=1, highpass_sigma=1.0) < 0.1
+    assert detail_loss(coarse, target, mask, levels=1, highpass_sigma=1.0) > 0.8  # no grain: most of it missing
+    pred = coarse.clone().requires_grad_()
+    detail_loss(pred, target, mask, levels=1, highpass_sigma=1.0).backward()
+    assert pred.grad.abs().sum() > 0
