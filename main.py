@@ -17,6 +17,7 @@ Multi-GPU: `accelerate launch main.py --mode train ...`. Every flag also accepts
 (--checkpoint-path). Checkpoints hold their config, so eval needs only --checkpoint_path.
 """
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -24,13 +25,13 @@ import torch
 
 from data.datasets import check_image_size
 from data.masks import check_crop_ratio
-from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss, hole_l1, lowpass,
-                    ssim_loss)
+from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss, hole_l1, hole_mse,
+                    lowpass, ssim_loss)
 from models import PatchDiscriminator
 from models.gan import NORMS, UPSAMPLING
 from models.baselines import BASELINES
 from models.loading import (LEGACY_ARCHITECTURE, SHIPPED_MODEL, build_generator, export_generator,  # noqa: F401
-                            load_generator)
+                            load_generator, scale_texture)
 from models.loading import generator_fill as make_fill
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, given_flags, run
@@ -48,7 +49,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir",
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
-               "recon_lowpass")
+               "recon_lowpass", "lambda_mse")
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard", "effnet_distance",
                "fid_effnet", "psnr", "ssim")
 
@@ -73,6 +74,8 @@ def parse_args(argv=None):
                              "detail to the texture terms; --lambda_detail then judges the band they leave "
                              "(0: full images)")
     parser.add_argument("--lambda_l1", type=float, default=100.0)
+    parser.add_argument("--lambda_mse", type=float, default=0.0,
+                        help="squared error on the hole (what PSNR measures), beside or instead of L1")
     parser.add_argument("--lambda_ssim", type=float, default=1.0)
     parser.add_argument("--lambda_perc", type=float, default=1.0)
     parser.add_argument("--lambda_adv", type=float, default=1.0)
@@ -106,10 +109,15 @@ def parse_args(argv=None):
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the generator and discriminator for training: ~1.25x faster steps "
                              "(measured on CPU) after a one-off compilation of ~30 s")
+    parser.add_argument("--texture_scale", type=float, default=1.0,
+                        help="with --export: multiply the texture head's output by this (strength of the detail, "
+                             "picked on a validation split with benchmarks/score.py --texture_scales)")
     parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here at "
                                          "the end; with a --checkpoint_path already at --epochs, only export it")
     args = parser.parse_args(argv)
     check_shared_args(parser, args, eval_flags={"baseline"}, eval_only_flags={"baseline"})
+    if args.texture_scale != 1 and not args.export:
+        parser.error("--texture_scale applies to the exported generator: add --export FILE")
     return args
 
 
@@ -144,17 +152,20 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
     opt_g.zero_grad(set_to_none=True)
     fake_low, image_low = lowpass(fake, args.recon_lowpass), lowpass(image, args.recon_lowpass)
     g_l1, g_ssim = hole_l1(fake_low, image_low, mask), ssim_loss(fake_low, image_low)
+    g_mse = hole_mse(fake_low, image_low, mask) if args.lambda_mse else zero
     g_perc = perceptual(fake, image) if perceptual is not None else zero
-    # With --recon_lowpass the detail term judges the band the pixel losses leave free, at the finest scale.
+    # With --recon_lowpass the detail term judges the band the pixel losses leave free, at the finest
+    # scale, locally and over the whole hole (see losses.detail_loss).
     g_detail = zero if not args.lambda_detail else detail_loss(
-        fake, image, mask, levels=1 if args.recon_lowpass else 2, highpass_sigma=args.recon_lowpass)
-    g_total = (args.lambda_l1 * g_l1 + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc
+        fake, image, mask, levels=1 if args.recon_lowpass else 2, highpass_sigma=args.recon_lowpass,
+        hole_total=args.recon_lowpass > 0)
+    g_total = (args.lambda_l1 * g_l1 + args.lambda_mse * g_mse + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc
                + args.lambda_adv * g_gan + args.lambda_fm * g_fm + args.lambda_detail * g_detail)
     accelerator.backward(g_total)
     opt_g.step()
-    return {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_SSIM": g_ssim.item(), "G_perc": g_perc.item(),
-            "G_detail": g_detail.item(), "G_GAN": g_gan.item(), "G_FM": g_fm.item(), "D_real": d_real.item(),
-            "D_fake": d_fake.item()}
+    return {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_MSE": g_mse.item(), "G_SSIM": g_ssim.item(),
+            "G_perc": g_perc.item(), "G_detail": g_detail.item(), "G_GAN": g_gan.item(), "G_FM": g_fm.item(),
+            "D_real": d_real.item(), "D_fake": d_fake.item()}
 
 
 def build_training_networks(config: dict) -> tuple:
@@ -218,7 +229,7 @@ def train(args):
         if start_epoch >= args.epochs:  # nothing to train; --export still exports the checkpoint's generator
             accelerator.print(f"nothing to train: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}")
             if args.export and accelerator.is_main_process:
-                path = export_generator(ema.module if ema else generator, resume["config"], args.export)
+                path = export(ema.module if ema else generator, resume["config"], args)
                 print(f"exported generator to {path}")
             return
     generator, discriminator, opt_g, opt_d, loader = accelerator.prepare(generator, discriminator, opt_g, opt_d, loader)
@@ -269,7 +280,15 @@ def train(args):
 
     # Save.
     if accelerator.is_main_process and args.export:
-        print(f"exported generator to {export_generator(eval_generator, config, args.export)}")
+        print(f"exported generator to {export(eval_generator, config, args)}")
+
+
+def export(generator, config: dict, args):
+    """--export: the generator-only file, the texture head scaled by --texture_scale (recorded in the config)."""
+    if args.texture_scale != 1:
+        generator = scale_texture(copy.deepcopy(generator), args.texture_scale)
+        config = {**config, "texture_scale": args.texture_scale}
+    return export_generator(generator, config, args.export)
 
 
 def init_weights_from(path, config: dict, generator, discriminator, ema) -> None:

@@ -24,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 import main as gan  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
+from models.loading import scale_texture  # noqa: E402
+from utils.errors import InputError  # noqa: E402
 from utils.cli import Parser, run  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder  # noqa: E402
 
@@ -41,6 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--floors", default="harmonic,telea,mean", help="training-free fills to add ('' for none)")
     parser.add_argument("--image_size", type=int, default=128, help="used only without --checkpoint")
     parser.add_argument("--crop_ratio", type=float, default=0.4, help="used only without --checkpoint")
+    parser.add_argument("--texture_scales", default="1",
+                        help="comma-separated strengths of the texture head to score each checkpoint at "
+                             "(models.loading.scale_texture; pick one on a validation split for --export)")
     parser.add_argument("--out_dir", default="results/score")
     parser.add_argument("--batch_size", type=int, default=16)
     return parser.parse_args(argv)
@@ -50,6 +55,10 @@ def main(args):
     device = eval_device()
     rows = []  # (label, fill)
     size, crop_ratio = args.image_size, args.crop_ratio
+    try:
+        scales = [float(v) for v in args.texture_scales.split(",")]
+    except ValueError:
+        raise InputError(f"--texture_scales must be comma-separated numbers, got {args.texture_scales!r}") from None
     for spec in args.checkpoint:
         use_ema = not spec.startswith("raw:")
         spec = spec.removeprefix("raw:")
@@ -58,7 +67,12 @@ def main(args):
         if not rows:
             size, crop_ratio = config["image_size"], config["crop_ratio"]
         label = label or f"GAN {Path(path).stem}" + ("" if use_ema else " (raw weights)")
-        rows.append((label, gan.make_fill(generator, device, "no")))
+        for scale in scales:
+            if scale == 1:
+                rows.append((label, gan.make_fill(generator, device, "no")))
+            else:  # a scaled copy per strength
+                scaled = scale_texture(gan.load_generator(path, use_ema=use_ema)[0], scale)
+                rows.append((f"{label}, texture x{scale:g}", gan.make_fill(scaled, device, "no")))
     for name in filter(None, (n.strip() for n in args.floors.split(","))):
         rows.append((f"{name} fill", BASELINES[name]))
 

@@ -19,6 +19,13 @@ def hole_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
     return diff.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
 
 
+def hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the hole pixels. L1 is minimised by the median of what the hole may hold,
+    the squared error (and so PSNR) by its mean."""
+    diff = (pred.float() - target.float()).square() * mask
+    return diff.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
+
+
 def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur (std `sigma` px, kernel 2 * ceil(3 sigma) + 1, reflect padding); identity at sigma 0.
 
@@ -212,7 +219,7 @@ def local_detail_energy(x: torch.Tensor, level: int, window: int = 9) -> torch.T
 
 
 def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels: int = 2,
-                highpass_sigma: float = 0.0) -> torch.Tensor:
+                highpass_sigma: float = 0.0, hole_total: bool = False) -> torch.Tensor:
     """Relative error of the local oriented detail energy in the hole, averaged over `levels` scales.
 
     Per level: sum |E(pred) - E(target)| / sum E(target) over hole pixels, E = `local_detail_energy`.
@@ -226,6 +233,11 @@ def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, le
     separated training leaves out of the pixel losses. Its energy goes where the Laplacian (the
     sharpness measure) looks, so a fill buys sharpness at the least squared error; on the whole image,
     the neighbour differences also ask for coarser blotches that cost more PSNR for the same sharpness.
+
+    hole_total adds, per image and level, the relative error of the hole's total detail energy. The
+    local L1 term alone aims at the median of each window's energy, which for holes whose detail sits
+    on a few strong edges is well below the mean: fills then keep ~40 % of the truth's detail (measured
+    on val at weights 10 and 30). The total asks for the truth's amount, wherever the fill puts it.
     """
     if highpass_sigma > 0:
         pred = pred.float() - lowpass(pred, highpass_sigma)
@@ -238,4 +250,7 @@ def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, le
         with torch.no_grad():
             e_true = local_detail_energy(target, level)
         loss = loss + ((e_pred - e_true).abs() * hole).sum() / (e_true * hole).sum().clamp_min(1e-6)
+        if hole_total:  # (B,) hole totals over channels and pixels
+            total_pred, total_true = (e_pred * hole).sum(dim=(1, 2, 3)), (e_true * hole).sum(dim=(1, 2, 3))
+            loss = loss + ((total_pred - total_true).abs() / total_true.clamp_min(1e-6)).mean()
     return loss / levels

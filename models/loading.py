@@ -40,6 +40,23 @@ def load_generator(path, use_ema: bool = True) -> tuple:
     return generator.eval(), state["config"]
 
 
+def scale_texture(generator: UNetGenerator, scale: float) -> UNetGenerator:
+    """Multiply the texture head's output by `scale` (its last layer is linear), in place.
+
+    The head's strength trades PSNR for detail (more texture: higher sharpness, lower PSNR); a value
+    picked on a validation split (`benchmarks/score.py --texture_scales`) is baked into an export
+    (`main.py --export ... --texture_scale S`), which records it in its config.
+    """
+    if scale == 1:
+        return generator
+    if generator.texture is None:
+        raise InputError("--texture_scale needs a generator with a texture head (trained with --texture_noise)")
+    with torch.no_grad():
+        generator.texture[-1].weight.mul_(scale)
+        generator.texture[-1].bias.mul_(scale)
+    return generator
+
+
 def export_generator(generator, config: dict, path) -> Path:
     """Generator-only file: large tensors in fp16 (half the size), BatchNorm statistics in fp32."""
     weights = {k: (v.half() if v.is_floating_point() and v.numel() > 4096 else v)

@@ -80,6 +80,19 @@ def test_init_from_adds_a_texture_head_to_a_model_without_one(data, tmp_path):
     b = load_checkpoint(tmp_path / "b" / "checkpoint_epoch_1.pth", kinds=("gan",))
     assert b["config"]["texture_noise"] == 4 and b["config"]["recon_lowpass"] == 1
     assert b["generator"]["texture.4.weight"].abs().sum() > 0  # the new head trained
+    # Export with a stronger texture head: the last layer scaled, the strength recorded in the config.
+    trained = tmp_path / "b" / "checkpoint_epoch_1.pth"
+    gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(trained), "--epochs", "1",
+                             "--export", str(tmp_path / "g.pth"), "--texture_scale", "1.5"]))
+    exported = load_checkpoint(tmp_path / "g.pth", kinds=("gan_generator",))
+    assert exported["config"]["texture_scale"] == 1.5
+    ema_head = b["generator_ema"]["module"]["texture.4.weight"]
+    assert torch.allclose(exported["generator"]["texture.4.weight"].float(), 1.5 * ema_head, atol=1e-3)
+    with pytest.raises(SystemExit):  # the strength is for exports only
+        gan.parse_args(["--mode", "train", "--texture_scale", "1.5"])
+    with pytest.raises(InputError, match="texture head"):  # a model without one has nothing to scale
+        gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(source), "--epochs", "1",
+                                 "--export", str(tmp_path / "h.pth"), "--texture_scale", "1.5"]))
     with pytest.raises(InputError, match="--texture_noise 4"):  # a head can be added, not resized
         gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "b" / "checkpoint_epoch_1.pth"),
                       "--texture_noise", "2"))
@@ -100,3 +113,56 @@ def test_highpass_detail_loss_ignores_coarse_differences_and_asks_for_fine_ones(
     pred = coarse.clone().requires_grad_()
     detail_loss(pred, target, mask, levels=1, highpass_sigma=1.0).backward()
     assert pred.grad.abs().sum() > 0
+
+
+def test_hole_total_term_asks_for_the_amount_of_detail_wherever_it_is():
+    from losses import detail_loss
+    torch.manual_seed(0)
+    grain = (torch.rand(1, 3, 64, 64) * 2 - 1) * 0.3
+    left, right = torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)
+    left[..., 16:48, 8:30], right[..., 16:48, 34:56] = 1, 1  # two equal areas inside the hole
+    target, moved = grain * left, torch.roll(grain * left, shifts=26, dims=3)  # the same grain, moved right
+    _, mask = masked_input(target, 0.4)
+    flat = torch.zeros_like(target)
+
+    def total_term(pred):
+        return (detail_loss(pred, target, mask, levels=1, highpass_sigma=1.0, hole_total=True)
+                - detail_loss(pred, target, mask, levels=1, highpass_sigma=1.0))
+    assert detail_loss(moved, target, mask, levels=1, highpass_sigma=1.0) > 1  # locally all wrong ...
+    assert total_term(moved) < 0.05  # ... but the hole holds the truth's amount of detail
+    assert total_term(flat) == pytest.approx(1.0, abs=0.01)  # none of it
+
+
+def test_hole_mse_counts_only_the_hole_and_logs_in_training(data, tmp_path):
+    import csv
+
+    import main as gan
+    from losses import hole_mse
+    pred, target = torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :] = 1
+    pred[..., :4, :] = 0.5  # error 0.5 on the hole
+    pred[..., 4:, :] = 9.0  # known pixels: ignored
+    assert hole_mse(pred, target, mask) == pytest.approx(0.25)
+    gan.main(gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
+                             "--checkpoint_dir", str(tmp_path), "--results_dir", str(tmp_path), "--image_size", "64",
+                             "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--perceptual", "none", "--epochs", "1",
+                             "--lambda_mse", "10"]))
+    with open(tmp_path / "train" / "losses.csv", newline="") as f:
+        assert all(float(r["G_MSE"]) > 0 for r in csv.DictReader(f))
+
+
+def test_scale_texture_scales_the_heads_contribution_linearly():
+    from models.loading import scale_texture
+    torch.manual_seed(0)
+    generator = texture_generator(4).eval()
+    torch.nn.init.normal_(generator.texture[-1].weight, 0, 0.05)
+    masked, mask = masked_input(torch.rand(1, 3, 32, 32) * 1.6 - 0.8, 0.4)
+    outs = []
+    for scale in (0.0, 1.0, 2.0):
+        copy = texture_generator(4).eval()
+        copy.load_state_dict(generator.state_dict())
+        outs.append(torch.atanh(scale_texture(copy, scale)(masked, mask).double().clamp(-0.999, 0.999)))
+    hole = mask.expand_as(outs[0]).bool()
+    step1, step2 = (outs[1] - outs[0])[hole], (outs[2] - outs[1])[hole]
+    assert step1.abs().mean() > 1e-3 and torch.allclose(step1, step2, atol=1e-3)  # out = tanh(base + scale * head)
