@@ -49,7 +49,8 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir",
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
-               "recon_lowpass", "lambda_mse")
+               "recon_lowpass", "lambda_mse", "detail_variant")
+DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard", "effnet_distance",
                "fid_effnet", "psnr", "ssim")
 
@@ -82,6 +83,9 @@ def parse_args(argv=None):
     parser.add_argument("--lambda_fm", type=float, default=10.0, help="discriminator feature matching (pix2pixHD)")
     parser.add_argument("--lambda_detail", type=float, default=0.0,
                         help="local detail (texture) energy in the hole, phase-free (losses.detail_loss)")
+    parser.add_argument("--detail_variant", choices=DETAIL_VARIANTS, default="auto",
+                        help="what --lambda_detail compares (see main.detail_term); auto: the high band and the "
+                             "hole's total with --recon_lowpass, the whole image at 2 scales without")
     parser.add_argument("--adv_start_epoch", type=int, default=0,
                         help="train G on reconstruction only (no D) up to this epoch, then add the GAN terms")
     parser.add_argument("--gan_loss", choices=AdversarialLoss.MODES, default="bce")
@@ -154,11 +158,7 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
     g_l1, g_ssim = hole_l1(fake_low, image_low, mask), ssim_loss(fake_low, image_low)
     g_mse = hole_mse(fake_low, image_low, mask) if args.lambda_mse else zero
     g_perc = perceptual(fake, image) if perceptual is not None else zero
-    # With --recon_lowpass the detail term judges the band the pixel losses leave free, at the finest
-    # scale, locally and over the whole hole (see losses.detail_loss).
-    g_detail = zero if not args.lambda_detail else detail_loss(
-        fake, image, mask, levels=1 if args.recon_lowpass else 2, highpass_sigma=args.recon_lowpass,
-        hole_total=args.recon_lowpass > 0)
+    g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
     g_total = (args.lambda_l1 * g_l1 + args.lambda_mse * g_mse + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc
                + args.lambda_adv * g_gan + args.lambda_fm * g_fm + args.lambda_detail * g_detail)
     accelerator.backward(g_total)
@@ -166,6 +166,21 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
     return {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_MSE": g_mse.item(), "G_SSIM": g_ssim.item(),
             "G_perc": g_perc.item(), "G_detail": g_detail.item(), "G_GAN": g_gan.item(), "G_FM": g_fm.item(),
             "D_real": d_real.item(), "D_fake": d_fake.item()}
+
+
+def detail_term(fake, image, mask, args) -> torch.Tensor:
+    """losses.detail_loss as --detail_variant says: "image" (2 scales of the whole image), "highpass"
+    (the band x - lowpass(x, --recon_lowpass), finest scale), "highpass_total" (the same + the hole's
+    total energy); "auto" is highpass_total with --recon_lowpass, else image."""
+    variant = args.detail_variant
+    if variant == "auto":
+        variant = "highpass_total" if args.recon_lowpass else "image"
+    if variant == "image":
+        return detail_loss(fake, image, mask)
+    if not args.recon_lowpass:
+        raise InputError(f"--detail_variant {variant} needs --recon_lowpass > 0 (the band it judges)")
+    return detail_loss(fake, image, mask, levels=1, highpass_sigma=args.recon_lowpass,
+                       hole_total=variant == "highpass_total")
 
 
 def build_training_networks(config: dict) -> tuple:

@@ -166,3 +166,23 @@ def test_scale_texture_scales_the_heads_contribution_linearly():
     hole = mask.expand_as(outs[0]).bool()
     step1, step2 = (outs[1] - outs[0])[hole], (outs[2] - outs[1])[hole]
     assert step1.abs().mean() > 1e-3 and torch.allclose(step1, step2, atol=1e-3)  # out = tanh(base + scale * head)
+
+
+def test_detail_variants_pick_the_band_and_the_hole_total():
+    import main as gan
+    from losses import detail_loss
+    from utils.errors import InputError
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    fake = mask * 0.2 + (1 - mask) * image
+
+    def term(*flags):
+        return gan.detail_term(fake, image, mask, gan.parse_args(["--mode", "train", *flags]))
+    assert term() == detail_loss(fake, image, mask)  # auto without --recon_lowpass: the whole image, 2 scales
+    band = detail_loss(fake, image, mask, levels=1, highpass_sigma=1.0)
+    assert term("--recon_lowpass", "1", "--detail_variant", "highpass") == band
+    total = detail_loss(fake, image, mask, levels=1, highpass_sigma=1.0, hole_total=True)
+    assert term("--recon_lowpass", "1") == total and total > band  # auto with it: band + the hole's total
+    with pytest.raises(InputError, match="--recon_lowpass"):
+        term("--detail_variant", "highpass")

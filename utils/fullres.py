@@ -9,25 +9,25 @@ N x N result for any N:
   4. a narrow band of the hole along the squares' border (`band_width`, at most 4 % of N) is blended so
      that the sharp photo and the softer upsampled fill meet without a step.
 
-Blends (all touch only the band, never the known squares): "laplacian" (the default: multi-band blend
-of the square mirrored into the band and the fill, Burt & Adelson 1983: low frequencies cross over
-the whole band, fine detail over a few pixels), "poisson" (the fill plus the harmonic correction that
-makes it continuous with the photo at the border, Perez et al. 2003), "feather" (linear cross-fade of
-the mirrored square and the fill) and "none" (plain paste).
+Blends (all touch only the band, never the known squares): "poisson" (the default: the fill plus the
+harmonic correction that makes it continuous with the photo at the border, Perez et al. 2003),
+"laplacian" (multi-band blend of the square mirrored into the band and the fill, Burt & Adelson 1983:
+low frequencies cross over the whole band, fine detail over a few pixels), "feather" (linear cross-fade
+of the mirrored square and the fill) and "none" (plain paste).
 
-Why "laplacian" (benchmarks/bench_blend.py, the GAN shipped at the time, 128 px, each photo at its shorter
-side; band PSNR against the photo, dB / seam step as a multiple of the photo's own, 1.0 = as smooth as the
-photo):
+Why "poisson" (benchmarks/bench_blend.py, the shipped GAN with its texture head, 128 px, each photo at
+its shorter side; band PSNR against the photo, dB / seam step as a multiple of the photo's own, 1.0 = as
+smooth as the photo):
 
     photos                           none          feather       laplacian     poisson
-    data/scenery/test (6, 320-410)   19.20 / 3.55  20.77 / 0.33  20.84 / 0.93  20.37 / 2.03
-    6 large photos (640-769 px) *    20.32 / 4.74  22.46 / 0.20  22.75 / 1.04  21.92 / 1.71
+    data/scenery/test (6, 320-410)   20.78 / 1.93  21.18 / 0.17  21.29 / 0.40  21.45 / 1.10
+    6 large photos (640-769 px) *    23.33 / 2.14  23.88 / 0.06  23.96 / 0.32  24.12 / 0.81
 
 * the first six photos of data/scenery_large/test whose shorter side is at least 600 px.
-"laplacian" has the best band PSNR and the seam closest to the photo's; "feather" is smoother than
-the photo (a faded mirror image shows), "poisson" keeps a visible line where the photo's texture stops.
-(For the harmonic fill at 64 px, smoother than the GAN's, "poisson" scores best: 19.68 / 21.38 dB
-against 19.01 / 20.88 dB for "laplacian".)
+"poisson" has the best band PSNR and the seam closest to the photo's; "feather" and "laplacian" are
+smoother than the photo at the border (a faded mirror image shows). The previous, texture-free GAN
+favoured "laplacian" (20.84 / 0.93 against 20.37 / 2.03 for "poisson" on data/scenery/test): against a
+smooth fill, the photo's texture stopped at a visible line; the textured fill continues it.
 """
 import math
 from functools import lru_cache
@@ -39,7 +39,7 @@ from data.masks import distance_to_known, gap_mask, known_squares, masked_input,
 from models.harmonic import harmonic_fill
 
 MAX_BAND_FRACTION = 0.04  # the band never exceeds 4 % of the side
-DEFAULT_BLEND = "laplacian"
+DEFAULT_BLEND = "poisson"
 
 
 def resize(image: torch.Tensor, size: int) -> torch.Tensor:
