@@ -117,8 +117,12 @@ def gan_training_rate(config: dict, accelerator, steps: int) -> float:
     elif config.get("perceptual_loss"):  # the VGG19 term costs the same with random weights
         from torchvision.models import vgg19
         perceptual = VGGPerceptualLoss(vgg19(weights=None).features).to(accelerator.device)
-    # Checkpoints older than feature matching have no lambda_fm: they trained without it.
-    adversarial, recipe = AdversarialLoss(config["gan_loss"]), SimpleNamespace(**{"lambda_fm": 0.0, **config})
+    # Flags missing from an older checkpoint's config take main.py's defaults, which leave the newer
+    # terms off (texture, low-pass, squared error, detail variant); except lambda_fm (default 10):
+    # checkpoints older than feature matching trained without it.
+    defaults = vars(gan.parse_args(["--mode", "train"]))
+    adversarial, recipe = AdversarialLoss(config["gan_loss"]), SimpleNamespace(**{**defaults, "lambda_fm": 0.0,
+                                                                                 **config})
     batch = random_batch(config["image_size"], config["batch_size"], config["crop_ratio"], accelerator.device)
     return timed(lambda: gan.train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual,
                                         recipe, accelerator), steps, config["batch_size"], accelerator.device)

@@ -44,3 +44,21 @@ def test_reference_trainer_runs_main_defaults_and_writes_a_checkpoint(data, tmp_
     state = torch.load(tmp_path / "checkpoint_epoch_1.pth", weights_only=True)
     assert state["epoch"] == 1 and state["config"]["ngf"] == 8
     assert (tmp_path / "samples_1.png").is_file() and (tmp_path / "loss_curve.png").is_file()
+
+
+def test_compare_times_the_shipped_gans_recipe():
+    """compare.py rebuilds the training recipe from a checkpoint's config: the shipped one (texture head,
+    low-pass losses, squared error) and one from before those flags must both train a step."""
+    from types import SimpleNamespace
+
+    from benchmarks.compare import gan_training_rate
+    from models.loading import SHIPPED_MODEL
+    from utils.checkpoint import load_checkpoint
+    config = {**load_checkpoint(SHIPPED_MODEL, kinds=("gan_generator",))["config"], "image_size": 64, "batch_size": 2,
+              "ngf": 8, "ndf": 8, "perceptual_loss": False}
+    assert config["texture_noise"] and config["recon_lowpass"] and config["lambda_detail"]
+    accelerator = make_accelerator(SimpleNamespace(mixed_precision="no", cpu=True))
+    assert gan_training_rate(config, accelerator, steps=1) > 0
+    older = {k: v for k, v in config.items() if k not in ("texture_noise", "recon_lowpass", "lambda_mse",
+                                                           "detail_variant", "lambda_detail")}
+    assert gan_training_rate(older, accelerator, steps=1) > 0

@@ -94,7 +94,9 @@ def test_train_resume_eval_eval2(data, tmp_path):
 
 def test_resume_reproduces_uninterrupted_run(data, tmp_path):
     # The schedules too: reconstruction only in epoch 1, then the GAN terms; learning rate halved in epoch 2.
-    recipe = ["--mask_kinds", "gap,box,stroke", "--adv_start_epoch", "1", "--lr_decay_start", "1"]
+    # The texture head draws noise every step, from the RNG state the checkpoint carries.
+    recipe = ["--mask_kinds", "gap,box,stroke", "--adv_start_epoch", "1", "--lr_decay_start", "1",
+              "--texture_noise", "2", "--recon_lowpass", "1", "--lambda_detail", "1", "--lambda_mse", "10"]
     gan.main(train_args(data, tmp_path / "straight", "--epochs", "2", *recipe))
     gan.main(train_args(data, tmp_path / "split", "--epochs", "1", *recipe))
     torch.manual_seed(1234)  # whatever happens in between must not matter
@@ -107,6 +109,7 @@ def test_resume_reproduces_uninterrupted_run(data, tmp_path):
     b = load_checkpoint(tmp_path / "split" / "ckpt" / "checkpoint_epoch_2.pth", kinds=("gan",))
     assert a["generator_ema"]["updates"] == b["generator_ema"]["updates"] == 4
     a["generator_ema"], b["generator_ema"] = a["generator_ema"]["module"], b["generator_ema"]["module"]
+    assert "texture.4.weight" in a["generator"]
     for part in ("generator", "generator_ema", "discriminator"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs after resume"
