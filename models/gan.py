@@ -91,7 +91,8 @@ class UNetGenerator(nn.Module):
                   StyleGAN's per-pixel noise inputs do for hair and foliage (Karras et al. 2019, sec. 3.2).
                   The head's last layer starts at zero, so adding it to a trained model changes nothing.
                   In train mode the noise comes from torch's global RNG (checkpoints store it: resume
-                  stays exact); in eval mode from a generator seeded with 0, so a fill is reproducible.
+                  stays exact); in eval mode one pattern from a generator seeded with 0, the same for every
+                  image of a batch, so a fill is reproducible and does not depend on its batch.
     """
 
     def __init__(self, image_size: int = 256, ngf: int = 64, in_channels: int = 3, dropout: float = 0.0,
@@ -155,8 +156,10 @@ class UNetGenerator(nn.Module):
         shape = (b, self.texture_noise, 2 * h, 2 * w)
         if self.training:
             return torch.randn(shape, device=features.device, dtype=features.dtype)
+        # One seeded pattern for every image of the batch: a fill does not depend on its batch neighbours.
         generator = torch.Generator().manual_seed(0)
-        return torch.randn(shape, generator=generator).to(features.device, features.dtype)
+        noise = torch.randn((1,) + shape[1:], generator=generator)
+        return noise.to(features.device, features.dtype).expand(shape)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # The harmonic fill, solved at <= 128 px (exact up to 128^2, ~10x faster than exact at 256^2); no grad.
