@@ -27,6 +27,14 @@ def write_images(folder, count: int, start_seed: int = 0, size=(80, 64)) -> list
     return paths
 
 
+def tiny_gan_train_argv(data, out, *extra) -> list:
+    """main.py argv for a one-epoch run of a tiny GAN (64², ngf/ndf 8, batch 2, no perceptual loss) on the
+    `data` fixture, writing checkpoints and logs to `out`."""
+    return ["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
+            "--checkpoint_dir", str(out), "--results_dir", str(out), "--image_size", "64", "--ngf", "8",
+            "--ndf", "8", "--batch_size", "2", "--perceptual", "none", "--epochs", "1", *extra]
+
+
 def interrupt_at_step(monkeypatch, script, step: int = 2) -> None:
     """Make `script.train_step` raise KeyboardInterrupt (as Ctrl-C would) at its `step`-th call."""
     calls = []

@@ -8,6 +8,7 @@ from data.masks import masked_input
 from losses import feature_matching_loss
 from models import PatchDiscriminator, UNetGenerator
 from models.harmonic import coarse_harmonic_fill, harmonic_fill, push_pull_fill
+from tests.helpers import tiny_gan_train_argv
 from utils.ema import ModelEMA
 from utils.metrics import checkerboard_energy, image_metrics, laplacian_energy
 
@@ -163,10 +164,7 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(data, tmp_path):
     from utils.errors import InputError
 
     def args(out, *extra):
-        return gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
-                               "--checkpoint_dir", str(out), "--results_dir", str(out), "--image_size", "64",
-                               "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--perceptual", "none",
-                               "--epochs", "1", *extra])
+        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
     gan.main(args(tmp_path / "a"))
     source = tmp_path / "a" / "checkpoint_epoch_1.pth"
     gan.main(args(tmp_path / "b", "--init_from", str(source), "--lambda_l1", "10", "--lr", "0"))
@@ -219,10 +217,7 @@ def test_lambda_detail_trains_and_is_logged(data, tmp_path):
     import csv
 
     import main as gan
-    gan.main(gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
-                             "--checkpoint_dir", str(tmp_path), "--results_dir", str(tmp_path), "--image_size", "64",
-                             "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--perceptual", "none", "--epochs", "1",
-                             "--lambda_detail", "5"]))
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path, "--lambda_detail", "5")))
     with open(tmp_path / "train" / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(float(r["G_detail"]) > 0 for r in rows)

@@ -5,6 +5,7 @@ import torch
 from data.masks import masked_input
 from losses import lowpass
 from models import UNetGenerator
+from tests.helpers import tiny_gan_train_argv
 
 
 def texture_generator(texture_noise: int = 4, size: int = 32) -> UNetGenerator:
@@ -70,10 +71,7 @@ def test_init_from_adds_a_texture_head_to_a_model_without_one(data, tmp_path):
     from utils.errors import InputError
 
     def args(out, *extra):
-        return gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
-                               "--checkpoint_dir", str(out), "--results_dir", str(out), "--image_size", "64",
-                               "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--perceptual", "none",
-                               "--epochs", "1", *extra])
+        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
     gan.main(args(tmp_path / "a"))
     source = tmp_path / "a" / "checkpoint_epoch_1.pth"
     gan.main(args(tmp_path / "b", "--init_from", str(source), "--texture_noise", "4", "--recon_lowpass", "1"))
@@ -144,10 +142,7 @@ def test_hole_mse_counts_only_the_hole_and_logs_in_training(data, tmp_path):
     pred[..., :4, :] = 0.5  # error 0.5 on the hole
     pred[..., 4:, :] = 9.0  # known pixels: ignored
     assert hole_mse(pred, target, mask) == pytest.approx(0.25)
-    gan.main(gan.parse_args(["--mode", "train", "--train_dir", str(data / "train"), "--test_dir", str(data / "test"),
-                             "--checkpoint_dir", str(tmp_path), "--results_dir", str(tmp_path), "--image_size", "64",
-                             "--ngf", "8", "--ndf", "8", "--batch_size", "2", "--perceptual", "none", "--epochs", "1",
-                             "--lambda_mse", "10"]))
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path, "--lambda_mse", "10")))
     with open(tmp_path / "train" / "losses.csv", newline="") as f:
         assert all(float(r["G_MSE"]) > 0 for r in csv.DictReader(f))
 
