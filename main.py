@@ -4,7 +4,9 @@ A U-Net generator fills everything but a bottom-left and a top-right square (sid
 of an image; a 70x70 PatchGAN judges the result. Losses: L1 on the hole + SSIM + perceptual
 (EfficientNet-Lite0 features by default, or VGG19) + adversarial + discriminator feature matching.
 The generator starts from the harmonic fill of the hole and learns a residual (--harmonic_start),
-upsamples by resize + convolution, and is evaluated and exported with an EMA of its weights.
+upsamples by resize + convolution, and is evaluated and exported with an EMA of its weights. The
+shipped model adds a noise-fed texture head (--texture_noise) trained with the pixel losses on blurred
+images (--recon_lowpass) and a phase-free detail loss (--lambda_detail); README: model card.
 
     python main.py --mode train --epochs 30                       # on data/scenery/train
     python main.py --mode train --checkpoint_path checkpoints/checkpoint_epoch_30.pth --epochs 50
@@ -71,9 +73,9 @@ def parse_args(argv=None):
     parser.add_argument("--texture_noise", type=int, default=0,
                         help="noise channels of the generator's full-resolution texture head (0: no head)")
     parser.add_argument("--recon_lowpass", type=float, default=0.0,
-                        help="L1 and SSIM compare Gaussian-blurred images (this sigma, px), leaving the finest "
-                             "detail to the texture terms; --lambda_detail then judges the band they leave "
-                             "(0: full images)")
+                        help="L1, squared error and SSIM compare Gaussian-blurred images (this sigma, px), "
+                             "leaving the finest detail to the texture terms; --lambda_detail then judges the "
+                             "band they leave (0: full images)")
     parser.add_argument("--lambda_l1", type=float, default=100.0)
     parser.add_argument("--lambda_mse", type=float, default=0.0,
                         help="squared error on the hole (what PSNR measures), beside or instead of L1")
@@ -152,15 +154,17 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
         g_gan = adversarial.generator(fake_logits)
         g_fm = feature_matching_loss(fake_features, real_features) if args.lambda_fm else zero
 
-    # Generator: match the truth on the hole (L1), in structure (SSIM) and in features; fool D.
+    # Generator: match the truth on the hole (L1, squared error), in structure (SSIM) and in features; fool D.
+    # With --recon_lowpass the pixel terms see blurred images (losses.lowpass), the detail term the rest.
     opt_g.zero_grad(set_to_none=True)
     fake_low, image_low = lowpass(fake, args.recon_lowpass), lowpass(image, args.recon_lowpass)
     g_l1, g_ssim = hole_l1(fake_low, image_low, mask), ssim_loss(fake_low, image_low)
     g_mse = hole_mse(fake_low, image_low, mask) if args.lambda_mse else zero
     g_perc = perceptual(fake, image) if perceptual is not None else zero
     g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
-    g_total = (args.lambda_l1 * g_l1 + args.lambda_mse * g_mse + args.lambda_ssim * g_ssim + args.lambda_perc * g_perc
-               + args.lambda_adv * g_gan + args.lambda_fm * g_fm + args.lambda_detail * g_detail)
+    g_total = (args.lambda_l1 * g_l1 + args.lambda_mse * g_mse + args.lambda_ssim * g_ssim
+               + args.lambda_perc * g_perc + args.lambda_adv * g_gan + args.lambda_fm * g_fm
+               + args.lambda_detail * g_detail)
     accelerator.backward(g_total)
     opt_g.step()
     return {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_MSE": g_mse.item(), "G_SSIM": g_ssim.item(),

@@ -86,9 +86,10 @@ class UNetGenerator(nn.Module):
                   model already returns the harmonic fill, the strongest training-free floor.
       texture_noise  channels of Gaussian noise fed, with the last decoder features, to a small
                   full-resolution head whose output adds to the residual (0 = no head). A
-                  deterministic network trained with L1 returns the conditional mean of an uncertain
-                  hole: a blur. Noise gives it a source of detail whose phase it need not guess, as
-                  StyleGAN's per-pixel noise inputs do for hair and foliage (Karras et al. 2019, sec. 3.2).
+                  deterministic network trained with pixel losses returns a central estimate (L1: the
+                  median, L2: the mean) of an uncertain hole: a blur. Noise gives it a source of detail
+                  whose phase it need not guess, as StyleGAN's per-pixel noise inputs do for hair and
+                  foliage (Karras et al. 2019, sec. 3.2).
                   The head's last layer starts at zero, so adding it to a trained model changes nothing.
                   In train mode the noise comes from torch's global RNG (checkpoints store it: resume
                   stays exact); in eval mode one pattern from a generator seeded with 0, the same for every
