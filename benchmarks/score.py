@@ -12,6 +12,7 @@ copy; `--checkpoint LABEL=PATH` names the row. Writes <out_dir>/<row>/metrics.cs
 (output / truth in the hole), the EfficientNet-Lite0 perceptual distance, the Frechet distance on
 EfficientNet-Lite0 features (not Inception FID) and seconds per image on this machine.
 """
+import copy
 import platform
 import re
 import sys
@@ -71,7 +72,7 @@ def main(args):
             if scale == 1:
                 rows.append((label, gan.make_fill(generator, device, "no")))
             else:  # a scaled copy per strength
-                scaled = scale_texture(gan.load_generator(path, use_ema=use_ema)[0], scale)
+                scaled = scale_texture(copy.deepcopy(generator), scale)
                 rows.append((f"{label}, texture x{scale:g}", gan.make_fill(scaled, device, "no")))
     for name in filter(None, (n.strip() for n in args.floors.split(","))):
         rows.append((f"{name} fill", BASELINES[name]))
