@@ -45,8 +45,9 @@ from utils.sd_compare import plot_metrics  # noqa: E402
 from utils.training import make_accelerator  # noqa: E402
 
 COLUMNS = ("method", "image_size", "params_M", "train_images_per_s", "seconds_per_image", "psnr_hole", "ssim_hole",
-           "l1_hole", "psnr", "ssim", "lpips")
-FLOOR_NAMES = {"mean": "mean colour", "telea": "Telea inpainting", "harmonic": "harmonic fill"}
+           "l1_hole", "psnr_lowpass", "sharpness", "placement", "swd", "psnr", "ssim", "lpips")
+FLOOR_NAMES = {"mean": "mean colour", "telea": "Telea inpainting", "harmonic": "harmonic fill",
+               "fsr": "OpenCV FSR", "shiftmap": "OpenCV shift-map (exemplar-based)"}
 
 
 def parse_args(argv=None):
@@ -209,8 +210,7 @@ def main(args):
         summary = evaluate_folder(fill, args.test_dir, size, crop_ratio, out_dir / folder, device,
                                   batch_size=args.batch_size, desc=row["method"])
         rows.append({"image_size": size, "train_images_per_s": None, **row,
-                     **{k: summary[k] for k in ("seconds_per_image", "psnr_hole", "ssim_hole", "l1_hole", "psnr",
-                                                "ssim", "lpips")}})
+                     **{k: summary[k] for k in COLUMNS if k in summary}})
         print(f"  {row['method']:42s} hole PSNR {summary['psnr_hole']:6.2f} dB  {summary['seconds_per_image']:8.3f} "
               "s/image", flush=True)
     num_images = summary["num_images"]
@@ -236,12 +236,13 @@ def main(args):
     plot_metrics(rows, out_dir / "comparison.png", colours)
     sizes = {gan_config["image_size"], diff_config["image_size"]}
     lines = [
-        "| method | size | params (M) | train images/s | s / image | hole PSNR (dB) | hole SSIM | hole L1 "
-        "| PSNR (dB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | size | params (M) | train images/s | s / image | hole PSNR (dB) | low-pass hole PSNR | hole SSIM "
+        "| sharpness | placement | patch SWD |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ] + [f"| {r['method']} | {r['image_size']} | {fmt(r['params_M'], 2)} | {fmt(r['train_images_per_s'], 1)} | "
-         f"{fmt(r['seconds_per_image'], 3)} | {fmt(r['psnr_hole'], 2)} | {fmt(r['ssim_hole'], 3)} | "
-         f"{fmt(r['l1_hole'], 4)} | {fmt(r['psnr'], 2)} |" for r in rows]
+         f"{fmt(r['seconds_per_image'], 3)} | {fmt(r['psnr_hole'], 2)} | {fmt(r['psnr_lowpass'], 2)} | "
+         f"{fmt(r['ssim_hole'], 3)} | {fmt(r['sharpness'], 2)} | {fmt(r['placement'], 2)} | {fmt(r['swd'], 1)} |"
+         for r in rows]
     notes = [
         f"Command: `python {shlex.join(['benchmarks/compare.py'] + args.argv)}`",
         f"Hardware: {hardware(device)}; autocast: {args.mixed_precision}; "

@@ -9,8 +9,9 @@ at the first checkpoint's image size and crop ratio (or --image_size / --crop_ra
 `--checkpoint raw:PATH` scores a training checkpoint's raw generator weights instead of its EMA
 copy; `--checkpoint LABEL=PATH` names the row. Writes <out_dir>/<row>/metrics.csv and
 <out_dir>/score.md and prints the table: hole PSNR / SSIM / L1, sharpness and checkerboard ratios
-(output / truth in the hole), the EfficientNet-Lite0 perceptual distance, the Frechet distance on
-EfficientNet-Lite0 features (not Inception FID) and seconds per image on this machine.
+(output / truth in the hole), the realism metrics of utils/realism.py (low-pass hole PSNR, detail
+placement, patch SWD per Laplacian level with its truth-against-truth floor), KID and the perceptual
+distance on EfficientNet-Lite0 features, and seconds per image on this machine.
 """
 import copy
 import platform
@@ -28,12 +29,13 @@ from models.baselines import BASELINES  # noqa: E402
 from models.loading import scale_texture  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.cli import Parser, run  # noqa: E402
-from utils.evaluation import eval_device, evaluate_folder  # noqa: E402
+from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E402
 
-COLUMNS = (("psnr_hole", "hole PSNR (dB) ↑", "{:.2f}"), ("ssim_hole", "hole SSIM ↑", "{:.3f}"),
-           ("l1_hole", "hole L1 ↓", "{:.4f}"), ("sharpness", "sharpness (→1)", "{:.2f}"),
-           ("checkerboard", "checkerboard (≤1.3)", "{:.2f}"), ("effnet_distance", "EffNet dist. ↓", "{:.4f}"),
-           ("fid_effnet", "Fréchet (EffNet) ↓", "{:.1f}"), ("seconds_per_image", "s / image", "{:.3f}"))
+COLUMNS = (("psnr_hole", "hole PSNR (dB) ↑", "{:.2f}"), ("psnr_lowpass", "low-pass hole PSNR ↑", "{:.2f}"),
+           ("sharpness", "sharpness (→1)", "{:.2f}"), ("placement", "detail placement ↑", "{:.2f}"),
+           ("swd", "patch SWD ↓ (levels)", None), ("checkerboard", "checkerboard (≤1.3)", "{:.2f}"),
+           ("kid_effnet", "KID (EffNet) ↓", "{:.4f}"), ("effnet_distance", "EffNet dist. ↓", "{:.4f}"),
+           ("seconds_per_image", "s / image", "{:.3f}"))
 
 
 def parse_args(argv=None):
@@ -41,7 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--test_dir", required=True, help="folder of photos to fill and score")
     parser.add_argument("--checkpoint", action="append", default=[],
                         help="[raw:][LABEL=]PATH of a main.py checkpoint or export; repeat for several rows")
-    parser.add_argument("--floors", default="harmonic,telea,mean", help="training-free fills to add ('' for none)")
+    parser.add_argument("--floors", default="harmonic,telea,fsr,shiftmap,mean",
+                        help="training-free fills to add ('' for none)")
     parser.add_argument("--image_size", type=int, default=128, help="used only without --checkpoint")
     parser.add_argument("--crop_ratio", type=float, default=0.4, help="used only without --checkpoint")
     parser.add_argument("--texture_scales", default="1",
@@ -86,8 +89,14 @@ def main(args):
     header = "| method | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
     for label, summary in results:
-        cells = [fmt.format(summary[key]) if summary[key] is not None else "n/a" for key, _, fmt in COLUMNS]
+        cells = [format_swd(summary) if key == "swd" else fmt.format(summary[key]) if summary[key] is not None
+                 else "n/a" for key, _, fmt in COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if results:  # the same truths and positions for every row: one floor
+        first = results[0][1]
+        floor = format_swd({"swd": first["swd_floor"], "swd_levels": first["swd_floor_levels"]})
+        cells = [floor if key == "swd" else "" for key, _, _ in COLUMNS]
+        lines.append("| truth against truth (the patch SWD floor) | " + " | ".join(cells) + " |")
     n = results[0][1]["num_images"] if results else 0
     note = (f"\n{n} images of `{args.test_dir}`, {size}², crop ratio {crop_ratio}; "
             f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads.\n")

@@ -115,6 +115,12 @@ def apply_mask(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return image * (1.0 - mask)
 
 
+def keep_known(masked: torch.Tensor, mask: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+    """The known pixels of `masked` exactly, the hole of `filled`: every fill's last step (known pixels are
+    the photos' own)."""
+    return filled * mask + masked * (1.0 - mask)
+
+
 def masked_input(image: torch.Tensor, crop_ratio: float):
     """One image (3, S, S) or batch (B, 3, S, S) -> (masked image, mask) for the gap task."""
     mask = gap_mask(image.shape[-1], crop_ratio).to(image)

@@ -16,6 +16,7 @@ import math
 import torch
 import torch.nn as nn
 
+from data.masks import keep_known
 from models.harmonic import coarse_harmonic_fill
 
 
@@ -182,7 +183,7 @@ class UNetGenerator(nn.Module):
         if self.harmonic:
             x = torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + x.float()).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.
-        return mask * x + (1.0 - mask) * masked
+        return keep_known(masked, mask, x)
 
 
 class PatchDiscriminator(nn.Module):

@@ -135,8 +135,8 @@ def test_train_resume_eval_eval2(data, tmp_path):
     with open(results / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == ["img_100", "img_101"]
-    assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard",
-                            "effnet_distance", "lpips"}
+    assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass", "placement",
+                            "sharpness", "checkerboard", "effnet_distance", "lpips"}
     assert all(np.isfinite(float(r["effnet_distance"])) for r in rows)
     p = patch_size(64, 0.4)
     for name in ("img_100", "img_101"):
@@ -253,12 +253,14 @@ def test_compare_scores_every_method_with_the_same_code(data, tmp_path):
     with open(out / "comparison.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["method"] for r in rows] == ["mean colour (64px)", "Telea inpainting (64px)", "harmonic fill (64px)",
+                                           "OpenCV shift-map (exemplar-based) (64px)", "OpenCV FSR (64px)",
                                            "GAN (64px)", "diffusion ddim 2 steps (64px)",
                                            "diffusion ddpm 10 steps (64px)"]
     assert all(float(r["psnr_hole"]) > 0 and float(r["seconds_per_image"]) >= 0 for r in rows)
-    assert float(rows[3]["train_images_per_s"]) > 0 and float(rows[4]["params_M"]) > 0
-    for row, folder in zip(rows, ("mean_64", "telea_64", "harmonic_64", "gan", "diffusion_ddim_2",
-                                  "diffusion_ddpm_10")):
+    assert all(float(r["swd"]) > 0 and float(r["psnr_lowpass"]) > float(r["psnr_hole"]) - 1 for r in rows)
+    assert float(rows[5]["train_images_per_s"]) > 0 and float(rows[6]["params_M"]) > 0
+    for row, folder in zip(rows, ("mean_64", "telea_64", "harmonic_64", "shiftmap_64", "fsr_64", "gan",
+                                  "diffusion_ddim_2", "diffusion_ddpm_10")):
         with open(out / folder / "metrics.csv") as f:  # every method went through evaluate_folder
             assert len(list(csv.DictReader(f))) == 2
     table = (out / "comparison.md").read_text()

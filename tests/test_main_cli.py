@@ -68,8 +68,8 @@ def test_train_resume_eval_eval2(data, tmp_path):
     with open(results / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == ["img_100", "img_101"]
-    assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard",
-                            "effnet_distance", "lpips"}
+    assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass", "placement",
+                            "sharpness", "checkerboard", "effnet_distance", "lpips"}
     assert all(np.isfinite(float(r["effnet_distance"])) for r in rows)
     assert all(np.isfinite(float(r["psnr_hole"])) for r in rows)
     assert float(rows[0]["psnr"]) > float(rows[0]["psnr_hole"])  # known pixels are exact

@@ -23,9 +23,10 @@ from utils.fullres import fill_at_resolution, model_input
 from utils.images import image_format, save_image, save_png
 from utils.metrics import (EffNetDistance, EffNetFrechetDistance, FIDMetric, LPIPSMetric, image_metrics,
                            ratio_of_means)
+from utils.realism import PatchSWD, detail_placement, lowpass_hole_psnr
 
-METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard",
-                  "effnet_distance", "lpips")
+METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass", "placement", "sharpness",
+                  "checkerboard", "effnet_distance", "lpips")
 RATIO_COLUMNS = ("sharpness", "checkerboard")  # summarised as a ratio of sums (utils.metrics.ratio_of_means)
 OPTIONAL_COLUMNS = ("effnet_distance", "lpips")  # need pretrained weights
 AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # --mixed_precision
@@ -75,6 +76,7 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
     results_dir = Path(results_dir)
     lpips_metric, fid_metric = LPIPSMetric(device), FIDMetric(device)
     effnet_metric, fid_effnet_metric = EffNetDistance(device), EffNetFrechetDistance(device)
+    swd = PatchSWD()
     rows, fill_seconds = [], 0.0
     for batch in tqdm(DataLoader(dataset, batch_size=batch_size), desc=desc, unit="batch"):
         image, mask = batch["image"].to(device), batch["mask"].to(device)
@@ -89,6 +91,9 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
             torch.cuda.synchronize()
         fill_seconds += time.perf_counter() - start
         scores = image_metrics(output, image, mask)
+        for row, low, place in zip(scores, lowpass_hole_psnr(output, image, mask), detail_placement(output, image, mask)):
+            row["psnr_lowpass"], row["placement"] = low, place
+        swd.update(output, image, mask)
         nan = [float("nan")] * len(scores)
         lpips_scores = lpips_metric(output, image) if lpips_metric.available else nan
         effnet_scores = effnet_metric(output, image) if effnet_metric.available else nan
@@ -102,14 +107,18 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
                     save_png(tensor[i], results_dir / name / f"{file_name}.png")
     write_csv_atomic(rows, ("image",) + METRIC_COLUMNS, results_dir / "metrics.csv")
     summary = {k: sum(r[k] for r in rows) / len(rows) for k in METRIC_COLUMNS
-               if k not in RATIO_COLUMNS + OPTIONAL_COLUMNS}
+               if k not in RATIO_COLUMNS + OPTIONAL_COLUMNS + ("placement",)}
+    placed = [r["placement"] for r in rows if r["placement"] == r["placement"]]  # images whose truth's detail varies
+    summary["placement"] = sum(placed) / len(placed) if placed else float("nan")
+    summary.update(swd.compute())
     summary.update({k: ratio_of_means(rows, k) for k in RATIO_COLUMNS})
     metrics = {"effnet_distance": effnet_metric, "lpips": lpips_metric, "fid_effnet": fid_effnet_metric,
-               "fid": fid_metric}
+               "kid_effnet": fid_effnet_metric, "fid": fid_metric}
     for key in OPTIONAL_COLUMNS:
         summary[key] = (sum(r[key] for r in rows) / len(rows)) if metrics[key].available else None
     for key in ("fid_effnet", "fid"):
         summary[key] = metrics[key].compute() if metrics[key].available else None
+    summary["kid_effnet"] = fid_effnet_metric.compute_kid() if fid_effnet_metric.available else None
     summary["unavailable"] = {name: m.reason for name, m in metrics.items() if not m.available}
     summary["num_images"], summary["seconds_per_image"] = len(rows), fill_seconds / len(rows)
     write_text_atomic(json.dumps(summary, indent=2) + "\n", results_dir / "metrics_summary.json")
@@ -165,13 +174,21 @@ def print_summary(summary: dict, results_dir, size: int = None, model_size: int 
           "| hole L1 {l1_hole:.4f} | {seconds_per_image:.3f} s/image".format(**summary))
     print("  sharpness {sharpness:.3f} | checkerboard {checkerboard:.3f}   (output / truth in the hole: "
           "< 0.5 blur, > 1.5 noise or grid)".format(**summary))
+    print(f"  patch SWD {format_swd(summary)} (truth against truth: {summary['swd_floor']:.1f}) | low-pass hole PSNR "
+          f"{summary['psnr_lowpass']:.2f} dB | detail placement {summary['placement']:.3f}")
     labels = {"effnet_distance": "EfficientNet perceptual distance", "fid_effnet": "Frechet distance "
-              "(EfficientNet-Lite0 features; not Inception FID)", "lpips": "LPIPS", "fid": "FID"}
+              "(EfficientNet-Lite0 features; not Inception FID)", "kid_effnet": "KID (EfficientNet-Lite0 features)",
+              "lpips": "LPIPS", "fid": "FID"}
     for name, label in labels.items():
         if summary[name] is not None:
             print(f"  {label} {summary[name]:.4f}")
         else:
             print(f"  {label} unavailable: {summary['unavailable'][name]}")
+
+
+def format_swd(summary: dict) -> str:
+    """'34.4 (23.8 / 44.4 / 54.3 / 15.2)': the mean patch SWD and its levels, finest first."""
+    return f"{summary['swd']:.1f} (" + " / ".join(f"{v:.1f}" for v in summary["swd_levels"]) + ")"
 
 
 def pair_name(image1, image2) -> str:

@@ -1,0 +1,215 @@
+"""Realism metrics that need no pretrained network: patch SWD, low-pass hole PSNR, detail placement; and KID.
+
+PSNR rewards the blurry mean of all plausible fills; these say whether a fill has a photograph's texture
+(patch SWD), the right layout and colours (low-pass PSNR) and its detail where the scene has it (placement).
+Images are float (B, 3, S, S) in [-1, 1], masks (B, 1, S, S) with 1 = hole, as everywhere in the project.
+
+- `laplacian_pyramid`: OpenCV-style 5-tap (1 4 6 4 1) / 16 pyrDown / pyrUp, reflect-101 borders.
+- `PatchSWD`: sliced Wasserstein distance between the distributions of 7x7 RGB patches of each Laplacian level,
+  outputs against truths (Karras et al. 2018, "Progressive Growing of GANs", sec. 5), patches wholly inside
+  the hole; both normalised by the truths' per-level, per-channel mean and std, so that too little or too
+  much detail counts, not only its shape. Beside it the truth-against-truth floor (independent samples).
+- `lowpass_hole_psnr`: hole PSNR after two pyrDown steps (1/4 size): the layout, not the texture.
+- `detail_placement`: Pearson correlation of the block mean |Laplacian| of output and truth over the 8x8
+  blocks inside the hole: is the detail where the truth's is?
+- `kernel_inception_distance`: KID's unbiased MMD with a cubic polynomial kernel (Binkowski et al. 2018), on
+  any features (utils.metrics uses EfficientNet-Lite0's pooled ones); usable on ~50 images, unlike FID.
+"""
+import torch
+import torch.nn.functional as F
+
+_PYR_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
+_GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
+
+
+def _pyr_kernel(x: torch.Tensor) -> torch.Tensor:
+    k = torch.tensor(_PYR_TAPS, dtype=torch.float32, device=x.device)
+    return (k[:, None] * k[None, :] / 256.0).expand(x.shape[1], 1, 5, 5)
+
+
+def pyr_down(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2)): Gaussian 5x5 blur, then every second pixel (cv2.pyrDown)."""
+    x = x.float()
+    blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), _pyr_kernel(x), groups=x.shape[1])
+    return blurred[..., ::2, ::2]
+
+
+def pyr_up(x: torch.Tensor, size) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, *size): zeros between the pixels, then the 5x5 kernel x 4 (cv2.pyrUp)."""
+    x = x.float()
+    b, c, h, w = x.shape
+    up = x.new_zeros(b, c, size[0], size[1])
+    up[..., ::2, ::2] = x[..., : (size[0] + 1) // 2, : (size[1] + 1) // 2]
+    return F.conv2d(F.pad(up, (2, 2, 2, 2), mode="reflect"), 4 * _pyr_kernel(x), groups=c)
+
+
+def laplacian_pyramid(x: torch.Tensor, min_side: int = 16) -> list:
+    """[band at S, band at S/2, ..., low-pass residual at ~min_side]: the finer levels are x - pyrUp(pyrDown(x)),
+    the last the Gaussian level itself (S = 128, min_side 16: levels at 128, 64, 32, 16 px)."""
+    levels = []
+    while x.shape[-1] > min_side:
+        down = pyr_down(x)
+        levels.append(x.float() - pyr_up(down, x.shape[-2:]))
+        x = down
+    return levels + [x.float()]
+
+
+def level_masks(mask: torch.Tensor, count: int) -> list:
+    """The hole at each pyramid level: a coarse pixel is hole when all of its fine pixels are (a min-pool)."""
+    masks = [mask.float()]
+    for _ in range(count - 1):
+        m = masks[-1]
+        if m.shape[-1] % 2 or m.shape[-2] % 2:  # pyrDown's ceil: an odd last row/column counts as not hole
+            m = F.pad(m, (0, m.shape[-1] % 2, 0, m.shape[-2] % 2))
+        masks.append(-F.max_pool2d(-m, 2))
+    return masks
+
+
+def hole_patch_centres(mask: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, h - patch + 1, w - patch + 1) bool: the valid patch positions whose whole patch lies in the hole."""
+    return (-F.max_pool2d(-mask.float(), patch, stride=1))[:, 0] > 0.5
+
+
+class PatchSWD:
+    """Sliced Wasserstein distance between 7x7 patch distributions of outputs and truths, per Laplacian level.
+
+    `update(output, truth, mask)` samples `patches_per_image` patches per image and level from the hole
+    (positions drawn independently for the output and the truth, and a second independent truth sample for
+    the floor), from a generator seeded with `seed`: every method scored on the same images draws the same
+    positions. `compute()` -> {"swd": mean over levels, "swd_levels": [...], "swd_floor", "swd_floor_levels"}.
+    Values x100 (ProGAN reports x1e3 of its own normalisation). An image whose hole holds no whole patch at a
+    level adds nothing to that level.
+    """
+
+    PATCH = 7
+
+    def __init__(self, patches_per_image: int = 256, directions: int = 128, repeats: int = 4, min_side: int = 16,
+                 seed: int = 0):
+        self.patches_per_image, self.directions, self.repeats, self.min_side = patches_per_image, directions, \
+            repeats, min_side
+        self.rng = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.sets = None  # per level: {"out": [...], "true": [...], "true2": [...]} of (n, 3, 7, 7)
+
+    def _sample(self, level: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(n, 3, 7, 7) patches at random valid positions of one image's level (3, h, w); valid (h', w')."""
+        positions = valid.flatten().nonzero()[:, 0]
+        if len(positions) == 0:
+            return level.new_zeros(0, 3, self.PATCH, self.PATCH)
+        pick = positions[torch.randint(len(positions), (self.patches_per_image,), generator=self.rng)]
+        width = valid.shape[-1]
+        rows, cols = pick // width, pick % width
+        offsets = torch.arange(self.PATCH)
+        r = (rows[:, None] + offsets[None, :])[:, :, None]  # (n, 7, 1)
+        c = (cols[:, None] + offsets[None, :])[:, None, :]  # (n, 1, 7)
+        return level[:, r, c].permute(1, 0, 2, 3)  # (3, n, 7, 7) -> (n, 3, 7, 7)
+
+    @torch.no_grad()
+    def update(self, output: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> None:
+        out_levels = laplacian_pyramid(output.cpu(), self.min_side)
+        true_levels = laplacian_pyramid(truth.cpu(), self.min_side)
+        masks = level_masks(mask.cpu(), len(out_levels))
+        if self.sets is None:
+            self.sets = [{"out": [], "true": [], "true2": []} for _ in out_levels]
+        for store, out_l, true_l, mask_l in zip(self.sets, out_levels, true_levels, masks):
+            valid = hole_patch_centres(mask_l, self.PATCH)
+            for i in range(len(out_l)):
+                store["out"].append(self._sample(out_l[i], valid[i]))
+                store["true"].append(self._sample(true_l[i], valid[i]))
+                store["true2"].append(self._sample(true_l[i], valid[i]))
+
+    def compute(self) -> dict:
+        if self.sets is None:
+            return {"swd": float("nan"), "swd_levels": [], "swd_floor": float("nan"), "swd_floor_levels": []}
+        directions = torch.Generator().manual_seed(self.seed + 1)
+        levels, floors = [], []
+        for store in self.sets:
+            out, true, true2 = (torch.cat(store[k]).flatten(2) for k in ("out", "true", "true2"))  # (n, 3, 49)
+            if len(true) == 0:
+                levels.append(float("nan"))
+                floors.append(float("nan"))
+                continue
+            mean = true.mean(dim=(0, 2), keepdim=True)  # the truths' per-channel statistics at this level
+            std = true.std(dim=(0, 2), keepdim=True).clamp_min(1e-8)
+            out, true, true2 = ((x - mean) / std for x in (out, true, true2))
+            levels.append(100 * sliced_wasserstein(out.flatten(1), true.flatten(1), self.directions,
+                                                   self.repeats, directions))
+            floors.append(100 * sliced_wasserstein(true2.flatten(1), true.flatten(1), self.directions,
+                                                   self.repeats, directions))
+        return {"swd": _nanmean(levels), "swd_levels": levels, "swd_floor": _nanmean(floors),
+                "swd_floor_levels": floors}
+
+
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int = 128, repeats: int = 4,
+                       generator: torch.Generator = None) -> float:
+    """Mean over `repeats` x `directions` random unit directions of the mean |sorted(a.d) - sorted(b.d)|.
+
+    a, b: (n, D) samples of equal count (the 1-D Wasserstein-1 distance of each projection, quantile-matched).
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"sliced_wasserstein needs equal sample counts, got {tuple(a.shape)} and {tuple(b.shape)}")
+    total = 0.0
+    for _ in range(repeats):
+        d = torch.randn(a.shape[1], directions, generator=generator)
+        d = d / d.norm(dim=0, keepdim=True)
+        pa, _ = torch.sort(a.double() @ d.double(), dim=0)
+        pb, _ = torch.sort(b.double() @ d.double(), dim=0)
+        total += float((pa - pb).abs().mean())
+    return total / repeats
+
+
+def _nanmean(values) -> float:
+    kept = [v for v in values if v == v]
+    return sum(kept) / len(kept) if kept else float("nan")
+
+
+def lowpass_hole_psnr(output: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, steps: int = 2) -> list:
+    """Per image: hole PSNR (dB, [0, 1] scale) of both images after `steps` pyrDown steps (1/4 size at 2),
+    the hole at that size being the coarse pixels all of whose fine pixels are hole."""
+    x, y = (output.float() + 1) / 2, (truth.float() + 1) / 2
+    for _ in range(steps):
+        x, y = pyr_down(x), pyr_down(y)
+    hole = level_masks(mask, steps + 1)[-1]
+    sq = ((x - y) ** 2 * hole).sum(dim=(1, 2, 3)) / (hole.sum(dim=(1, 2, 3)) * x.shape[1]).clamp_min(1)
+    return [float(v) for v in 10 * torch.log10(1.0 / sq.clamp_min(1e-10))]
+
+
+def block_detail(x: torch.Tensor, mask: torch.Tensor, block: int = 8) -> tuple:
+    """(B, S/8, S/8) mean |4-neighbour Laplacian| of the grey image per 8x8 block, and (B, S/8, S/8) bool: the
+    blocks wholly inside the hole. x in [0, 1]."""
+    g = sum(w * x[:, c] for c, w in enumerate(_GREY))[:, None].float()
+    lap = F.conv2d(F.pad(g, (1, 1, 1, 1), mode="replicate"),
+                   torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=x.device).view(1, 1, 3, 3)).abs()
+    inside = (-F.max_pool2d(-mask.float(), block))[:, 0] > 0.5
+    return F.avg_pool2d(lap, block)[:, 0], inside
+
+
+def detail_placement(output: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> list:
+    """Per image: Pearson correlation over the 8x8 blocks inside the hole of the block mean |Laplacian| of
+    output and truth; 0 for a fill without detail; NaN where the truth's detail does not vary, which the
+    summary leaves out."""
+    out, inside = block_detail((output.float() + 1) / 2, mask)
+    true, _ = block_detail((truth.float() + 1) / 2, mask)
+    scores = []
+    for o, t, m in zip(out, true, inside):
+        o, t = o[m].double(), t[m].double()
+        if len(t) < 3 or t.std() < 1e-6:
+            scores.append(float("nan"))
+            continue
+        if o.std() < 1e-12:  # a flat fill places no detail anywhere
+            scores.append(0.0)
+            continue
+        o, t = o - o.mean(), t - t.mean()
+        scores.append(float((o * t).sum() / (o.norm() * t.norm())))
+    return scores
+
+
+def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Unbiased MMD^2 between two feature sets (n, d), (m, d) with k(x, y) = (x.y / d + 1)^3 (KID)."""
+    real, fake = real.double(), fake.double()
+    n, m, d = len(real), len(fake), real.shape[1]
+    if n < 2 or m < 2:
+        return float("nan")
+    k_rr, k_ff, k_rf = ((a @ b.T / d + 1) ** 3 for a, b in ((real, real), (fake, fake), (real, fake)))
+    return float((k_rr.sum() - k_rr.diagonal().sum()) / (n * (n - 1))
+                 + (k_ff.sum() - k_ff.diagonal().sum()) / (m * (m - 1)) - 2 * k_rf.mean())
