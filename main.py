@@ -440,7 +440,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema) -> None
     keys = ("image_size", "ngf") + tuple(k for k in LEGACY_ARCHITECTURE if k != "texture_noise")
     source = {**LEGACY_ARCHITECTURE, **state["config"]}
     different = [f"--{k} {source[k]} (not {config[k]})" for k in keys if source[k] != config[k]]
-    if source["texture_noise"] not in (0, config["texture_noise"]):  # a head may be added, not resized
+    # A head may be added (it starts as a no-op) or dropped (the U-Net's own fill remains), not resized.
+    if source["texture_noise"] not in (0, config["texture_noise"]) and config["texture_noise"] != 0:
         different.append(f"--texture_noise {source['texture_noise']} (not {config['texture_noise']})")
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
@@ -457,8 +458,12 @@ def init_weights_from(path, config: dict, generator, discriminator, ema) -> None
 
 
 def load_generator_weights(generator, weights: dict, source_texture_noise: int) -> None:
-    """Strict load, except that a generator with a texture head may start from one without: the new
-    head keeps its no-op initialisation (its last layer is zero)."""
+    """Strict load, except that a generator with a texture head may start from one without (the new
+    head keeps its no-op initialisation: its last layer is zero), and one without from one with (the
+    head's weights are left out: what remains is the U-Net's fill without the noise-driven grain)."""
+    if source_texture_noise and generator.texture is None:
+        print("--init_from: the source's texture head is dropped (--texture_noise 0)")
+        weights = {k: v for k, v in weights.items() if not k.startswith("texture.")}
     if source_texture_noise or generator.texture is None:
         generator.load_state_dict(weights)
         return

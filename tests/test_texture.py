@@ -192,3 +192,23 @@ def test_eval_fill_does_not_depend_on_the_batch():
     # eval (batches) = eval_2 (one image), up to the harmonic start's solver tolerance (1e-3, batch-wide);
     # noise drawn per image of the batch differs by ~0.05 here.
     assert (generator(masked, mask)[1:2] - alone).abs().max() < 2e-3
+
+
+def test_init_from_an_export_can_drop_its_texture_head(data, tmp_path):
+    import main as gan
+    from models.loading import load_generator
+    from utils.checkpoint import load_checkpoint
+
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path / "a", "--texture_noise", "2", "--recon_lowpass", "1",
+                                                "--export", str(tmp_path / "g.pth"))))
+    with_head, _ = load_generator(tmp_path / "g.pth")
+    torch.nn.init.normal_(with_head.texture[-1].weight, 0, 0.1)  # a head that changes the fill
+    gan.export_generator(with_head, load_checkpoint(tmp_path / "g.pth", kinds=("gan_generator",))["config"],
+                         tmp_path / "g.pth")
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path / "b", "--init_from", str(tmp_path / "g.pth"),
+                                                "--texture_noise", "0", "--lr", "0", "--ema_decay", "0")))
+    b = load_checkpoint(tmp_path / "b" / "checkpoint_epoch_1.pth", kinds=("gan",))
+    assert b["config"]["texture_noise"] == 0 and not any(k.startswith("texture.") for k in b["generator"])
+    source = load_checkpoint(tmp_path / "g.pth", kinds=("gan_generator",))["generator"]
+    for key, value in b["generator"].items():  # lr 0: the U-Net is the export's, minus the head
+        assert torch.equal(value, source[key].float()), key
