@@ -43,7 +43,7 @@ from utils.hardware import configure_threads, resolve_mixed_precision
 from utils.images import save_png
 from utils.sd_fill import at_resolution, make_sd_fill, native_size, to_pil
 
-MAX_PIXELS = 40_000_000  # per photo: a 6000x3375 pair took 12 s and 2.2 GB on the 2-core VM (README)
+MAX_PIXELS = 40_000_000  # per photo (docs/fullres.md: the memory and time of a 6000x3375 pair)
 MAX_FILE_SIZE = "30mb"
 KEEP_JOBS = 8  # jobs whose PNG stays in the app's folder (gradio serves its own copies)
 NOT_AN_IMAGE = "is not an image this page can read: upload a .jpg, .png, .webp or .bmp"

@@ -6,7 +6,7 @@ of an image; a 70x70 PatchGAN judges the result. Losses: L1 on the hole + SSIM +
 The generator starts from the harmonic fill of the hole and learns a residual (--harmonic_start),
 upsamples by resize + convolution, and is evaluated and exported with an EMA of its weights. The
 shipped model adds a noise-fed texture head (--texture_noise) trained with the pixel losses on blurred
-images (--recon_lowpass) and a phase-free detail loss (--lambda_detail); README: model card.
+images (--recon_lowpass) and a phase-free detail loss (--lambda_detail); docs/model_card.md.
 
     python main.py --mode train --epochs 30                       # on data/scenery/train
     python main.py --mode train --checkpoint_path checkpoints/checkpoint_epoch_30.pth --epochs 50

@@ -12,7 +12,7 @@ with the photo itself:
     python benchmarks/bench_blend.py                     # data/scenery/test, shipped GAN
     python benchmarks/bench_blend.py --test_dir data/scenery_large/test --min_side 600 --max_photos 6
     python benchmarks/bench_blend.py --crops /tmp/border.jpg   # also a picture of the border
-    python benchmarks/bench_blend.py --figure docs/fullres_eval_2.jpg   # the README's picture (eval_2)
+    python benchmarks/bench_blend.py --figure docs/fullres_eval_2.jpg   # docs/fullres.md's picture (eval_2)
 """
 import argparse
 import sys
@@ -53,7 +53,7 @@ def main(argv=None):
     parser.add_argument("--crop_ratio", type=float, default=0.4)
     parser.add_argument("--min_side", type=int, default=0, help="only photos whose shorter side is at least this")
     parser.add_argument("--max_photos", type=int, default=None, help="at most this many photos (sorted by name)")
-    parser.add_argument("--figure", help="write the README's JPEG: eval_2 of --image1/--image2 at the model's size "
+    parser.add_argument("--figure", help="write docs/fullres.md's JPEG: eval_2 of --image1/--image2 at the model's size "
                                          "and at full resolution, and the border without and with the blend")
     parser.add_argument("--image1", default=str(Path(__file__).resolve().parents[1] /
                                                 "data/scenery/test/mate_yellow_flower.jpg"))

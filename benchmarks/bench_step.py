@@ -8,7 +8,7 @@ Times `main.train_step` (harmonic start, EfficientNet-Lite0 perceptual loss, dis
 matching; every flag at main.py's default except the ones given here) on one random batch already in
 memory: --warmup steps, then the mean of --steps. `--busy` starts a process that keeps one core busy
 for the whole measurement, as a second job on a shared machine would. These are the figures behind
-`--threads auto` (README, "Training speed").
+`--threads auto` (docs/speed.md).
 """
 import argparse
 import subprocess

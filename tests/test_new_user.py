@@ -9,7 +9,7 @@
  7 runs that do not collide; resume keeps its recipe; eval_2 folders  test_7_runs_do_not_collide
  8 warnings on one line                                               test_8_warnings_are_one_line
  9 small temp files (conftest.small_temp_files), tiny VGG stand-in    test_9_tests_keep_temp_files_small
-10 README time figures and runnable diffusion commands                test_10_readme_times_and_commands
+10 README/docs time figures and runnable diffusion commands           test_10_readme_times_and_commands
 """
 import os
 import re
@@ -264,23 +264,16 @@ def test_9_tests_keep_temp_files_small(tmp_path):
     assert (tmp_path / "vgg.pth").stat().st_size < 2 ** 20
 
 
-def _section(text: str, title: str) -> str:
-    start = text.index(f"\n## {title}")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else len(text)]
-
-
 TIME = re.compile(r"\b\d+(?:[.,]\d+)?(?:[–-]\d+(?:\.\d+)?)?\s?(?:ms|s|min|minutes?|seconds?|hours?)\b(?!\w)")
 HARDWARE = re.compile(r"core|CPU|GPU|EPYC|H100|H200|VM\b")
 
 
 def test_10_readme_times_and_commands():
-    readme = (ROOT / "README.md").read_text()
-    # Every time figure names the hardware and the command, in a table row (hardware column) or its paragraph;
-    # the GAN recipe's sections (main.py, model card, data) are checked by their owners.
-    theirs = ("main.py: the GAN", "Shipped model (model card)", "Data and credits")
-    checked = [readme[:readme.index("\n## ")]] + [_section(readme, t) for t in re.findall(r"\n## (.+)", readme)
-                                                  if t not in theirs]
+    # Every time figure of the README and docs/ names the hardware and the command, in a table row (hardware
+    # column) or its paragraph; the GAN recipe's pages (main.py, model card, data) are checked by their owners.
+    theirs = ("gan.md", "model_card.md", "data.md")
+    checked = [(ROOT / "README.md").read_text()] + [p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))
+                                                     if p.name not in theirs]
     for section in checked:
         blocks = re.split(r"\n\s*\n", re.sub(r"```.*?```", "CODE", section, flags=re.S))
         for i, block in enumerate(blocks):
@@ -292,7 +285,7 @@ def test_10_readme_times_and_commands():
     # The diffusion commands run as written: a short run first; every checkpoint a command reads was written by
     # a training command before it.
     commands = re.findall(r"^(?:OMP_NUM_THREADS=1 )?python (?:diffusion|benchmarks/compare)\.py .*?(?<!\\)$",
-                          re.sub(r"\\\n\s*", " ", _section(readme, "diffusion.py")), flags=re.M)
+                          re.sub(r"\\\n\s*", " ", (ROOT / "docs" / "diffusion.md").read_text()), flags=re.M)
     written = set()
     assert "--mode train" in commands[0] and int(re.search(r"--epochs (\d+)", commands[0]).group(1)) <= 5
     for command in commands:
