@@ -33,8 +33,9 @@ from models import PatchDiscriminator
 from models.gan import NORMS, UPSAMPLING
 from models.projected import AUGMENTATIONS, ProjectedDiscriminator, blur, blur_sigma_at, diff_augment
 from models.baselines import BASELINES
-from models.loading import (LEGACY_ARCHITECTURE, SHIPPED_MODEL, build_generator, export_generator,  # noqa: F401
-                            load_generator, scale_texture)
+from models.gan import GeneratorConfig
+from models.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: F401
+                            load_generator, model_args, scale_texture)
 from models.loading import generator_fill as make_fill
 from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, given_flags, run
@@ -53,7 +54,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
-               "d_blur_images", "lr_d", "adam_betas", "d_upsample")
+               "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr", "ssim")
@@ -62,7 +63,8 @@ VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels"
 def parse_args(argv=None):
     parser = Parser(description=__doc__)
     add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4, default_precision="auto")
-    parser.add_argument("--ngf", type=int, default=64, help="generator width (channels of the first level)")
+    architecture = GeneratorConfig()  # the flags' defaults are the shipped model's architecture
+    parser.add_argument("--ngf", type=int, default=architecture.ngf, help="generator width (channels of the first level)")
     parser.add_argument("--ndf", type=int, default=64, help="discriminator width")
     parser.add_argument("--d_layers", type=int, default=3,
                         help="PatchGAN depth: 3 judges 70x70 patches (pix2pix), 1 judges 16x16 (fine texture only)")
@@ -82,14 +84,18 @@ def parse_args(argv=None):
     parser.add_argument("--lr_d", type=float, default=None, help="discriminator learning rate (default: --lr)")
     parser.add_argument("--adam_betas", default="0.5,0.999",
                         help="Adam's beta1,beta2 for both networks (pix2pix 0.5,0.999; Projected GAN / StyleGAN 0,0.99)")
-    parser.add_argument("--norm", choices=NORMS, default="group", help="generator normalisation")
-    parser.add_argument("--upsampling", choices=UPSAMPLING, default="resize",
+    parser.add_argument("--norm", choices=NORMS, default=architecture.norm, help="generator normalisation")
+    parser.add_argument("--upsampling", choices=UPSAMPLING, default=architecture.upsampling,
                         help="decoder: nearest x2 + 3x3 conv (no checkerboard grid) or pix2pix's transposed conv")
-    parser.add_argument("--res_blocks", type=int, default=2, help="dilated residual blocks at the S/16 level")
-    parser.add_argument("--harmonic_start", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--res_blocks", type=int, default=architecture.res_blocks,
+                        help="dilated residual blocks at the S/16 level")
+    parser.add_argument("--harmonic_start", action=argparse.BooleanOptionalAction, default=architecture.harmonic,
                         help="start the hole from the harmonic fill and learn a residual (--no-harmonic_start: grey)")
-    parser.add_argument("--texture_noise", type=int, default=0,
+    parser.add_argument("--texture_noise", type=int, default=architecture.texture_noise,
                         help="noise channels of the generator's full-resolution texture head (0: no head)")
+    parser.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
+                        help="contextual attention on the generator's S/4 decoder map: hole features copied from "
+                             "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
     parser.add_argument("--recon_lowpass", type=float, default=0.0,
                         help="L1, squared error and SSIM compare Gaussian-blurred images (this sigma, px), "
                              "leaving the finest detail to the texture terms; --lambda_detail then judges the "
@@ -378,8 +384,8 @@ def train(args):
     eval_generator = ema.module if ema else plain_generator  # what samples, val, eval and export use
 
     def state(epoch, step):
-        return {"kind": "gan", "config": config, "epoch": epoch, "step": step, "rng": rng_state(),
-                "generator": plain_generator.state_dict(),
+        return {"kind": "gan", "config": config, "model_args": model_args(plain_generator), "epoch": epoch,
+                "step": step, "rng": rng_state(), "generator": plain_generator.state_dict(),
                 "generator_ema": ema.state_dict() if ema else None,
                 "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
@@ -437,15 +443,20 @@ def init_weights_from(path, config: dict, generator, discriminator, ema) -> None
     (a discriminator of another kind, depth or width is not copied), or G alone from a generator export
     (e.g. the shipped model; its EMA weights start both copies, D starts fresh)."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
-    keys = ("image_size", "ngf") + tuple(k for k in LEGACY_ARCHITECTURE if k != "texture_noise")
-    source = {**LEGACY_ARCHITECTURE, **state["config"]}
-    different = [f"--{k} {source[k]} (not {config[k]})" for k in keys if source[k] != config[k]]
-    # A head may be added (it starts as a no-op) or dropped (the U-Net's own fill remains), not resized.
-    if source["texture_noise"] not in (0, config["texture_noise"]) and config["texture_noise"] != 0:
-        different.append(f"--texture_noise {source['texture_noise']} (not {config['texture_noise']})")
+    source, target = generator_config(state["config"], state.get("model_args")), generator.config
+    # A texture head or an attention layer may be added (both start as no-ops), and a texture head dropped
+    # (the U-Net's own fill remains); a head is not resized, and everything else must match.
+    flag = {"harmonic": "harmonic_start"}
+    different = [f"--{flag.get(k, k)} {getattr(source, k)} (not {getattr(target, k)})"
+                 for k in ("image_size", "ngf", "norm", "upsampling", "res_blocks", "harmonic")
+                 if getattr(source, k) != getattr(target, k)]
+    if source.texture_noise not in (0, target.texture_noise) and target.texture_noise != 0:
+        different.append(f"--texture_noise {source.texture_noise} (not {target.texture_noise})")
+    if source.attention and not target.attention:
+        different.append("--attention (not --no-attention)")
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
-    load_generator_weights(generator, state["generator"], source["texture_noise"])
+    load_generator_weights(generator, state["generator"], source)
     same_d = all(state["config"].get(k, default) == config.get(k, default)
                  for k, default in (("d_layers", 3), ("discriminator", "patch"), ("ndf", 64)))
     if same_d and "discriminator" in state:
@@ -454,21 +465,21 @@ def init_weights_from(path, config: dict, generator, discriminator, ema) -> None
         print(f"--init_from: {path} holds no discriminator of this kind, depth and width; it starts from scratch")
     if ema is not None:
         weights = (state.get("generator_ema") or {}).get("module", state["generator"])
-        load_generator_weights(ema.module, weights, source["texture_noise"])
+        load_generator_weights(ema.module, weights, source)
 
 
-def load_generator_weights(generator, weights: dict, source_texture_noise: int) -> None:
-    """Strict load, except that a generator with a texture head may start from one without (the new
-    head keeps its no-op initialisation: its last layer is zero), and one without from one with (the
-    head's weights are left out: what remains is the U-Net's fill without the noise-driven grain)."""
-    if source_texture_noise and generator.texture is None:
+def load_generator_weights(generator, weights: dict, source: GeneratorConfig) -> None:
+    """Load weights of the `source` architecture: strict, except that the parts `generator` adds (a texture
+    head, an attention layer) keep their no-op initialisation, and a texture head it drops is left out
+    (what remains is the U-Net's fill without the noise-driven grain)."""
+    if source.texture_noise and generator.texture is None:
         print("--init_from: the source's texture head is dropped (--texture_noise 0)")
         weights = {k: v for k, v in weights.items() if not k.startswith("texture.")}
-    if source_texture_noise or generator.texture is None:
-        generator.load_state_dict(weights)
-        return
+    added = tuple(prefix for prefix, there, here in (("texture.", source.texture_noise, generator.texture),
+                                                      ("attention.", source.attention, generator.attention))
+                  if here is not None and not there)
     missing, unexpected = generator.load_state_dict(weights, strict=False)
-    if unexpected or any(not k.startswith("texture.") for k in missing):
+    if unexpected or [k for k in missing if not k.startswith(added)]:  # startswith(()) is False
         raise InputError(f"--init_from: generator weights do not match (missing {missing}, unexpected {unexpected})")
 
 

@@ -12,17 +12,22 @@ and the 70x70 `NLayerDiscriminator` (n_layers=3). Differences for the gap task:
     texture head fed with noise.
 """
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from data.masks import keep_known
 from models.harmonic import coarse_harmonic_fill
 
 
-def init_weights(module: nn.Module, gain: float = 0.02) -> None:
-    """pix2pix init: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0."""
+def init_weights(module: nn.Module, gain: float = 0.02, skip: nn.Module = None) -> None:
+    """pix2pix init: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0 (not inside `skip`)."""
+    skipped = set(skip.modules()) if skip is not None else set()
     for m in module.modules():
+        if m in skipped:
+            continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
@@ -72,12 +77,74 @@ class DilatedResBlock(nn.Module):
         return x + self.body(x)
 
 
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The generator's architecture. The defaults are the shipped model's (checkpoints/gan_scenery_128.pth);
+    checkpoints store these fields as "model_args" (models/loading.py rebuilds the network from them).
+    The fields are explained in `UNetGenerator`."""
+
+    image_size: int = 128
+    ngf: int = 32
+    norm: str = "group"
+    upsampling: str = "resize"
+    res_blocks: int = 2
+    harmonic: bool = True
+    texture_noise: int = 8
+    attention: bool = False
+
+    def __post_init__(self):
+        depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
+        if 2 ** depth != self.image_size or depth < 3:
+            raise ValueError(f"image_size must be a power of two >= 8, got {self.image_size}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; choose from {NORMS}")
+        if self.upsampling not in UPSAMPLING:
+            raise ValueError(f"unknown upsampling {self.upsampling!r}; choose from {UPSAMPLING}")
+        if self.texture_noise and not self.harmonic:
+            raise ValueError("texture_noise adds to the residual of the harmonic start: it needs harmonic=True")
+        if self.attention and self.image_size < 16:
+            raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
+
+
+class ContextualAttention(nn.Module):
+    """Copy features from the known pixels into the hole (Yu et al. 2018, "Generative Image Inpainting with
+    Contextual Attention", DeepFill; the exemplar-based fill's strength, inside the network).
+
+    (features (B, C, h, w), mask (B, 1, S, S)) -> features: every hole position attends over the known
+    positions of the same map, by the cosine similarity of their 3x3 feature patches (softmax with a fixed
+    scale of 10, DeepFill's), and receives the attention-weighted mean of the known features through a 1x1
+    convolution that starts at zero, so adding the layer to a trained model changes nothing. A position is
+    known when all of its pixels are (a min-pool of the mask).
+    """
+
+    SCALE = 10.0
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        hole = F.adaptive_max_pool2d(mask.to(x.dtype), (h, w)).flatten(1)  # (B, hw): 1 unless wholly known
+        patches = F.unfold(x.float(), 3, padding=1)  # (B, 9C, hw)
+        patches = patches / patches.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        similarity = torch.bmm(patches.transpose(1, 2), patches)  # (B, hw queries, hw keys)
+        similarity = similarity.masked_fill(hole[:, None, :] > 0.5, float("-inf"))  # only known keys
+        has_key = (hole < 0.5).any(dim=1)  # an image without known positions copies nothing
+        weights = torch.softmax(self.SCALE * similarity, dim=-1).nan_to_num(0.0) * has_key[:, None, None]
+        copied = torch.bmm(x.float().flatten(2), weights.transpose(1, 2)).view(b, c, h, w).to(x.dtype)
+        return x + hole.view(b, 1, h, w) * self.out(copied)
+
+
 class UNetGenerator(nn.Module):
     """U-Net: (masked image (B, 3, S, S), mask (B, 1, S, S)) -> completed image (B, 3, S, S) in [-1, 1].
 
-    Level i (0 = outermost) has min(2^i, 8) * ngf channels at resolution S / 2^(i+1).
-
-    Options (the defaults are the pix2pix generator the first model shipped with):
+    Level i (0 = outermost) has min(2^i, 8) * ngf channels at resolution S / 2^(i+1). Built from a
+    `GeneratorConfig`, whose fields are:
+      image_size  S, a power of two (the depth is log2 S: the bottleneck is 1x1);
+      ngf         the width of the outermost level;
       norm        "batch" | "group" | "instance" (see `norm_layer`);
       upsampling  "transpose" (pix2pix) | "resize" (nearest x2 + 3x3 conv: no checkerboard grid);
       res_blocks  dilated residual blocks (dilation 1, 2, 4, ...) at the S/16 level, for context;
@@ -95,19 +162,20 @@ class UNetGenerator(nn.Module):
                   In train mode the noise comes from torch's global RNG (checkpoints store it: resume
                   stays exact); in eval mode one pattern from a generator seeded with 0, the same for every
                   image of a batch, so a fill is reproducible and does not depend on its batch.
+      attention   a `ContextualAttention` layer on the decoder's S/4 map (zero-initialised: it can be added
+                  to a trained model).
+    The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
+    blocks, no harmonic start, no texture head.
     """
 
-    def __init__(self, image_size: int = 256, ngf: int = 64, in_channels: int = 3, dropout: float = 0.0,
-                 norm: str = "batch", upsampling: str = "transpose", res_blocks: int = 0, harmonic: bool = False,
-                 texture_noise: int = 0):
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
         super().__init__()
+        self.config = config
+        image_size, ngf, norm, upsampling = config.image_size, config.ngf, config.norm, config.upsampling
+        harmonic, texture_noise, in_channels = config.harmonic, config.texture_noise, 3
         depth = int(math.log2(image_size))
-        if 2 ** depth != image_size or depth < 3:
-            raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
         self.image_size, self.ngf, self.depth, self.harmonic = image_size, ngf, depth, harmonic
         self.texture_noise = texture_noise
-        if texture_noise and not harmonic:
-            raise ValueError("texture_noise adds to the residual of the harmonic start: it needs harmonic=True")
         widths = [min(2 ** i, 8) * ngf for i in range(depth)]
 
         self.down = nn.ModuleList()
@@ -122,7 +190,7 @@ class UNetGenerator(nn.Module):
         # Dilated residual blocks on the S/16 feature map (level 3: 8 x 8 at 128^2), after its skip.
         self.context_level = min(3, depth - 2)
         self.context = nn.Sequential(*[DilatedResBlock(widths[self.context_level], 2 ** (k % 3), norm)
-                                       for k in range(res_blocks)])
+                                       for k in range(config.res_blocks)])
 
         self.up = nn.ModuleList()  # up[i] maps level i back to level i-1's resolution
         for i in range(depth):
@@ -134,16 +202,16 @@ class UNetGenerator(nn.Module):
             else:
                 layers = [nn.ReLU(True), upsample_conv(c_in, widths[i - 1], upsampling, bias=False),
                           norm_layer(norm, widths[i - 1])]
-                if dropout > 0 and i >= depth - 3:  # pix2pix puts dropout on the 3 innermost decoders
-                    layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
+        # Contextual attention on the output of up[2]: the S/4 map (2 ngf channels), before its skip joins.
+        self.attention = ContextualAttention(widths[1]) if config.attention else None
         # Texture head at S x S: (last decoder input upsampled (2 ngf), noise) -> 3 channels.
         self.texture = None
         if texture_noise:
             self.texture = nn.Sequential(
                 nn.Conv2d(2 * widths[0] + texture_noise, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True),
                 nn.Conv2d(ngf, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(ngf, in_channels, 3, 1, 1))
-        init_weights(self)
+        init_weights(self, skip=self.attention)
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
             last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]
             nn.init.zeros_(last.weight)
@@ -175,6 +243,8 @@ class UNetGenerator(nn.Module):
             skips.append(x)
         x = self.up[-1](skips[-1])  # bottleneck (B, 8 ngf, 1, 1) -> (B, 8 ngf, 2, 2)
         for i in range(self.depth - 2, -1, -1):
+            if i == 1 and self.attention is not None:  # x: (B, 2 ngf, S/4, S/4)
+                x = self.attention(x, mask)
             features = torch.cat([x, skips[i]], dim=1)  # at i = 0: (B, 2 ngf, S/2, S/2)
             x = self.up[i](features)
         if self.texture is not None:

@@ -4,11 +4,12 @@ The nn.Module files (gan.py, diffusion.py) stay free of I/O; this module reads a
 (utils/checkpoint.py), so that the entry scripts, the notebook, utils/ and benchmarks/ load models the
 same way without importing main.py or diffusion.py. Checkpoints are loaded with weights_only=True.
 """
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from models.gan import UNetGenerator
+from models.gan import GeneratorConfig, UNetGenerator
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import InputError
 from utils.evaluation import AUTOCAST_DTYPES
@@ -17,24 +18,42 @@ from utils.files import repo_path
 SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2's default, from any folder
 # The small scratch-diffusion baseline (64², EMA weights only) that compare.py and the notebook use by default.
 SHIPPED_DIFFUSION = str(repo_path("checkpoints/diffusion_scenery_64.pth"))
-# Architecture keys missing from older checkpoints take the first shipped model's values.
-LEGACY_ARCHITECTURE = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False,
-                       "texture_noise": 0}
-
-
 # --- GAN (main.py) ---------------------------------------------------------------------------------
-def build_generator(config: dict) -> UNetGenerator:
-    arch = {**LEGACY_ARCHITECTURE, **{k: config[k] for k in LEGACY_ARCHITECTURE if k in config}}
-    return UNetGenerator(image_size=config["image_size"], ngf=config["ngf"], norm=arch["norm"],
-                         upsampling=arch["upsampling"], res_blocks=arch["res_blocks"], harmonic=arch["harmonic_start"],
-                         texture_noise=arch["texture_noise"])
+def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
+    """The architecture of a checkpoint (its "config" and "model_args"), or of a run (main.py's flags as a dict).
+
+    Checkpoints written since the architecture became a `GeneratorConfig` carry it as "model_args", beside
+    the run's config; `model_args` wins when given. Older ones (and a run's flags) hold the architecture as flat flags; an option that such a checkpoint
+    does not mention did not exist when it was written, so it takes the value that reproduces the model of
+    that time (the first shipped model was pix2pix's: batch norm, transposed convolutions, no residual
+    blocks, grey start, no texture head, no attention) — the one upgrade step for old checkpoints.
+    """
+    if model_args is not None:
+        return GeneratorConfig(**model_args)
+    flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False, "texture_noise": 0,
+             "attention": False, **config}
+    return GeneratorConfig(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
+                           upsampling=flags["upsampling"], res_blocks=flags["res_blocks"],
+                           harmonic=flags["harmonic_start"], texture_noise=flags["texture_noise"],
+                           attention=flags["attention"])
+
+
+def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:
+    """The generator of a checkpoint's or a run's config (see `generator_config`)."""
+    return UNetGenerator(generator_config(config, model_args))
+
+
+def model_args(generator: UNetGenerator) -> dict:
+    """What a checkpoint stores to rebuild `generator` (plain Python values: weights_only loading)."""
+    return asdict(generator.config)
+
 
 
 def load_generator(path, use_ema: bool = True) -> tuple:
     """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
     unless use_ema is False) or a generator export."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
-    generator = build_generator(state["config"])
+    generator = build_generator(state["config"], state.get("model_args"))
     weights = state["generator_ema"]["module"] if use_ema and state.get("generator_ema") else state["generator"]
     generator.load_state_dict({k: v.float() for k, v in weights.items()})
     return generator.eval(), state["config"]
@@ -61,7 +80,8 @@ def export_generator(generator, config: dict, path) -> Path:
     """Generator-only file: large tensors in fp16 (half the size), BatchNorm statistics in fp32."""
     weights = {k: (v.half() if v.is_floating_point() and v.numel() > 4096 else v)
                for k, v in generator.state_dict().items()}
-    return save_checkpoint({"kind": "gan_generator", "config": config, "generator": weights}, path)
+    return save_checkpoint({"kind": "gan_generator", "config": config, "model_args": model_args(generator),
+                            "generator": weights}, path)
 
 
 def generator_fill(generator, device, mixed_precision: str):

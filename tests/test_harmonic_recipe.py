@@ -6,7 +6,7 @@ import torch
 
 from data.masks import masked_input
 from losses import feature_matching_loss
-from models import PatchDiscriminator, UNetGenerator
+from models import GeneratorConfig, PatchDiscriminator, UNetGenerator
 from models.harmonic import coarse_harmonic_fill, harmonic_fill, push_pull_fill
 from tests.helpers import tiny_gan_train_argv
 from utils.ema import ModelEMA
@@ -101,7 +101,8 @@ def test_checkerboard_scores_a_grid_high_and_a_photo_about_one(tmp_path):
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64, 128, 256])
 def test_resize_conv_generator_output_size_at_every_size(size):
-    generator = UNetGenerator(size, ngf=4, norm="group", upsampling="resize", res_blocks=1).eval()
+    generator = UNetGenerator(GeneratorConfig(size, ngf=4, norm="group", upsampling="resize", res_blocks=1, harmonic=False,
+                                                texture_noise=0)).eval()
     masked, mask = masked_input(torch.rand(1, 3, size, size) * 2 - 1, 0.4)
     assert generator(masked, mask).shape == (1, 3, size, size)
 
@@ -109,7 +110,8 @@ def test_resize_conv_generator_output_size_at_every_size(size):
 @pytest.mark.parametrize("norm", ["batch", "group", "instance"])
 def test_harmonic_start_is_the_harmonic_fill_untrained_and_learns(norm):
     torch.manual_seed(0)
-    generator = UNetGenerator(32, ngf=8, norm=norm, upsampling="resize", res_blocks=2, harmonic=True)
+    generator = UNetGenerator(GeneratorConfig(32, ngf=8, norm=norm, upsampling="resize", res_blocks=2, harmonic=True,
+                                                texture_noise=0))
     image = torch.rand(4, 3, 32, 32) * 2 - 1
     masked, mask = masked_input(image, 0.4)
     out = generator(masked, mask)

@@ -3,13 +3,13 @@ import pytest
 import torch
 
 from data.masks import masked_input
-from models import PatchDiscriminator, UNetGenerator
+from models import GeneratorConfig, PatchDiscriminator, UNetGenerator
 
 
 @pytest.mark.parametrize("size,depth", [(64, 6), (128, 7)])
 def test_generator_shapes_and_known_pixels(size, depth):
     torch.manual_seed(0)
-    generator = UNetGenerator(image_size=size, ngf=8).eval()
+    generator = UNetGenerator(GeneratorConfig(image_size=size, ngf=8, norm="batch", upsampling="transpose", res_blocks=0, harmonic=False, texture_noise=0)).eval()
     assert generator.depth == depth  # bottleneck at 1x1 whatever the size
     image = torch.rand(2, 3, size, size) * 2 - 1
     masked, mask = masked_input(image, 0.4)
@@ -22,12 +22,12 @@ def test_generator_shapes_and_known_pixels(size, depth):
 
 
 def test_generator_document_configuration_depth():
-    assert UNetGenerator(image_size=256, ngf=4).depth == 8  # 8 stride-2 levels at 256^2
+    assert UNetGenerator(GeneratorConfig(image_size=256, ngf=4)).depth == 8  # 8 stride-2 levels at 256^2
 
 
 def test_generator_rejects_other_sizes():
     with pytest.raises(ValueError):
-        UNetGenerator(image_size=100)
+        GeneratorConfig(image_size=100)
 
 
 def test_discriminator_patch_grid():

@@ -4,13 +4,13 @@ import torch
 
 from data.masks import masked_input
 from losses import lowpass
-from models import UNetGenerator
+from models import GeneratorConfig, UNetGenerator
 from tests.helpers import tiny_gan_train_argv
 
 
 def texture_generator(texture_noise: int = 4, size: int = 32) -> UNetGenerator:
-    return UNetGenerator(size, ngf=8, norm="group", upsampling="resize", res_blocks=1, harmonic=True,
-                         texture_noise=texture_noise)
+    return UNetGenerator(GeneratorConfig(size, ngf=8, norm="group", upsampling="resize", res_blocks=1, harmonic=True,
+                                         texture_noise=texture_noise))
 
 
 def test_texture_head_starts_as_a_no_op_and_keeps_known_pixels():
@@ -50,7 +50,7 @@ def test_texture_head_gets_gradients_and_needs_the_harmonic_start():
     generator(masked, mask).mean().backward()
     assert generator.texture[-1].weight.grad.abs().sum() > 0  # zero-initialised, but it learns
     with pytest.raises(ValueError, match="harmonic"):
-        UNetGenerator(32, ngf=8, texture_noise=4)
+        GeneratorConfig(32, ngf=8, harmonic=False, texture_noise=4)
 
 
 def test_lowpass_keeps_the_mean_and_removes_the_finest_detail():
@@ -72,7 +72,7 @@ def test_init_from_adds_a_texture_head_to_a_model_without_one(data, tmp_path):
 
     def args(out, *extra):
         return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
-    gan.main(args(tmp_path / "a"))
+    gan.main(args(tmp_path / "a", "--texture_noise", "0"))
     source = tmp_path / "a" / "checkpoint_epoch_1.pth"
     gan.main(args(tmp_path / "b", "--init_from", str(source), "--texture_noise", "4", "--recon_lowpass", "1"))
     b = load_checkpoint(tmp_path / "b" / "checkpoint_epoch_1.pth", kinds=("gan",))
