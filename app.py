@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio at import: no telemetry, no version check
 
@@ -97,8 +96,7 @@ class Methods:
             model, config, schedule = self._diffusion
             if not 1 <= steps <= schedule["num_train_timesteps"]:
                 raise InputError(f"steps must be in 1..{schedule['num_train_timesteps']}, got {steps}")
-            sampling = SimpleNamespace(scheduler="ddim", num_inference_steps=int(steps), mixed_precision="no", seed=0)
-            return diffusion_fill(model, schedule, self.device, sampling), config["image_size"]
+            return diffusion_fill(model, schedule, self.device, "ddim", int(steps)), config["image_size"]
         if method == "sd":
             if self.sd is None:
                 raise InputError(f"Stable Diffusion is unavailable: {self.sd_reason}")

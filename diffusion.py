@@ -25,7 +25,9 @@ from pathlib import Path
 import torch
 
 from data.masks import apply_mask, check_crop_ratio
-from models.diffusion import (BETA_SCHEDULES, SAMPLERS, hole_mse, make_noise_scheduler, make_sampler, repaint_sample,
+from losses import hole_mse
+from models import count_parameters
+from models.diffusion import (BETA_SCHEDULES, SAMPLERS, make_noise_scheduler, make_sampler, repaint_sample,
                               scheduler_config)
 from models.loading import build_diffusion_model as build_model
 from models.loading import diffusion_block_channels as block_channels
@@ -111,7 +113,7 @@ def train(args):
     resume, mask_kinds = start_run(args, "diffusion", RECIPE_KEYS)
     config = run_config(args)
     widths = block_channels(config)  # bad --channel_mult fails here, before the data are decoded
-    accelerator = make_accelerator(args)
+    accelerator = make_accelerator(args.mixed_precision, args.cpu)
     torch.manual_seed(args.seed)
 
     # Data: decoded once, kept in memory.
@@ -124,7 +126,7 @@ def train(args):
     sampler = make_sampler(args.scheduler, scheduler_config(noise_scheduler))
     ema = make_ema(model, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    accelerator.print(f"diffusion UNet: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+    accelerator.print(f"diffusion UNet: {count_parameters(model) / 1e6:.2f} M parameters, "
                       f"widths {widths}")
 
     start_epoch, step = 0, 0
@@ -178,8 +180,9 @@ def main(args):
                          f"{schedule_config['num_train_timesteps']} training timesteps of {args.checkpoint_path}")
     device = eval_device(args.cpu)
     print(f"sampling: {args.scheduler}, {args.num_inference_steps} steps, EMA weights, {config['image_size']}^2")
-    run_eval_mode(make_fill(model, schedule_config, device, args), args, config["image_size"], config["crop_ratio"],
-                  device, model=args.checkpoint_path)
+    fill = make_fill(model, schedule_config, device, args.scheduler, args.num_inference_steps, args.seed,
+                     args.mixed_precision)
+    run_eval_mode(fill, args, config["image_size"], config["crop_ratio"], device, model=args.checkpoint_path)
 
 
 if __name__ == "__main__":

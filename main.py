@@ -332,7 +332,7 @@ def learning_rate(args, epoch: int, base: float) -> float:
 def train(args):
     # Setup: resume first, so that the recipe comes from the checkpoint.
     resume, mask_kinds = start_run(args, "gan", RECIPE_KEYS)
-    accelerator = make_accelerator(args)
+    accelerator = make_accelerator(args.mixed_precision, args.cpu)
     torch.manual_seed(args.seed)
     config = run_config(args)
 

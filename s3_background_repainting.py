@@ -35,7 +35,7 @@ from data.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_compos
                           repaint_mask, scene_phrase, write_annotations)
 from models.pipelines import (INPAINT_MODELS, is_sdxl, load_inpaint_pipeline,
                               pick_device_dtype)
-from utils.cli import one_line_warnings
+from utils.cli import run
 from utils.errors import InputError
 from utils.files import atomic_write
 
@@ -259,8 +259,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    with one_line_warnings():  # Python warnings as `warning: ...`, one line each
-        try:
-            main(parse_args())
-        except InputError as err:  # bad paths/flags: one line, no traceback (utils/errors.py)
-            sys.exit(f"error: {err}")
+    sys.exit(run(main, parse_args))  # bad paths/flags: one line `error: ...`, exit status 2 (utils/cli.py)

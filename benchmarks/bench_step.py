@@ -47,7 +47,7 @@ def main(args):
     recipe = gan.parse_args(["--mode", "train", "--image_size", str(args.image_size), "--ngf", str(args.ngf),
                              "--batch_size", str(args.batch_size), "--mixed_precision", args.mixed_precision,
                              "--cpu"])
-    accelerator = make_accelerator(recipe)
+    accelerator = make_accelerator(recipe.mixed_precision, recipe.cpu)
     generator, discriminator = gan.build_training_networks(vars(recipe))
     opt_g = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))

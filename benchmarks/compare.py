@@ -23,7 +23,6 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -118,12 +117,12 @@ def gan_training_rate(config: dict, accelerator, steps: int) -> float:
     elif config.get("perceptual_loss"):  # the VGG19 term costs the same with random weights
         from torchvision.models import vgg19
         perceptual = VGGPerceptualLoss(vgg19(weights=None).features).to(accelerator.device)
-    # Flags missing from an older checkpoint's config take main.py's defaults, which leave the newer
-    # terms off (texture, low-pass, squared error, detail variant); except lambda_fm (default 10):
-    # checkpoints older than feature matching trained without it.
-    defaults = vars(gan.parse_args(["--mode", "train"]))
-    adversarial, recipe = AdversarialLoss(config["gan_loss"]), SimpleNamespace(**{**defaults, "lambda_fm": 0.0,
-                                                                                 **config})
+    # Flags missing from an older checkpoint's config take main.py's defaults, which leave the newer loss
+    # terms off (low-pass, squared error, detail variant); except lambda_fm (default 10): checkpoints older
+    # than feature matching trained without it. The architecture comes from the checkpoint (generator_config).
+    recipe = gan.parse_args(["--mode", "train"])
+    vars(recipe).update({"lambda_fm": 0.0, **config})
+    adversarial = AdversarialLoss(config["gan_loss"])
     batch = random_batch(config["image_size"], config["batch_size"], config["crop_ratio"], accelerator.device)
     return timed(lambda: gan.train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual,
                                         recipe, accelerator), steps, config["batch_size"], accelerator.device)
@@ -137,7 +136,8 @@ def diffusion_training_rate(config: dict, schedule_config: dict, accelerator, st
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
     ema.to(accelerator.device)
-    noise_scheduler, recipe = DDPMScheduler.from_config(schedule_config), SimpleNamespace(**config)
+    noise_scheduler, recipe = DDPMScheduler.from_config(schedule_config), diffusion.parse_args(["--mode", "train"])
+    vars(recipe).update(config)
     batch = random_batch(config["image_size"], config["batch_size"], config["crop_ratio"], accelerator.device)
     return timed(lambda: diffusion.train_step(batch, model, ema, optimizer, noise_scheduler, recipe, accelerator),
                  steps, config["batch_size"], accelerator.device)
@@ -183,7 +183,7 @@ def main(args):
     # Training throughput, on this machine, with each script's own train_step.
     rates = {"gan": None, "diffusion": None}
     if args.timing_steps > 0:
-        accelerator = make_accelerator(SimpleNamespace(mixed_precision=args.mixed_precision, cpu=args.cpu))
+        accelerator = make_accelerator(args.mixed_precision, args.cpu)
         print(f"timing {args.timing_steps} training steps of each model ...", flush=True)
         rates["gan"] = gan_training_rate(gan_config, accelerator, args.timing_steps)
         rates["diffusion"] = diffusion_training_rate(diff_config, schedule_config, accelerator, args.timing_steps)
@@ -198,12 +198,11 @@ def main(args):
                      "params_M": count_parameters(generator) / 1e6, "train_images_per_s": rates["gan"]},
                     generator_fill(generator, device, args.mixed_precision), gan_config["image_size"], "gan"))
     for sampler, steps in runs:
-        options = SimpleNamespace(scheduler=sampler, num_inference_steps=steps, seed=args.seed,
-                                  mixed_precision=args.mixed_precision)
         methods.append(({"method": f"diffusion {sampler} {steps} steps ({diff_config['image_size']}px)",
                          "kind": "diffusion", "sampler": sampler, "steps": steps,
                          "params_M": count_parameters(model) / 1e6, "train_images_per_s": rates["diffusion"]},
-                        diffusion_fill(model, schedule_config, device, options), diff_config["image_size"],
+                        diffusion_fill(model, schedule_config, device, sampler, steps, args.seed, args.mixed_precision),
+                        diff_config["image_size"],
                         f"diffusion_{sampler}_{steps}"))
     rows = []
     for row, fill, size, folder in methods:

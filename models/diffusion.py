@@ -6,7 +6,7 @@ x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps from 7 channels,
 
     x_t (3, noisy image) | mask (1, 1 = generate) | known pixels (3, the hole zeroed),
 
-and is trained on the hole only (`hole_mse`). Sampling re-imposes the known pixels at every step,
+and is trained on the hole only (`losses.hole_mse` of the predicted noise). Sampling re-imposes the known pixels at every step,
 forward-noised to the current timestep (RePaint, Lugmayr et al., CVPR 2022, Sec. 4.1; without
 its resampling jumps: the network already sees the known pixels, so one pass suffices), and the
 output keeps them exactly. Samplers: "ddpm" (ancestral, 1000 steps as in the document), "ddim" (Song et
@@ -98,12 +98,6 @@ def _accepted(cls, config: dict) -> dict:
     """The keys of `config` that scheduler class `cls` takes (from_config warns about the others)."""
     params = inspect.signature(cls.__init__).parameters
     return {k: v for k, v in config.items() if k in params}
-
-
-def hole_mse(eps_pred: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Noise-prediction loss on the hole only: the known pixels are re-imposed at sampling time."""
-    sq = (eps_pred.float() - eps.float()) ** 2 * mask
-    return sq.sum() / (mask.sum() * eps.shape[1]).clamp_min(1.0)
 
 
 def forward_noise(alphas_cumprod: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:

@@ -146,15 +146,16 @@ def export_diffusion_model(checkpoint_path, path) -> Path:
                             "model": model.state_dict()}, path)
 
 
-def diffusion_fill(model, schedule_config: dict, device, args, progress: bool = True):
-    """fill(masked, mask): RePaint-style sampling with args.scheduler / num_inference_steps / mixed_precision,
-    seeded by args.seed."""
+def diffusion_fill(model, schedule_config: dict, device, scheduler: str = "ddim", num_inference_steps: int = 50,
+                   seed: int = 0, mixed_precision: str = "no", progress: bool = True):
+    """fill(masked, mask): RePaint-style sampling with `scheduler` (ddim, ddpm, dpm) for `num_inference_steps`
+    steps under `mixed_precision` autocast, from a generator seeded with `seed`."""
     from models.diffusion import make_sampler, repaint_sample
     model = model.to(device)
-    sampler = make_sampler(args.scheduler, schedule_config)
-    generator = torch.Generator(device).manual_seed(args.seed)
+    sampler = make_sampler(scheduler, schedule_config)
+    generator = torch.Generator(device).manual_seed(seed)
 
     def fill(masked, mask):
-        return repaint_sample(model, sampler, masked, mask, args.num_inference_steps, generator,
-                              AUTOCAST_DTYPES[args.mixed_precision], progress=progress)
+        return repaint_sample(model, sampler, masked, mask, num_inference_steps, generator,
+                              AUTOCAST_DTYPES[mixed_precision], progress=progress)
     return fill

@@ -28,7 +28,7 @@ def test_straightforward_step_computes_main_train_steps_loss():
         g, d = copy.deepcopy(generator), copy.deepcopy(discriminator)
         opt_g, opt_d = torch.optim.Adam(g.parameters(), lr=0.0), torch.optim.Adam(d.parameters(), lr=0.0)
         if step == "main":
-            accelerator = make_accelerator(recipe)
+            accelerator = make_accelerator(recipe.mixed_precision, recipe.cpu)
             losses.append(gan.train_step(batch, g, d, opt_g, opt_d, AdversarialLoss("bce"), None, recipe,
                                          accelerator)["G_total"])
         else:
@@ -49,15 +49,13 @@ def test_reference_trainer_runs_main_defaults_and_writes_a_checkpoint(data, tmp_
 def test_compare_times_the_shipped_gans_recipe():
     """compare.py rebuilds the training recipe from a checkpoint's config: the shipped one (texture head,
     low-pass losses, squared error) and one from before those flags must both train a step."""
-    from types import SimpleNamespace
-
     from benchmarks.compare import gan_training_rate
     from models.loading import SHIPPED_MODEL
     from utils.checkpoint import load_checkpoint
     config = {**load_checkpoint(SHIPPED_MODEL, kinds=("gan_generator",))["config"], "image_size": 64, "batch_size": 2,
               "ngf": 8, "ndf": 8, "perceptual_loss": False}
     assert config["texture_noise"] and config["recon_lowpass"] and config["lambda_detail"]
-    accelerator = make_accelerator(SimpleNamespace(mixed_precision="no", cpu=True))
+    accelerator = make_accelerator("no", cpu=True)
     assert gan_training_rate(config, accelerator, steps=1) > 0
     older = {k: v for k, v in config.items() if k not in ("texture_noise", "recon_lowpass", "lambda_mse",
                                                            "detail_variant", "lambda_detail")}

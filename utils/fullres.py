@@ -35,20 +35,22 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from data.masks import distance_to_known, gap_mask, known_squares, masked_input, mirror_into_known
+from data.masks import distance_to_known, gap_mask, keep_known, known_squares, masked_input, mirror_into_known
 from models.harmonic import harmonic_fill
 
 MAX_BAND_FRACTION = 0.04  # the band never exceeds 4 % of the side
 DEFAULT_BLEND = "poisson"
 
 
-def resize(image: torch.Tensor, size: int) -> torch.Tensor:
-    """(..., 3, H, W) float in [-1, 1] -> (..., 3, size, size): bicubic, antialiased when shrinking."""
+def resize(image: torch.Tensor, size: int, antialias: bool = None) -> torch.Tensor:
+    """(..., 3, H, W) float in [-1, 1] -> (..., 3, size, size): bicubic, clamped to [-1, 1]; antialiased when
+    shrinking, or as `antialias` says (torch's antialiased kernel also differs when enlarging: a = -0.5, not
+    -0.75)."""
     if image.shape[-2:] == (size, size):
         return image
     batch = image.reshape(-1, *image.shape[-3:]).float()
-    out = F.interpolate(batch, size=(size, size), mode="bicubic", align_corners=False,
-                        antialias=size < max(image.shape[-2:]))
+    antialias = size < max(image.shape[-2:]) if antialias is None else antialias
+    out = F.interpolate(batch, size=(size, size), mode="bicubic", align_corners=False, antialias=antialias)
     return out.clamp(-1, 1).reshape(*image.shape[:-2], size, size)
 
 
@@ -164,9 +166,9 @@ def fill_at_resolution(fill, masked_small: torch.Tensor, mask_small: torch.Tenso
         return filled
     up = resize(filled, size)
     mask = gap_mask(size, crop_ratio).to(known)
-    out = mask * up + (1 - mask) * known
+    out = keep_known(known, mask, up)
     width = band_width(size, filled.shape[-1])
-    return BLENDS[blend](out, up, known.float(), crop_ratio, width).clamp(-1, 1) * mask + (1 - mask) * known
+    return keep_known(known, mask, BLENDS[blend](out, up, known.float(), crop_ratio, width).clamp(-1, 1))
 
 
 def model_input(image: torch.Tensor, model_size: int, crop_ratio: float, quantize=None):

@@ -13,7 +13,6 @@ import csv
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from matplotlib.figure import Figure
@@ -21,6 +20,7 @@ from PIL import Image
 
 from data.datasets import check_image_size, list_images, load_eval_image
 from data.masks import check_crop_ratio, masked_input
+from models import count_parameters
 from models.baselines import BASELINES
 from models.diffusion import SAMPLERS
 from models.loading import SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, load_generator
@@ -53,10 +53,6 @@ class Method:
         return self.make_fill is not None
 
 
-def _count(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 # --- Loading, one function per kind of method ----------------------------------------------------
 def baseline_methods(names) -> list:
     """The training-free floors of models/baselines.py, e.g. names = "telea" or ["mean", "telea"]."""
@@ -82,7 +78,7 @@ def load_gan(path, device) -> Method:
                          f"(a checkpoint, or its --export); the shipped model is {SHIPPED_MODEL}")
         return method
     method.make_fill = lambda: at_resolution(generator_fill(generator, device, "no"), config["image_size"])
-    method.runs_at, method.params, method.config = config["image_size"], _count(generator), config
+    method.runs_at, method.params, method.config = config["image_size"], count_parameters(generator), config
     return method
 
 
@@ -103,10 +99,9 @@ def load_scratch_diffusion(path, device, num_steps: int, seed: int, scheduler: s
         return method
     steps = min(num_steps, schedule_config["num_train_timesteps"])  # a DDPM cannot take more steps than T
     method.name = f"scratch diffusion ({scheduler} {steps} steps)"
-    options = SimpleNamespace(scheduler=scheduler, num_inference_steps=steps, seed=seed, mixed_precision="no")
     method.make_fill = lambda: at_resolution(
-        diffusion_fill(model, schedule_config, device, options, progress=False), config["image_size"])
-    method.runs_at, method.params, method.config = config["image_size"], _count(model), config
+        diffusion_fill(model, schedule_config, device, scheduler, steps, seed, progress=False), config["image_size"])
+    method.runs_at, method.params, method.config = config["image_size"], count_parameters(model), config
     return method
 
 
@@ -132,7 +127,7 @@ def load_pretrained_sd(name_or_path, device, dtype, prompt: str = DEFAULT_PROMPT
     method.make_fill = lambda: make_sd_fill(pipe, prompt, negative_prompt, num_steps, guidance_scale, strength, seed,
                                             size)
     method.runs_at = size
-    method.params = sum(_count(c) for c in pipe.components.values() if isinstance(c, torch.nn.Module))
+    method.params = sum(count_parameters(c) for c in pipe.components.values() if isinstance(c, torch.nn.Module))
     return method
 
 

@@ -17,16 +17,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from data.datasets import to_uint8
+from data.masks import keep_known
+from utils.fullres import resize
 
 DEFAULT_PROMPT = "a natural landscape photo"
-
-
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] -> (B, 3, size, size), antialiased bicubic, clamped to [-1, 1]."""
-    if images.shape[-2:] == (size, size):
-        return images
-    out = F.interpolate(images.float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False)
-    return out.clamp(-1.0, 1.0)
 
 
 def resize_mask(mask: torch.Tensor, size: int) -> torch.Tensor:
@@ -53,9 +47,9 @@ def at_resolution(fill, size: int):
             out = fill(masked, mask).float()
         else:
             small_mask = resize_mask(mask, size)
-            out = fill(resize_images(masked, size) * (1 - small_mask), small_mask).float()
-            out = resize_images(out, s)
-        return mask * out.to(masked.device) + (1 - mask) * masked.float()
+            out = fill(resize(masked, size, antialias=True) * (1 - small_mask), small_mask).float()
+            out = resize(out, s, antialias=True)
+        return keep_known(masked.float(), mask, out.to(masked.device))
     return resized_fill
 
 

@@ -16,14 +16,14 @@ from utils.errors import InputError
 from utils.images import save_grid
 
 
-def make_accelerator(args):
+def make_accelerator(mixed_precision: str = "no", cpu: bool = False):
     """The one place where device and precision are decided (CPU, one GPU, or `accelerate launch`)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     # accelerate keeps one precision per process; a process that trains twice (benchmarks/compare.py,
     # the tests) may ask for another one. The distributed state (PartialState) is kept.
     AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
+    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
 
 
 def start_run(args, kind: str, recipe_keys):
