@@ -65,8 +65,6 @@ def parse_args(argv=None):
     parser.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping")
     parser.add_argument("--ema_max_decay", type=float, default=0.999,
                         help="EMA of the weights used for sampling (decay warms up from 0 to this)")
-    parser.add_argument("--mask_kinds", default="gap",
-                        help="training masks, comma-separated from gap,box,stroke,outpaint (eval always uses gap)")
     parser.add_argument("--scheduler", choices=SAMPLERS, default="ddim",
                         help="sampler for eval/eval_2 and the training sample grids: ddim (Song et al. 2021), "
                              "dpm (DPM-Solver++), ddpm (ancestral, the document's, with 1000 steps)")

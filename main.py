@@ -62,90 +62,98 @@ VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels"
 
 def parse_args(argv=None):
     parser = Parser(description=__doc__)
-    add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4, default_precision="auto")
-    architecture = GeneratorConfig()  # the flags' defaults are the shipped model's architecture
-    parser.add_argument("--ngf", type=int, default=architecture.ngf, help="generator width (channels of the first level)")
-    parser.add_argument("--ndf", type=int, default=64, help="discriminator width")
-    parser.add_argument("--d_layers", type=int, default=3,
-                        help="PatchGAN depth: 3 judges 70x70 patches (pix2pix), 1 judges 16x16 (fine texture only)")
-    parser.add_argument("--discriminator", choices=("patch", "projected"), default="patch",
-                        help="patch: a PatchGAN trained from scratch (pix2pix); projected: patch heads on frozen "
-                             "EfficientNet-Lite0 features with a masked hinge loss (models/projected.py)")
-    parser.add_argument("--d_augment", default="",
-                        help="DiffAugment of every discriminator input, comma-separated from "
-                             f"{','.join(AUGMENTATIONS)} ('' for none)")
-    parser.add_argument("--d_blur_sigma", type=float, default=0.0,
-                        help="Gaussian blur (px) of the discriminator's inputs at the start, fading to 0 over "
-                             "--d_blur_images training images")
-    parser.add_argument("--d_blur_images", type=int, default=0, help="length of the --d_blur_sigma fade, in images")
-    parser.add_argument("--d_upsample", type=int, default=1,
-                        help="projected discriminator: enlarge its input this many times (2: a 128^2 image is seen "
-                             "at 256^2, so its finest features fall at 2 px instead of 4)")
-    parser.add_argument("--lr_d", type=float, default=None, help="discriminator learning rate (default: --lr)")
-    parser.add_argument("--adam_betas", default="0.5,0.999",
-                        help="Adam's beta1,beta2 for both networks (pix2pix 0.5,0.999; Projected GAN / StyleGAN 0,0.99)")
-    parser.add_argument("--norm", choices=NORMS, default=architecture.norm, help="generator normalisation")
-    parser.add_argument("--upsampling", choices=UPSAMPLING, default=architecture.upsampling,
-                        help="decoder: nearest x2 + 3x3 conv (no checkerboard grid) or pix2pix's transposed conv")
-    parser.add_argument("--res_blocks", type=int, default=architecture.res_blocks,
-                        help="dilated residual blocks at the S/16 level")
-    parser.add_argument("--harmonic_start", action=argparse.BooleanOptionalAction, default=architecture.harmonic,
-                        help="start the hole from the harmonic fill and learn a residual (--no-harmonic_start: grey)")
-    parser.add_argument("--texture_noise", type=int, default=architecture.texture_noise,
-                        help="noise channels of the generator's full-resolution texture head (0: no head)")
-    parser.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
-                        help="contextual attention on the generator's S/4 decoder map: hole features copied from "
-                             "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
-    parser.add_argument("--recon_lowpass", type=float, default=0.0,
+    groups = add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4, default_precision="auto")
+    run, training = groups["run"], groups["training"]
+    run.add_argument("--baseline", choices=sorted(BASELINES),
+                     help="eval/eval_2 with a training-free fill instead of the GAN (mean colour, harmonic, OpenCV "
+                          "Telea; OpenCV contrib's fsr and the exemplar-based shiftmap), at --image_size / "
+                          "--crop_ratio: the floors of the model card")
+    training.add_argument("--val_dir", default=None,
+                          help="score the (EMA) generator on this folder at every checkpoint: "
+                               "<results_dir>/train/val_metrics.csv; pick the checkpoint there, not on the test set")
+    training.add_argument("--init_from", default=None,
+                          help="start a NEW run (new recipe, epoch 0, fresh optimizers) from the weights of this "
+                               "training checkpoint or generator export; its architecture must match, but a texture "
+                               "head or an attention layer may be added and a texture head dropped")
+    training.add_argument("--min_crop_scale", type=float, default=0.3,
+                          help="training crops span this fraction to all of a photo's shorter side (scale augmentation)")
+    training.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here at "
+                                           "the end; with a --checkpoint_path already at --epochs, only export it")
+    training.add_argument("--texture_scale", type=float, default=1.0,
+                          help="with --export: multiply the texture head's output by this (strength of the detail, "
+                               "picked on a validation split with benchmarks/score.py --texture_scales)")
+    training.add_argument("--compile", action="store_true",
+                          help="torch.compile the generator and discriminator for training (docs/speed.md says when "
+                               "it pays)")
+
+    generator = parser.add_argument_group("generator architecture (defaults: the shipped model's)")
+    architecture = GeneratorConfig()
+    generator.add_argument("--ngf", type=int, default=architecture.ngf,
+                           help="generator width (channels of the first level)")
+    generator.add_argument("--norm", choices=NORMS, default=architecture.norm, help="generator normalisation")
+    generator.add_argument("--upsampling", choices=UPSAMPLING, default=architecture.upsampling,
+                           help="decoder: nearest x2 + 3x3 conv (no checkerboard grid) or pix2pix's transposed conv")
+    generator.add_argument("--res_blocks", type=int, default=architecture.res_blocks,
+                           help="dilated residual blocks at the S/16 level")
+    generator.add_argument("--harmonic_start", action=argparse.BooleanOptionalAction, default=architecture.harmonic,
+                           help="start the hole from the harmonic fill and learn a residual (--no-harmonic_start: grey)")
+    generator.add_argument("--texture_noise", type=int, default=architecture.texture_noise,
+                           help="noise channels of the generator's full-resolution texture head (0: no head)")
+    generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
+                           help="contextual attention on the generator's S/4 decoder map: hole features copied from "
+                                "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
+
+    losses = parser.add_argument_group("losses and optimisation")
+    losses.add_argument("--lambda_l1", type=float, default=100.0, help="L1 on the hole")
+    losses.add_argument("--lambda_ssim", type=float, default=1.0, help="1 - SSIM")
+    losses.add_argument("--lambda_perc", type=float, default=1.0, help="perceptual loss (--perceptual)")
+    losses.add_argument("--lambda_adv", type=float, default=1.0, help="adversarial term")
+    losses.add_argument("--lambda_fm", type=float, default=10.0, help="discriminator feature matching (pix2pixHD)")
+    losses.add_argument("--recon_lowpass", type=float, default=0.0,
                         help="L1, squared error and SSIM compare Gaussian-blurred images (this sigma, px), "
-                             "leaving the finest detail to the texture terms; --lambda_detail then judges the "
-                             "band they leave (0: full images)")
-    parser.add_argument("--lambda_l1", type=float, default=100.0)
-    parser.add_argument("--lambda_mse", type=float, default=0.0,
-                        help="squared error on the hole (what PSNR measures), beside or instead of L1")
-    parser.add_argument("--lambda_ssim", type=float, default=1.0)
-    parser.add_argument("--lambda_perc", type=float, default=1.0)
-    parser.add_argument("--lambda_adv", type=float, default=1.0)
-    parser.add_argument("--lambda_fm", type=float, default=10.0, help="discriminator feature matching (pix2pixHD)")
-    parser.add_argument("--lambda_detail", type=float, default=0.0,
-                        help="local detail (texture) energy in the hole, phase-free (losses.detail_loss)")
-    parser.add_argument("--detail_variant", choices=DETAIL_VARIANTS, default="auto",
-                        help="what --lambda_detail compares (see main.detail_term); auto: the high band and the "
-                             "hole's total with --recon_lowpass, the whole image at 2 scales without")
-    parser.add_argument("--adv_start_epoch", type=int, default=0,
-                        help="train G on reconstruction only (no D) up to this epoch, then add the GAN terms")
-    parser.add_argument("--gan_loss", choices=AdversarialLoss.MODES, default="bce")
-    parser.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default="effnet",
+                             "leaving the finer detail to the adversarial and texture terms (0: full images)")
+    losses.add_argument("--perceptual", choices=PERCEPTUAL_KINDS, default="effnet",
                         help="perceptual loss network: EfficientNet-Lite0 (weights ship with pip; effnet_deep: its "
                              "stages at strides 8-32 only), VGG19 (needs --perceptual_weights or torchvision's "
                              "cache) or none")
-    parser.add_argument("--perceptual_weights", help="weights file for --perceptual (default: found offline)")
-    parser.add_argument("--ema_decay", type=float, default=0.999,
+    losses.add_argument("--perceptual_weights", help="weights file for --perceptual (default: found offline)")
+    losses.add_argument("--gan_loss", choices=AdversarialLoss.MODES, default="bce")
+    losses.add_argument("--adv_start_epoch", type=int, default=0,
+                        help="train G on reconstruction only (no D) up to this epoch, then add the GAN terms")
+    losses.add_argument("--ema_decay", type=float, default=0.999,
                         help="EMA of the generator's weights used for samples, val, eval and export (0: off)")
-    parser.add_argument("--lr_decay_start", type=int, default=None,
+    losses.add_argument("--lr_decay_start", type=int, default=None,
                         help="from this epoch, decay the learning rate linearly to 0 at --epochs (default: constant)")
-    parser.add_argument("--min_crop_scale", type=float, default=0.3,
-                        help="training crops span this fraction to all of a photo's shorter side (scale augmentation)")
-    parser.add_argument("--init_from", default=None,
-                        help="start a NEW run (new recipe, epoch 0, fresh optimizers) from the weights of this "
-                             "training checkpoint, e.g. to fine-tune with other loss weights; its architecture must match")
-    parser.add_argument("--val_dir", default=None,
-                        help="score the (EMA) generator on this folder at every checkpoint: "
-                             "<results_dir>/train/val_metrics.csv; pick the checkpoint there, not on the test set")
-    parser.add_argument("--mask_kinds", default="gap",
-                        help="training masks, comma-separated from gap,box,stroke,outpaint (eval always uses gap)")
-    parser.add_argument("--baseline", choices=sorted(BASELINES),
-                        help="eval/eval_2 with a training-free fill instead of the GAN (mean colour, harmonic, "
-                             "OpenCV Telea; OpenCV contrib's fsr and the exemplar-based shiftmap), at --image_size / "
-                             "--crop_ratio: the floors of the model card")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the generator and discriminator for training: ~1.25x faster steps "
-                             "(measured on CPU) after a one-off compilation of ~30 s")
-    parser.add_argument("--texture_scale", type=float, default=1.0,
-                        help="with --export: multiply the texture head's output by this (strength of the detail, "
-                             "picked on a validation split with benchmarks/score.py --texture_scales)")
-    parser.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here at "
-                                         "the end; with a --checkpoint_path already at --epochs, only export it")
+    losses.add_argument("--lr_d", type=float, default=None, help="discriminator learning rate (default: --lr)")
+    losses.add_argument("--adam_betas", default="0.5,0.999",
+                        help="Adam's beta1,beta2 for both networks (pix2pix 0.5,0.999; Projected GAN / StyleGAN 0,0.99)")
+
+    critic = parser.add_argument_group("discriminator")
+    critic.add_argument("--discriminator", choices=("patch", "projected"), default="patch",
+                        help="patch: a PatchGAN trained from scratch (pix2pix); projected: patch heads on frozen "
+                             "EfficientNet-Lite0 features with a masked hinge loss (models/projected.py)")
+    critic.add_argument("--ndf", type=int, default=64, help="discriminator width (projected: its heads' width)")
+    critic.add_argument("--d_augment", default="",
+                        help="DiffAugment of every discriminator input, comma-separated from "
+                             f"{','.join(AUGMENTATIONS)} ('' for none)")
+    critic.add_argument("--d_blur_sigma", type=float, default=0.0,
+                        help="Gaussian blur (px) of the discriminator's inputs at the start, fading to 0 over "
+                             "--d_blur_images training images")
+    critic.add_argument("--d_blur_images", type=int, default=0, help="length of the --d_blur_sigma fade, in images")
+    critic.add_argument("--d_upsample", type=int, default=1,
+                        help="projected discriminator: enlarge its input this many times (2: a 128^2 image is seen "
+                             "at 256^2, so its finest features fall at 2 px instead of 4)")
+
+    ablation = parser.add_argument_group("ablation-only knobs (see docs/model_card.md)")
+    ablation.add_argument("--d_layers", type=int, default=3,
+                          help="PatchGAN depth: 3 judges 70x70 patches (pix2pix), 1 judges 16x16 (fine texture only)")
+    ablation.add_argument("--lambda_mse", type=float, default=0.0,
+                          help="squared error on the hole (what PSNR measures), beside or instead of L1")
+    ablation.add_argument("--lambda_detail", type=float, default=0.0,
+                          help="local detail (texture) energy in the hole, phase-free (losses.detail_loss)")
+    ablation.add_argument("--detail_variant", choices=DETAIL_VARIANTS, default="auto",
+                          help="what --lambda_detail compares (see main.detail_term); auto: the high band and the "
+                               "hole's total with --recon_lowpass, the whole image at 2 scales without")
     args = parser.parse_args(argv)
     check_shared_args(parser, args, eval_flags={"baseline"}, eval_only_flags={"baseline"})
     if args.texture_scale != 1 and not args.export:

@@ -28,8 +28,14 @@ class Parser(argparse.ArgumentParser):
         super().__init__(**kwargs)
 
     def add_argument(self, *names, **kwargs):
-        extra = [n.replace("_", "-") for n in names if n.startswith("--") and "_" in n]
-        return super().add_argument(*names, *[n for n in extra if n not in names], **kwargs)
+        return super().add_argument(*with_kebab_spellings(names), **kwargs)
+
+    def add_argument_group(self, *args, **kwargs):
+        """A --help group whose flags also get their --kebab-case spelling."""
+        group = super().add_argument_group(*args, **kwargs)
+        plain = group.add_argument
+        group.add_argument = lambda *names, **options: plain(*with_kebab_spellings(names), **options)
+        return group
 
     def parse_args(self, args=None, namespace=None):
         argv = sys.argv[1:] if args is None else list(args)
@@ -95,6 +101,12 @@ def load_config_file(path) -> dict:
     return {str(k).replace("-", "_"): v for k, v in values.items()}
 
 
+def with_kebab_spellings(names) -> tuple:
+    """("--checkpoint_path",) -> ("--checkpoint_path", "--checkpoint-path")."""
+    extra = [n.replace("_", "-") for n in names if n.startswith("--") and "_" in n]
+    return tuple(names) + tuple(n for n in extra if n not in names)
+
+
 def given_flags(args) -> frozenset:
     """Destinations of the flags given on the command line (empty for a namespace built in code)."""
     return getattr(args, "_given", frozenset())
@@ -114,51 +126,60 @@ def output_size_arg(text: str):
 
 
 def add_shared_args(parser: Parser, default_size: int, default_batch: int, default_lr: float,
-                    default_precision: str = "no") -> None:
-    """Flags that mean the same thing in main.py and diffusion.py."""
-    parser.add_argument("--config", default=None,
-                        help="recipe file (configs/*.yaml: `flag: value` lines); flags on the command line override it")
-    parser.add_argument("--mode", choices=tuple(MODES), default=None,
-                        help="train, eval or eval_2 (default: eval_2 when --image1/--image2 are given)")
-    parser.add_argument("--epochs", type=int, default=30, help="train until this epoch (total, also when resuming)")
-    parser.add_argument("--checkpoint_path", default=None,
-                        help="train: resume from it; eval/eval_2: model to use")
-    parser.add_argument("--train_dir", default=str(repo_path("data/scenery/train")),
-                        help="folder of training images (recursive; default: the repository's data/scenery/train)")
-    parser.add_argument("--test_dir", default=str(repo_path("data/scenery/test")),
-                        help="folder of test images for eval (default: the repository's data/scenery/test)")
-    parser.add_argument("--image1", help="eval_2: photo giving the bottom-left patch")
-    parser.add_argument("--image2", help="eval_2: photo giving the top-right patch")
-    parser.add_argument("--output", help="eval_2: write only the filled image to this file (.png, .jpg/.jpeg at "
-                                         "quality 95, .webp) or, if it is a folder, into it")
-    parser.add_argument("--output_size", type=output_size_arg, default=None,
-                        help="eval/eval_2: side of the output in pixels, or 'model' for the model's own size "
-                             "(default: eval_2 the smaller of the two photos' shorter sides, eval the model's)")
-    parser.add_argument("--results_dir", default="results", help="eval outputs and training logs/samples")
-    parser.add_argument("--checkpoint_dir", default="checkpoints", help="where training writes checkpoints")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="train: start a new run in folders that hold another run's files, deleting its "
-                             "checkpoint_epoch_*.pth, checkpoint_interrupted.pth and <results_dir>/train logs")
-    parser.add_argument("--image_size", type=int, default=default_size,
-                        help="train (and --baseline): square side S, 64, 128, 256 or 512; a trained model fills "
-                             "at its own (see --output_size)")
-    parser.add_argument("--crop_ratio", type=float, default=0.4,
-                        help="side of each known square as a fraction of S, in (0, 0.5]")
-    parser.add_argument("--batch_size", type=int, default=default_batch)
-    parser.add_argument("--lr", type=float, default=default_lr)
-    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save_every", type=int, default=5, help="write a checkpoint every N epochs (and the last)")
-    parser.add_argument("--log_interval", type=int, default=10, help="log losses to CSV every N steps")
-    parser.add_argument("--mixed_precision", choices=("auto", "no", "bf16", "fp16"), default=default_precision,
-                        help="autocast precision; auto: bf16 on GPUs with bf16 and on AVX-512-BF16 / AMX CPUs, "
-                             "else fp32 (utils/hardware.py)")
-    parser.add_argument("--threads", default="auto",
-                        help="torch CPU threads: a number, or auto = the cores not busy with other work at the start "
-                             "(two threads on a half-busy 2-core machine are ~2x slower than one); OMP_NUM_THREADS wins")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="passes over the training folder per epoch (random crops differ); for small folders")
-    parser.add_argument("--cpu", action="store_true", help="run on CPU even if a GPU is available")
+                    default_precision: str = "no") -> dict:
+    """Flags that mean the same thing in main.py and diffusion.py, in --help groups; returns the groups
+    ("run", "training", "hardware") for the script's own flags."""
+    titles = {"run": "what to run (eval, eval_2, or train and resume)", "training": "training data and schedule",
+              "hardware": "hardware (chosen from the machine by default)"}
+    groups = {name: parser.add_argument_group(title) for name, title in titles.items()}
+    run, training, hardware = groups["run"], groups["training"], groups["hardware"]
+    run.add_argument("--config", default=None,
+                     help="recipe file (configs/*.yaml: `flag: value` lines); flags on the command line override it")
+    run.add_argument("--mode", choices=tuple(MODES), default=None,
+                     help="train, eval or eval_2 (default: eval_2 when --image1/--image2 are given)")
+    run.add_argument("--checkpoint_path", default=None,
+                     help="train: resume from it; eval/eval_2: model to use")
+    run.add_argument("--image1", help="eval_2: photo giving the bottom-left patch")
+    run.add_argument("--image2", help="eval_2: photo giving the top-right patch")
+    run.add_argument("--output", help="eval_2: write only the filled image to this file (.png, .jpg/.jpeg at "
+                                      "quality 95, .webp) or, if it is a folder, into it")
+    run.add_argument("--output_size", type=output_size_arg, default=None,
+                     help="eval/eval_2: side of the output in pixels, or 'model' for the model's own size "
+                          "(default: eval_2 the smaller of the two photos' shorter sides, eval the model's)")
+    run.add_argument("--test_dir", default=str(repo_path("data/scenery/test")),
+                     help="folder of test images for eval (default: the repository's data/scenery/test)")
+    run.add_argument("--results_dir", default="results", help="eval outputs and training logs/samples")
+    training.add_argument("--train_dir", default=str(repo_path("data/scenery/train")),
+                          help="folder of training images (recursive; default: the repository's data/scenery/train)")
+    training.add_argument("--epochs", type=int, default=30, help="train until this epoch (total, also when resuming)")
+    training.add_argument("--image_size", type=int, default=default_size,
+                          help="train (and --baseline): square side S, 64, 128, 256 or 512; a trained model fills "
+                               "at its own (see --output_size)")
+    training.add_argument("--crop_ratio", type=float, default=0.4,
+                          help="side of each known square as a fraction of S, in (0, 0.5]")
+    training.add_argument("--batch_size", type=int, default=default_batch)
+    training.add_argument("--lr", type=float, default=default_lr)
+    training.add_argument("--checkpoint_dir", default="checkpoints", help="where training writes checkpoints")
+    training.add_argument("--overwrite", action="store_true",
+                          help="train: start a new run in folders that hold another run's files, deleting its "
+                               "checkpoint_epoch_*.pth, checkpoint_interrupted.pth and <results_dir>/train logs")
+    training.add_argument("--save_every", type=int, default=5, help="write a checkpoint every N epochs (and the last)")
+    training.add_argument("--log_interval", type=int, default=10, help="log losses to CSV every N steps")
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--repeat", type=int, default=1,
+                          help="passes over the training folder per epoch (random crops differ); for small folders")
+    training.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+    training.add_argument("--mask_kinds", default="gap",
+                          help="training masks, comma-separated from gap,box,stroke,outpaint (data/masks.py; eval "
+                               "always uses gap)")
+    hardware.add_argument("--threads", default="auto",
+                          help="torch CPU threads: a number, or auto = the cores not busy with other work at the start "
+                               "(docs/speed.md); OMP_NUM_THREADS wins")
+    hardware.add_argument("--mixed_precision", choices=("auto", "no", "bf16", "fp16"), default=default_precision,
+                          help="autocast precision; auto: bf16 on GPUs with bf16 and on AVX-512-BF16 / AMX CPUs, "
+                               "else fp32 (utils/hardware.py)")
+    hardware.add_argument("--cpu", action="store_true", help="run on CPU even if a GPU is available")
+    return groups
 
 
 def short_usage(prog: str) -> str:
