@@ -50,3 +50,41 @@ def test_bad_configs_are_one_line_errors_naming_the_file(tmp_path, capsys, text,
 def test_a_missing_config_names_the_folder_of_recipes(capsys):
     assert run(gan.main, gan.parse_args, ["--mode", "train", "--config", "nope.yaml"]) == 2
     assert "configs/" in capsys.readouterr().err
+
+
+def model_card_commands() -> list:
+    """The six stage commands as the model card printed them before the recipes became files (the defaults
+    of that time: no texture head unless asked for)."""
+    import re
+    text = (ROOT / "tests" / "data" / "shipped_stage_commands.txt").read_text()
+    return [c.split()[2:] + ([] if "--texture_noise" in c else ["--texture_noise", "0"])
+            for c in re.sub(r"\\\n\s*", " ", text).splitlines() if c.startswith("python main.py")]
+
+
+def test_the_shipped_stage_configs_are_the_model_cards_commands():
+    commands = model_card_commands()
+    assert len(commands) == 6
+    for stage, argv in enumerate(commands, 1):
+        from_file = gan.parse_args(["--mode", "train", "--config", str(ROOT / f"configs/shipped_stage{stage}.yaml")])
+        assert namespace(from_file) == namespace(gan.parse_args(argv)), f"stage {stage}"
+
+
+def test_stage_one_from_its_config_takes_the_same_first_step_as_the_long_command(data):
+    import torch
+    from losses import AdversarialLoss
+    from utils.training import make_accelerator
+    small = ["--train_dir", str(data / "train"), "--image_size", "64", "--ngf", "8", "--ndf", "8", "--batch_size", "2",
+             "--perceptual", "none", "--mixed_precision", "no"]  # a CPU-sized version of both
+    recipes = [gan.parse_args(["--mode", "train", "--config", str(ROOT / "configs/shipped_stage1.yaml"), *small]),
+               gan.parse_args(model_card_commands()[0] + small)]
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    from data.masks import masked_input
+    batch = {"image": image, "mask": masked_input(image, 0.4)[1]}
+    losses = []
+    for recipe in recipes:
+        torch.manual_seed(0)
+        g, d = gan.build_training_networks(vars(recipe))
+        opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=recipe.lr, betas=(0.5, 0.999)) for m in (g, d))
+        losses.append(gan.train_step(batch, g, d, opt_g, opt_d, AdversarialLoss(recipe.gan_loss), None, recipe,
+                                     make_accelerator("no", cpu=True), adversarial_on=True))
+    assert losses[0] == losses[1] and losses[0]["G_L1"] > 0
