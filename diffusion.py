@@ -40,8 +40,8 @@ from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, 
 from utils.cli import Parser, add_shared_args, check_shared_args, run
 from utils.errors import InputError
 from utils.evaluation import AUTOCAST_DTYPES, eval_device, run_eval_mode
-from utils.training import (fixed_sample_batch, make_accelerator, make_train_loader, run_config, run_epochs,
-                            save_samples, start_run)
+from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch, make_accelerator,
+                            make_train_loader, run_config, save_samples, start_run)
 
 # What defines the training recipe: on resume these come from the checkpoint (as in main.py).
 RECIPE_KEYS = ("image_size", "crop_ratio", "base_channels", "channel_mult", "layers_per_block", "attention",
@@ -141,27 +141,40 @@ def train(args):
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     ema.to(accelerator.device)
 
-    def state(epoch, step):
+    # Loop.
+    loss_log = LossLog(Path(args.results_dir) / "train" / "losses.csv", resume_step=step) \
+        if accelerator.is_main_process else None
+    epoch = start_epoch
+
+    def training_state(epoch_done: int) -> dict:
         return {"kind": "diffusion", "config": config, "scheduler_config": scheduler_config(noise_scheduler),
-                "epoch": epoch, "step": step, "rng": rng_state(),
+                "epoch": epoch_done, "step": step, "rng": rng_state(),
                 "model": accelerator.unwrap_model(model).state_dict(), "ema": ema.state_dict(),
                 "optimizer": optimizer.state_dict()}
 
-    def end_of_epoch(epoch, step):
-        """Every --save_every epochs (and at the last) a sample grid and a checkpoint: sampling costs
-        --num_inference_steps forward passes, too many to do every epoch."""
-        if epoch % args.save_every == 0 or epoch == args.epochs:
-            masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
-            output_s = sample_with_ema(accelerator.unwrap_model(model), ema, sampler, masked_s, mask_s,
-                                       args, accelerator.device)
-            save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png",
-                         masked_s, output_s, image_s)
-            print(f"saved {save_checkpoint(state(epoch, step), epoch_checkpoint_path(args.checkpoint_dir, epoch))}")
+    with checkpoint_on_interrupt(accelerator, lambda: training_state(epoch - 1), args.checkpoint_dir, loss_log):
+        for epoch in range(start_epoch + 1, args.epochs + 1):
+            model.train()
+            epoch_log = EpochLog(loader, epoch, args.epochs, loss_log, args.log_interval, accelerator)
+            for batch in epoch_log:
+                losses = train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator)
+                step += 1
+                epoch_log.record(step, losses, len(batch["image"]))
+            if not accelerator.is_main_process:
+                continue
 
-    # Loop.
-    run_epochs(accelerator, loader, args, start_epoch, step,
-               lambda batch: train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator),
-               end_of_epoch, state, modules=(model,))
+            # End of epoch: every --save_every epochs (and at the last) a sample grid and a checkpoint; sampling
+            # costs --num_inference_steps forward passes, too many to do every epoch.
+            loss_log.flush()
+            if epoch % args.save_every == 0 or epoch == args.epochs:
+                masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
+                output_s = sample_with_ema(accelerator.unwrap_model(model), ema, sampler, masked_s, mask_s,
+                                           args, accelerator.device)
+                save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png",
+                             masked_s, output_s, image_s)
+                path = save_checkpoint(training_state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
+                print(f"saved {path}")
+
 
 def main(args):
     threads = configure_threads(args.threads)  # the cores not busy with other work (utils/hardware.py)

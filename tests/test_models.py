@@ -9,7 +9,9 @@ from models import GeneratorConfig, PatchDiscriminator, UNetGenerator
 @pytest.mark.parametrize("size,depth", [(64, 6), (128, 7)])
 def test_generator_shapes_and_known_pixels(size, depth):
     torch.manual_seed(0)
-    generator = UNetGenerator(GeneratorConfig(image_size=size, ngf=8, norm="batch", upsampling="transpose", res_blocks=0, harmonic=False, texture_noise=0)).eval()
+    pix2pix = GeneratorConfig(image_size=size, ngf=8, norm="batch", upsampling="transpose", res_blocks=0,
+                              harmonic=False, texture_noise=0)
+    generator = UNetGenerator(pix2pix).eval()
     assert generator.depth == depth  # bottleneck at 1x1 whatever the size
     image = torch.rand(2, 3, size, size) * 2 - 1
     masked, mask = masked_input(image, 0.4)

@@ -80,8 +80,8 @@ class Parser(argparse.ArgumentParser):
                 except (ValueError, argparse.ArgumentTypeError) as exc:
                     raise InputError(f"--config {known.config}: {key}: {exc}") from None
             if action.choices is not None and value not in action.choices:
-                raise InputError(f"--config {known.config}: {key} must be one of {', '.join(map(str, action.choices))}, "
-                                 f"got {value!r}")
+                choices = ", ".join(map(str, action.choices))
+                raise InputError(f"--config {known.config}: {key} must be one of {choices}, got {value!r}")
             self.set_defaults(**{key: value})
 
 

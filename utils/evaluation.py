@@ -91,7 +91,8 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
             torch.cuda.synchronize()
         fill_seconds += time.perf_counter() - start
         scores = image_metrics(output, image, mask)
-        for row, low, place in zip(scores, lowpass_hole_psnr(output, image, mask), detail_placement(output, image, mask)):
+        lowpass_scores, placements = lowpass_hole_psnr(output, image, mask), detail_placement(output, image, mask)
+        for row, low, place in zip(scores, lowpass_scores, placements):
             row["psnr_lowpass"], row["placement"] = low, place
         swd.update(output, image, mask)
         nan = [float("nan")] * len(scores)

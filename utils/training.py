@@ -1,4 +1,5 @@
 """Training plumbing shared by main.py and diffusion.py: accelerator, data, logs, sample grids."""
+import contextlib
 import csv
 import shutil
 import sys
@@ -169,45 +170,47 @@ def save_samples(path, masked, output, image) -> Path:
 
 
 
-def run_epochs(accelerator, loader, args, start_epoch: int, step: int, train_step, end_of_epoch, state,
-               modules, start_epoch_fn=None) -> int:
-    """The epoch loop of main.py and diffusion.py, from `start_epoch + 1` to `args.epochs`.
+class EpochLog:
+    """One epoch's batches behind a progress bar (main process only), and its rows of losses.csv.
 
-    train_step(batch) -> dict of float losses (shown on the progress bar, logged every
-    --log_interval steps and at each epoch's end to <results_dir>/train/losses.csv);
-    end_of_epoch(epoch, step) runs on the main process after the losses are written (sample grids,
-    checkpoints); state(epoch, step) -> the checkpoint dict; start_epoch_fn(epoch), if given, runs
-    before each epoch (learning-rate schedules, phase switches). Ctrl-C writes
-    <checkpoint_dir>/checkpoint_interrupted.pth with the weights so far and exits with status 130;
-    resuming from it re-runs the unfinished epoch. Returns the step reached.
+        for batch in (epoch_log := EpochLog(loader, epoch, args.epochs, loss_log, args.log_interval, accelerator)):
+            losses = train_step(batch, ...)
+            step += 1
+            epoch_log.record(step, losses, len(batch["image"]))
+
+    `record` shows the losses on the bar and appends a row to `loss_log` (None on other processes) every
+    `log_interval` steps and at the epoch's last batch, so that short runs log too, with the images per
+    second since the previous step (data loading included).
     """
-    loss_log = (LossLog(Path(args.results_dir) / "train" / "losses.csv", resume_step=step)
-                if accelerator.is_main_process else None)
-    epoch = start_epoch
+
+    def __init__(self, loader, epoch: int, epochs: int, loss_log, log_interval: int, accelerator):
+        self.progress = tqdm(loader, desc=f"epoch {epoch}/{epochs}", disable=not accelerator.is_main_process)
+        self.epoch, self.batches, self.loss_log, self.log_interval = epoch, len(loader), loss_log, log_interval
+        self.processes, self.index, self.tick = accelerator.num_processes, -1, time.perf_counter()
+
+    def __iter__(self):
+        for self.index, batch in enumerate(self.progress):
+            yield batch
+
+    def record(self, step: int, losses: dict, batch_images: int) -> None:
+        self.progress.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+        if self.loss_log is not None and (step % self.log_interval == 0 or self.index == self.batches - 1):
+            rate = batch_images * self.processes / (time.perf_counter() - self.tick)
+            self.loss_log.append({"epoch": self.epoch, "step": step, **losses, "images_per_s": rate})
+        self.tick = time.perf_counter()
+
+
+@contextlib.contextmanager
+def checkpoint_on_interrupt(accelerator, make_state, checkpoint_dir, loss_log=None):
+    """Ctrl-C inside the block writes <checkpoint_dir>/checkpoint_interrupted.pth (make_state() gives the
+    weights so far and the last finished epoch, so resuming from it re-runs the unfinished one), flushes the
+    loss log, and exits with status 130."""
     try:
-        for epoch in range(start_epoch + 1, args.epochs + 1):
-            for module in modules:
-                module.train()
-            if start_epoch_fn is not None:
-                start_epoch_fn(epoch)
-            progress = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_main_process)
-            tick = time.perf_counter()
-            for batch_index, batch in enumerate(progress):
-                losses = train_step(batch)
-                step += 1
-                progress.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
-                # Every --log_interval steps, and at the end of each epoch so that short runs log too.
-                if loss_log is not None and (step % args.log_interval == 0 or batch_index == len(loader) - 1):
-                    rate = len(batch["image"]) * accelerator.num_processes / (time.perf_counter() - tick)
-                    loss_log.append({"epoch": epoch, "step": step, **losses, "images_per_s": rate})
-                tick = time.perf_counter()
-            if accelerator.is_main_process:
-                loss_log.flush()
-                end_of_epoch(epoch, step)
+        yield
     except KeyboardInterrupt:
         if accelerator.is_main_process:
-            path = save_checkpoint(state(epoch - 1, step), Path(args.checkpoint_dir) / "checkpoint_interrupted.pth")
-            loss_log.flush()
+            path = save_checkpoint(make_state(), Path(checkpoint_dir) / "checkpoint_interrupted.pth")
+            if loss_log is not None:
+                loss_log.flush()
             print(f"\ninterrupted: saved {path} (resume with --checkpoint_path {path})", file=sys.stderr)
         raise SystemExit(130)
-    return step
