@@ -29,7 +29,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from data.datasets import eval_transform, load_image, to_float
+from data.datasets import eval_transform, load_image
 from data.masks import apply_mask, check_crop_ratio
 from models.baselines import BASELINES
 from models.loading import SHIPPED_DIFFUSION, SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, \
@@ -39,7 +39,7 @@ from utils.errors import InputError, warn
 from utils.evaluation import eval_device, fill_two_photos
 from utils.files import repo_path
 from utils.hardware import configure_threads, resolve_mixed_precision
-from utils.images import save_png
+from utils.images import save_png, to_float
 from utils.sd_fill import at_resolution, make_sd_fill, native_size, to_pil
 
 MAX_PIXELS = 40_000_000  # per photo (docs/fullres.md: the memory and time of a 6000x3375 pair)

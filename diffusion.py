@@ -34,12 +34,12 @@ from models.loading import diffusion_block_channels as block_channels
 from models.loading import diffusion_fill as make_fill
 from models.loading import load_diffusion_model as load_model
 from models.loading import SHIPPED_DIFFUSION
-from utils.hardware import configure_threads, resolve_mixed_precision
+from utils.hardware import AUTOCAST_DTYPES, configure_threads, resolve_mixed_precision
 from models.loading import make_diffusion_ema as make_ema
 from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, set_rng_state
 from utils.cli import Parser, add_shared_args, check_shared_args, run
 from utils.errors import InputError
-from utils.evaluation import AUTOCAST_DTYPES, eval_device, run_eval_mode
+from utils.evaluation import eval_device, run_eval_mode
 from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch, make_accelerator,
                             make_train_loader, run_config, save_samples, start_run)
 

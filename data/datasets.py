@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from data.masks import gap_mask, make_train_mask
 from utils.errors import InputError
+from utils.images import to_float
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 SUPPORTED_SIZES = (64, 128, 256, 512)
@@ -74,16 +75,6 @@ def list_images(root) -> list:
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
     """PIL RGB -> uint8 tensor (3, H, W)."""
     return torch.from_numpy(np.array(im, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
-
-
-def to_float(image_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 (..., 3, H, W) -> float32 in [-1, 1]."""
-    return image_uint8.float() / 127.5 - 1.0
-
-
-def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """float in [-1, 1] -> uint8, rounded so that to_uint8(to_float(x)) == x exactly."""
-    return ((image.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
 
 
 def resize_short_side(image: torch.Tensor, short: int) -> torch.Tensor:

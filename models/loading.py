@@ -12,7 +12,7 @@ import torch
 from models.gan import GeneratorConfig, UNetGenerator
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import InputError
-from utils.evaluation import AUTOCAST_DTYPES
+from utils.hardware import AUTOCAST_DTYPES
 from utils.files import repo_path
 
 SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2's default, from any folder

@@ -7,12 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import load_eval_image, to_uint8
+from data.datasets import load_eval_image
 from data.masks import compose_two, masked_input
 from models import GeneratorConfig, UNetGenerator
 from models.gan import ContextualAttention
 from models.loading import SHIPPED_MODEL, build_generator, generator_config, generator_fill, load_generator
 from utils.checkpoint import load_checkpoint
+from utils.images import to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,13 +14,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from data.datasets import ImageFolderDataset, eval_transform, load_image, to_float, to_uint8
+from data.datasets import ImageFolderDataset, eval_transform, load_image
 from data.masks import apply_mask, compose_two
 from utils.cli import given_flags
 from utils.errors import InputError, warn
 from utils.files import atomic_write, write_text_atomic
 from utils.fullres import fill_at_resolution, model_input
-from utils.images import image_format, save_image, save_png
+from utils.images import image_format, save_image, save_png, to_float, to_uint8
 from utils.metrics import (EffNetDistance, EffNetFrechetDistance, FIDMetric, LPIPSMetric, image_metrics,
                            ratio_of_means)
 from utils.realism import PatchSWD, detail_placement, lowpass_hole_psnr
@@ -29,7 +29,6 @@ METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_low
                   "checkerboard", "effnet_distance", "lpips")
 RATIO_COLUMNS = ("sharpness", "checkerboard")  # summarised as a ratio of sums (utils.metrics.ratio_of_means)
 OPTIONAL_COLUMNS = ("effnet_distance", "lpips")  # need pretrained weights
-AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # --mixed_precision
 
 
 def eval_device(cpu: bool = False) -> torch.device:

@@ -90,6 +90,9 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # --mixed_precision -> autocast dtype
+
+
 def resolve_mixed_precision(value: str, cpu: bool = False) -> str:
     """--mixed_precision auto -> 'bf16' where bf16 autocast is native and fast, else 'no'; others unchanged."""
     if value != "auto":

@@ -4,13 +4,22 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from data.datasets import to_uint8
 from utils.errors import InputError
 from utils.files import atomic_write
 
 # Extension -> (Pillow format, save options). PNG is lossless; JPEG and WebP at quality 95.
 IMAGE_FORMATS = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg": ("JPEG", {"quality": 95}),
                  ".webp": ("WEBP", {"quality": 95})}
+
+
+def to_float(image_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> float32 in [-1, 1]."""
+    return image_uint8.float() / 127.5 - 1.0
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """float in [-1, 1] -> uint8, rounded so that to_uint8(to_float(x)) == x exactly."""
+    return ((image.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
 
 
 def image_format(path, flag: str = None) -> tuple:

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from data.datasets import to_uint8
 from data.masks import keep_known
 from utils.fullres import resize
+from utils.images import to_uint8
 
 DEFAULT_PROMPT = "a natural landscape photo"
 
