@@ -11,7 +11,7 @@ as main.py, so the GAN and this baseline are compared on equal terms (benchmarks
     python diffusion.py --mode eval --checkpoint_path CKPT --scheduler ddpm --num_inference_steps 1000
     python diffusion.py --mode eval_2 --checkpoint_path CKPT --image1 a.jpg --image2 b.jpg
     python diffusion.py --mode eval --test_dir data/scenery/test  # the shipped checkpoints/diffusion_scenery_64.pth
-    # 35.5 min on one core of an idle 2-core AMD EPYC VM (0.41 s/step, 5250 steps; 2-3x on a busy one):
+    # the shipped baseline's run (docs/diffusion.md: its time and hardware):
     OMP_NUM_THREADS=1 python diffusion.py --mode train --image_size 64 --repeat 10 --epochs 250 --save_every 25
 
 Sampling: --scheduler ddim (default, 50 steps) or dpm (DPM-Solver++), or ddpm with 1000 steps, the

@@ -316,9 +316,8 @@ def build_training_networks(config: dict) -> tuple:
     """(generator, discriminator) as main.py trains them, from a run's config; the benchmarks use it too.
 
     channels_last (both networks and the batches, see train_step) speeds up the convolutions on CPU
-    (oneDNN) and GPU (tensor cores): 8.1 s instead of 10.5 s per step at 256^2, batch 16, ngf 64, bf16, on
-    the 2-core AMD EPYC VM (NCHW discriminator and batches: the layout of earlier versions). The batches
-    make the difference; the discriminator is channels_last too so that no layout is converted back and forth.
+    (oneDNN) and GPU (tensor cores); docs/speed.md has the measurement. The batches make the difference;
+    the discriminator is channels_last too so that no layout is converted back and forth.
     """
     generator = build_generator(config).to(memory_format=torch.channels_last)
     if config.get("discriminator", "patch") == "projected":

@@ -232,7 +232,7 @@ class UNetGenerator(nn.Module):
         return noise.to(features.device, features.dtype).expand(shape)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # The harmonic fill, solved at <= 128 px (exact up to 128^2, ~10x faster than exact at 256^2); no grad.
+        # The harmonic fill, solved at <= 128 px (exact up to 128^2, far cheaper above: docs/speed.md); no grad.
         start = coarse_harmonic_fill(masked, mask, max_side=128, tol=1e-3) if self.harmonic else masked
         x = torch.cat([start, mask], dim=1)  # (B, 4, S, S)
         skips = []

@@ -1,14 +1,9 @@
 """Threads and precision chosen from the machine, once, at the start of a run (--threads, --mixed_precision auto).
 
 Threads. On a 2-core VM where another process keeps one core busy, two torch (OpenMP) threads
-spin-wait on each other: measured with main.py's defaults at 128², ngf 32, bf16 (2-core AMD EPYC VM;
-`python benchmarks/bench_step.py --threads N [--busy]`):
-
-    idle machine:   1 thread 3.49 s/step | 2 threads 1.75 s/step | 2 threads + OMP_WAIT_POLICY=PASSIVE 2.13
-    one core busy:  1 thread 3.05 s/step | 2 threads 5.57 s/step | PASSIVE 4.12
-
-A passive wait policy costs 22 % on an idle machine and still loses to one thread on a busy one,
-so `auto` instead counts the cores that are actually free (other processes' CPU time in /proc/stat
+spin-wait on each other and a step takes longer than with one (docs/speed.md has the table, from
+`python benchmarks/bench_step.py --threads N [--busy]`). A passive OpenMP wait policy slows the idle
+machine and still loses to one thread on a busy one, so `auto` instead counts the cores that are actually free (other processes' CPU time in /proc/stat
 over a fraction of a second) and uses that many threads: all of them on an idle machine, fewer on a
 busy one.
 
@@ -111,11 +106,9 @@ def keep_freed_memory() -> bool:
 
     A training step allocates and frees the same large activation buffers (tens of MB each at
     256^2) again and again. glibc serves such blocks with mmap and unmaps them on free, so every
-    step faults the pages in anew (zeroed by the kernel): a third of the wall-clock time was system
-    time at 256^2, batch 16, ngf 64 on the 2-core AMD EPYC VM. With large blocks taken from the heap
-    and the heap never trimmed, the whole process (`python benchmarks/bench_train.py
-    --whole_process`) ran in 40.6 s instead of 45.8 s; peak memory is the same (the memory is reused,
-    not added). Returns whether it applied: only on glibc (Linux), and not when the user set any
+    step faults the pages in anew (zeroed by the kernel). With large blocks taken from the heap and the
+    heap never trimmed, the pages are reused, not added (docs/speed.md: the whole-process time, from
+    `python benchmarks/bench_train.py --whole_process`). Returns whether it applied: only on glibc (Linux), and not when the user set any
     MALLOC_* variable (theirs win).
     """
     import ctypes
