@@ -12,7 +12,7 @@ output_size, steps) and returns the filled PNG:
     path = client.predict(handle_file("a.jpg"), handle_file("b.jpg"), api_name="/fill_two")
 
 Every fill runs the CLI's code (utils/evaluation.fill_two_photos, models/loading.py, models/baselines.py,
-utils/fullres.py, utils/sd_fill.py); one fill at a time (a queue), nothing leaves the machine.
+utils/fullres.py, sd/fill.py); one fill at a time (a queue), nothing leaves the machine.
 """
 import itertools
 import os
@@ -40,7 +40,7 @@ from utils.evaluation import eval_device, fill_two_photos
 from utils.files import repo_path
 from utils.hardware import configure_threads, resolve_mixed_precision
 from utils.images import save_png, to_float
-from utils.sd_fill import at_resolution, make_sd_fill, native_size, to_pil
+from sd.fill import at_resolution, make_sd_fill, native_size, to_pil
 
 MAX_PIXELS = 40_000_000  # per photo (docs/fullres.md: the memory and time of a 6000x3375 pair)
 MAX_FILE_SIZE = "30mb"
@@ -108,7 +108,7 @@ def load_sd(name, device) -> tuple:
     """(pipeline, None), or (None, why Stable Diffusion is unavailable)."""
     if not name:
         return None, "start the page with --sd_model DIR (a diffusers inpainting pipeline folder)"
-    from models.pipelines import load_inpaint_pipeline, pick_device_dtype  # diffusers: only when asked for
+    from sd.pipelines import load_inpaint_pipeline, pick_device_dtype  # diffusers: only when asked for
     device, dtype = pick_device_dtype(device.type)
     try:
         pipe = load_inpaint_pipeline(name, device, dtype, flag="--sd_model")

@@ -29,11 +29,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_compositions,
+from sd.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_compositions,
                           find_scenes, load_rgb, mask_to_image, noise_start, objects_from_dirname,
                           output_name, photo_start, pick_backgrounds, read_annotations,
                           repaint_mask, scene_phrase, write_annotations)
-from models.pipelines import (INPAINT_MODELS, is_sdxl, load_inpaint_pipeline,
+from sd.pipelines import (INPAINT_MODELS, is_sdxl, load_inpaint_pipeline,
                               pick_device_dtype)
 from utils.cli import run
 from utils.errors import InputError

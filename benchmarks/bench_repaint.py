@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import s3_background_repainting as s3  # noqa: E402
-from models.pipelines import (load_inpaint_pipeline, pick_device_dtype,  # noqa: E402
+from sd.pipelines import (load_inpaint_pipeline, pick_device_dtype,  # noqa: E402
                               quiet_fp32_cast_warning)
 from tools.make_tiny_pipeline import make_tokenizer, save_tiny_pipeline  # noqa: E402
 

@@ -40,7 +40,7 @@ from models.loading import (SHIPPED_DIFFUSION, SHIPPED_MODEL, build_diffusion_mo
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, write_csv_atomic  # noqa: E402
-from utils.sd_compare import plot_metrics  # noqa: E402
+from sd.compare import plot_metrics  # noqa: E402
 from utils.training import make_accelerator  # noqa: E402
 
 COLUMNS = ("method", "image_size", "params_M", "train_images_per_s", "seconds_per_image", "psnr_hole", "ssim_hole",

@@ -1,4 +1,4 @@
-"""Tests of Gen4Gen step 3 (s3_background_repainting.py, data/repaint.py, models/pipelines.py).
+"""Tests of Gen4Gen step 3 (s3_background_repainting.py, sd/repaint.py, sd/pipelines.py).
 
 Every CLI run uses tiny random pipelines built by tools/make_tiny_pipeline.py once per session,
 on synthetic 64x64 compositions in a temp folder, for 2 denoising steps on CPU. No network.
@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import s3_background_repainting as s3  # noqa: E402
-from data.repaint import (build_caption, composite, find_scenes, object_phrase,  # noqa: E402
+from sd.repaint import (build_caption, composite, find_scenes, object_phrase,  # noqa: E402
                           objects_from_dirname, output_name, pick_backgrounds, read_annotations,
                           repaint_mask, scene_phrase, write_annotations)
-from models.pipelines import PipelineLoadError, load_inpaint_pipeline  # noqa: E402
+from sd.pipelines import PipelineLoadError, load_inpaint_pipeline  # noqa: E402
 from tools.make_tiny_pipeline import save_tiny_pipeline  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 
@@ -327,7 +327,7 @@ def test_cli_bad_src_dir(tmp_path):
 
 def test_background_photos_load_upright(tmp_path):
     """Photos go through the project's loader: EXIF orientation is applied before the square crop."""
-    from data.repaint import load_rgb
+    from sd.repaint import load_rgb
     stored = np.zeros((40, 40, 3), np.uint8)
     stored[:, :20] = (255, 0, 0)  # left half red as stored
     exif = Image.Exif()

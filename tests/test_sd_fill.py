@@ -1,4 +1,4 @@
-"""utils/sd_fill.py and the loaders of utils/sd_compare.py, with a tiny random SD inpainting pipeline.
+"""sd/fill.py and the loaders of sd/compare.py, with a tiny random SD inpainting pipeline.
 
 The pipeline (tools/make_tiny_pipeline.py, native size 64) is built in memory once per module and
 run for 2 denoising steps on CPU. No network.
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from data.masks import gap_mask, masked_input
-from utils import sd_compare
-from utils.sd_fill import at_resolution, make_sd_fill, native_size, resize_mask
+from sd import compare as sd_compare
+from sd.fill import at_resolution, make_sd_fill, native_size, resize_mask
 from tools.make_tiny_pipeline import build_pipeline
 
 

@@ -4,7 +4,7 @@ Each method is loaded by one function that never raises for missing weights: it 
 whose `reason` says why it is unavailable and how to provide it, so the notebook runs with whatever
 is there. Every available method is then filled and scored by utils/evaluation.py (same test
 images, same gap masks from data/masks.py, same metric code) at one comparison size S; a model
-whose own size differs runs at its size, resized to S (`utils.sd_fill.at_resolution`).
+whose own size differs runs at its size, resized to S (`sd.fill.at_resolution`).
 
 Results under `results_dir`: comparison.csv / comparison.md (one row per method), examples.png,
 metrics.png, eval_2.png, and each method's images and metrics.csv in results_dir/<method key>/.
@@ -24,10 +24,10 @@ from models import count_parameters
 from models.baselines import BASELINES
 from models.diffusion import SAMPLERS
 from models.loading import SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, load_generator
-from models.pipelines import INPAINT_MODELS, PipelineLoadError, load_inpaint_pipeline
+from sd.fill import DEFAULT_PROMPT, at_resolution, make_sd_fill, native_size
+from sd.pipelines import INPAINT_MODELS, PipelineLoadError, load_inpaint_pipeline
 from utils.errors import InputError
 from utils.evaluation import evaluate_folder, fill_two_images, write_csv_atomic
-from utils.sd_fill import DEFAULT_PROMPT, at_resolution, make_sd_fill, native_size
 
 DEFAULT_SIZE, DEFAULT_CROP_RATIO = 128, 0.4  # main.py's shipped model; used when no checkpoint sets them
 COLUMNS = ("method", "runs_at_px", "scored_at_px", "params_M", "psnr_hole", "ssim_hole", "l1_hole", "psnr", "ssim",

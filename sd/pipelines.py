@@ -1,6 +1,6 @@
 """Loading diffusers inpainting pipelines (SDXL, SD 1.5, the SDXL refiner) from the hub or a folder.
 
-    from models.pipelines import pick_device_dtype, load_inpaint_pipeline
+    from sd.pipelines import pick_device_dtype, load_inpaint_pipeline
     device, dtype = pick_device_dtype()        # cuda + float16, else cpu + float32
     pipe = load_inpaint_pipeline("diffusers/stable-diffusion-xl-1.0-inpainting-0.1", device, dtype)
 
