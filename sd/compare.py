@@ -30,10 +30,11 @@ from utils.errors import InputError
 from utils.evaluation import evaluate_folder, fill_two_images, write_csv_atomic
 
 DEFAULT_SIZE, DEFAULT_CROP_RATIO = 128, 0.4  # main.py's shipped model; used when no checkpoint sets them
-COLUMNS = ("method", "runs_at_px", "scored_at_px", "params_M", "psnr_hole", "ssim_hole", "l1_hole", "psnr", "ssim",
-           "seconds_per_image", "note")
+COLUMNS = ("method", "runs_at_px", "scored_at_px", "params_M", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass",
+           "sharpness", "placement", "swd", "psnr", "ssim", "seconds_per_image", "note")
 BASELINE_NAMES = {"mean": "mean colour (floor)", "telea": "Telea inpainting (floor)",
-                  "harmonic": "harmonic fill (floor)"}
+                  "harmonic": "harmonic fill (floor)", "fsr": "OpenCV FSR (floor)",
+                  "shiftmap": "OpenCV shift-map, exemplar-based (floor)"}
 
 
 @dataclass
@@ -201,13 +202,13 @@ def run_comparison(methods, test_dir, size: int, crop_ratio: float, results_dir,
 
 def markdown_table(rows: list) -> str:
     """The comparison as a markdown table (pandas' to_markdown needs `tabulate`, which we do not ship)."""
-    header = ["method", "runs at (px)", "params (M)", "hole PSNR (dB)", "hole SSIM", "hole L1", "PSNR (dB)",
-              "s / image", "note"]
+    header = ["method", "runs at (px)", "params (M)", "hole PSNR (dB)", "low-pass hole PSNR", "hole SSIM",
+              "sharpness", "placement", "patch SWD", "s / image", "note"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         lines.append(f"| {r['method']} | {r['runs_at_px']} | {r['params_M']:.3g} | {r['psnr_hole']:.2f} | "
-                     f"{r['ssim_hole']:.3f} | {r['l1_hole']:.4f} | {r['psnr']:.2f} | {r['seconds_per_image']:.3f} | "
-                     f"{r['note']} |")
+                     f"{r['psnr_lowpass']:.2f} | {r['ssim_hole']:.3f} | {r['sharpness']:.2f} | {r['placement']:.2f} | "
+                     f"{r['swd']:.1f} | {r['seconds_per_image']:.3f} | {r['note']} |")
     return "\n".join(lines)
 
 

@@ -82,7 +82,8 @@ def test_notebook_runs_with_tiny_models(tmp_path, monkeypatch):
     with open(results / "comparison.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["method"] for r in rows] == ["GAN", "scratch diffusion (ddim 2 steps)", "pretrained SD (2 steps)",
-                                           "harmonic fill (floor)", "Telea inpainting (floor)"]
+                                           "harmonic fill (floor)", "Telea inpainting (floor)",
+                                           "OpenCV shift-map, exemplar-based (floor)"]
     for r in rows:
         assert math.isfinite(float(r["psnr_hole"])) and float(r["seconds_per_image"]) > 0
         assert r["runs_at_px"] == r["scored_at_px"] == "64"
@@ -105,5 +106,6 @@ def test_notebook_reports_missing_weights_and_goes_on(tmp_path, monkeypatch):
     stdout = "".join(outputs(notebook, "stdout"))
     assert stdout.count("SKIPPED") == 3 and "INPAINT_MODEL=" in stdout and "GAN_CHECKPOINT" in stdout
     with open(results / "comparison.csv") as f:
-        assert [r["method"] for r in csv.DictReader(f)] == ["harmonic fill (floor)", "Telea inpainting (floor)"]
+        assert [r["method"] for r in csv.DictReader(f)] == ["harmonic fill (floor)", "Telea inpainting (floor)",
+                                                            "OpenCV shift-map, exemplar-based (floor)"]
     assert len(outputs(notebook, "image/png")) == 3
