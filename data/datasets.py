@@ -19,6 +19,10 @@ from utils.images import to_float
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 SUPPORTED_SIZES = (64, 128, 256, 512)
+# One rule for every photo the project opens (CLI, eval folders, training data, the web page, repainting):
+# decided from the file's header, before any pixel is decoded.
+MAX_PIXELS = 40_000_000  # a 6000 x 6000 photo; a decompression bomb is refused, not decoded
+MIN_SIDE = 16  # a square of the gap task must be taken from every photo
 
 
 def check_image_size(image_size: int) -> int:
@@ -28,23 +32,41 @@ def check_image_size(image_size: int) -> int:
     return image_size
 
 
-def load_image(path) -> Image.Image:
+def load_image(path, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE, draft_side: int = None,
+               name: str = None) -> Image.Image:
     """Open any supported file as an upright 8-bit RGB image, or raise InputError naming the file.
 
-    Handles EXIF rotation, grayscale, 16-bit grayscale (scaled, not clipped), palette and alpha
-    (composited on white so transparent pixels do not show whatever colour they stored).
+    The size is checked from the header first: over `max_pixels` (a decompression bomb among them) or under
+    `min_side` pixels on a side, the file is refused before its pixels are decoded. With `draft_side`, a
+    JPEG at least twice that size is decoded at a reduced scale that keeps at least that many pixels on the
+    shorter side (libjpeg's DCT scaling: a 12000 x 12000 photo for a 410 px output is decoded at 3000 x 3000). Handles EXIF
+    rotation, grayscale, 16-bit grayscale (scaled, not clipped), palette and alpha (composited on white so
+    transparent pixels do not show whatever colour they stored). `name`: how messages call the file
+    (default: its path).
     """
     path = Path(path)
+    name = name or str(path)
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an image file: pass one photo (.jpg, .png, .webp, ...)")
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides, below
+            with Image.open(path) as im:
+                check_image_dimensions(im.size, name, max_pixels, min_side)
+                if draft_side and im.format == "JPEG" and min(im.size) >= 2 * draft_side:
+                    scale = min(im.size) / draft_side
+                    im.draft("RGB", (max(1, int(im.size[0] / scale)), max(1, int(im.size[1] / scale))))
+                im.load()
+                im = ImageOps.exif_transpose(im)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:  # more pixels than Pillow opens at all: far over our limit
+        raise InputError(f"{name} has more than {2 * Image.MAX_IMAGE_PIXELS // 10 ** 6} megapixels, over the "
+                         f"{max_pixels // 10 ** 6}-megapixel limit for a photo: resize it first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
+        raise InputError(f"cannot read image {name}: {exc}") from None
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # Pillow's convert('L') clips 16-bit values at 255; rescale by the real bit depth instead.
         arr = np.asarray(im).astype(np.float64)
@@ -57,6 +79,16 @@ def load_image(path) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         im = Image.alpha_composite(background, rgba)
     return im.convert("RGB")
+
+
+def check_image_dimensions(size, name, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> None:
+    """InputError naming the file when a (width, height) is over `max_pixels` or under `min_side` on a side."""
+    width, height = size
+    if width * height > max_pixels:
+        raise InputError(f"{name} is {width}x{height} ({width * height / 1e6:.0f} megapixels): over the "
+                         f"{max_pixels // 10 ** 6}-megapixel limit for a photo; resize it first")
+    if min(width, height) < min_side:
+        raise InputError(f"{name} is {width}x{height}: too small to take a square from ({min_side} px at least)")
 
 
 def list_images(root) -> list:
@@ -121,7 +153,8 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, root, image_size: int, crop_ratio: float, train: bool, mask_kinds=("gap",),
                  repeat: int = 1, cache_limit_gb: float = 4.0, show_progress: bool = False,
-                 min_crop_scale: float = MIN_CROP_SCALE):
+                 min_crop_scale: float = MIN_CROP_SCALE, max_pixels: int = MAX_PIXELS):
+        self.max_pixels = max_pixels  # larger photos are skipped with a warning, like unreadable ones
         if not 0.0 < min_crop_scale <= 1.0:
             raise InputError(f"--min_crop_scale must be in (0, 1], got {min_crop_scale}")
         # Training feeds the U-Net, which needs a supported size; eval images may have any size (--output_size).
@@ -152,7 +185,7 @@ class ImageFolderDataset(Dataset):
     def _decode(self, path: Path):
         """uint8 tensor ready for the transform, or None (with a warning) if unreadable."""
         try:
-            image = pil_to_tensor(load_image(path))
+            image = pil_to_tensor(load_image(path, max_pixels=self.max_pixels))
         except InputError as exc:
             warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
             return None

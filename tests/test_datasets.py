@@ -36,7 +36,7 @@ def test_odd_modes_load_as_upright_rgb(tmp_path):
 
 
 def test_transparent_pixels_become_white(tmp_path):
-    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    Image.new("RGBA", (16, 16), (255, 0, 0, 0)).save(tmp_path / "clear.png")  # 16 px: the smallest photo
     assert (np.asarray(load_image(tmp_path / "clear.png")) == 255).all()
 
 
@@ -79,7 +79,7 @@ def test_train_items_random_but_reproducible(tmp_path, monkeypatch):
     calls = []
     import data.datasets as datasets
     original = datasets.load_image
-    monkeypatch.setattr(datasets, "load_image", lambda p: calls.append(p) or original(p))
+    monkeypatch.setattr(datasets, "load_image", lambda p, **limits: calls.append(p) or original(p, **limits))
     dataset = ImageFolderDataset(tmp_path, 64, 0.4, train=True, mask_kinds=("gap", "box"), repeat=3)
     assert len(dataset) == 6
     torch.manual_seed(0)

@@ -13,9 +13,9 @@ MODES = {"train": "train a model on --train_dir (resume one with --checkpoint_pa
 # Flags that act in the eval modes (every other flag sets up training: given there, it is refused).
 # Scripts add theirs (main.py: --baseline; diffusion.py: the sampler's).
 EVAL_FLAGS = {"eval": {"mode", "checkpoint_path", "test_dir", "results_dir", "crop_ratio", "image_size", "batch_size",
-                       "mixed_precision", "cpu", "output_size"},
+                       "mixed_precision", "cpu", "output_size", "max_megapixels"},
               "eval_2": {"mode", "checkpoint_path", "image1", "image2", "output", "results_dir", "crop_ratio",
-                         "image_size", "mixed_precision", "cpu", "output_size"}}
+                         "image_size", "mixed_precision", "cpu", "output_size", "max_megapixels"}}
 EVAL_ONLY_FLAGS = {"image1", "image2", "output", "output_size"}  # refused by --mode train
 
 
@@ -149,6 +149,9 @@ def add_shared_args(parser: Parser, default_size: int, default_batch: int, defau
     run.add_argument("--test_dir", default=str(repo_path("data/scenery/test")),
                      help="folder of test images for eval (default: the repository's data/scenery/test)")
     run.add_argument("--results_dir", default="results", help="eval outputs and training logs/samples")
+    run.add_argument("--max_megapixels", type=float, default=40.0,
+                     help="refuse photos with more pixels than this (read from the file's header, before decoding: "
+                          "a decompression bomb never reaches memory); eval and training skip them with a warning")
     training.add_argument("--train_dir", default=str(repo_path("data/scenery/train")),
                           help="folder of training images (recursive; default: the repository's data/scenery/train)")
     training.add_argument("--epochs", type=int, default=30, help="train until this epoch (total, also when resuming)")

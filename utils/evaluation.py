@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from data.datasets import ImageFolderDataset, eval_transform, load_image
+from data.datasets import MAX_PIXELS, ImageFolderDataset, eval_transform, load_image
 from data.masks import apply_mask, compose_two
 from utils.cli import given_flags
 from utils.errors import InputError, warn
@@ -61,7 +61,8 @@ def read_csv_rows(path) -> list:
 
 @torch.no_grad()
 def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_dir, device,
-                    batch_size: int = 8, save_images: bool = True, desc: str = "eval", output_size: int = None) -> dict:
+                    batch_size: int = 8, save_images: bool = True, desc: str = "eval", output_size: int = None,
+                    max_pixels: int = MAX_PIXELS) -> dict:
     """Fill the gap of every image under `test_dir`; write images + metrics.csv; return the averages.
 
     Writes results_dir/<name>/{original,input,generated}.png, results_dir/metrics.csv (one row per
@@ -71,7 +72,7 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
     upsampled into the hole and the known squares are the photo's own pixels (utils/fullres.py).
     """
     size = output_size or image_size
-    dataset = ImageFolderDataset(test_dir, size, crop_ratio, train=False)
+    dataset = ImageFolderDataset(test_dir, size, crop_ratio, train=False, max_pixels=max_pixels)
     results_dir = Path(results_dir)
     lpips_metric, fid_metric = LPIPSMetric(device), FIDMetric(device)
     effnet_metric, fid_effnet_metric = EffNetDistance(device), EffNetFrechetDistance(device)
@@ -146,14 +147,15 @@ def run_eval_mode(fill, args, image_size: int, crop_ratio: float, device, model:
              "the fill may be worse")
         crop_ratio = args.crop_ratio
     output_size = getattr(args, "output_size", None)
+    max_pixels = int(args.max_megapixels * 1e6)
     if args.mode == "eval":
         size = image_size if output_size in (None, "model") else output_size
         summary = evaluate_folder(fill, args.test_dir, image_size, crop_ratio, args.results_dir, device,
-                                  batch_size=args.batch_size, output_size=size)
+                                  batch_size=args.batch_size, output_size=size, max_pixels=max_pixels)
         print_summary(summary, args.results_dir, size, image_size)
     else:
         path = fill_two_images(fill, args.image1, args.image2, image_size, crop_ratio, args.results_dir, device,
-                               output=args.output, output_size=output_size or "photos")
+                               output=args.output, output_size=output_size or "photos", max_pixels=max_pixels)
         with Image.open(path) as im:
             width, height = im.size
         how = "" if width == image_size else (f"; the model filled the gap at {image_size}x{image_size}, upsampled "
@@ -241,7 +243,7 @@ def fill_two_photos(fill, photos, image_size: int, crop_ratio: float, device, ou
 
 
 def fill_two_images(fill, image1, image2, image_size: int, crop_ratio: float, results_dir, device,
-                    output=None, output_size="model") -> Path:
+                    output=None, output_size="model", max_pixels: int = MAX_PIXELS) -> Path:
     """eval_2: bottom-left square of image1 + top-right square of image2 -> filled image.
 
     The photos and output_size are those of `fill_two_photos`. Writes
@@ -252,7 +254,13 @@ def fill_two_images(fill, image1, image2, image_size: int, crop_ratio: float, re
     if not image1 or not image2:
         raise InputError("eval_2 needs two photos: pass --image1 PATH --image2 PATH")
     target = output_path(output, image1, image2) if output else None
-    first, second, combined, filled = fill_two_photos(fill, [load_image(image1), load_image(image2)], image_size,
+    # A JPEG at least 8x larger than the output needs is decoded at a reduced scale (libjpeg's DCT scaling),
+    # keeping 4x the pixels the output needs; smaller photos are decoded whole, so that the known squares are
+    # the photos' own pixels. At the photos' own resolution nothing is reduced.
+    needed = image_size if output_size == "model" else None if output_size == "photos" else int(output_size)
+    draft = 4 * max(needed, image_size) if needed else None
+    photos = [load_image(path, max_pixels=max_pixels, draft_side=draft) for path in (image1, image2)]
+    first, second, combined, filled = fill_two_photos(fill, photos, image_size,
                                                       crop_ratio, device, output_size, names=(image1, image2))
     if target:
         return save_image(filled, target, "--output")

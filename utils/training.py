@@ -9,7 +9,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
-from data.datasets import ImageFolderDataset, check_image_size
+from data.datasets import MAX_PIXELS, ImageFolderDataset, check_image_size
 from data.masks import apply_mask, check_crop_ratio, parse_mask_kinds
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.cli import given_flags
@@ -109,6 +109,7 @@ def make_train_loader(args, mask_kinds) -> DataLoader:
     """Shuffled training batches. All randomness (order, crops, masks) comes from torch's global RNG,
     which checkpoints store, so a resumed run sees exactly the batches of an uninterrupted one."""
     dataset = ImageFolderDataset(args.train_dir, args.image_size, args.crop_ratio, train=True,
+                                 max_pixels=int(getattr(args, "max_megapixels", MAX_PIXELS / 1e6) * 1e6),
                                  mask_kinds=mask_kinds, repeat=args.repeat, show_progress=True,
                                  min_crop_scale=getattr(args, "min_crop_scale", ImageFolderDataset.MIN_CROP_SCALE))
     return DataLoader(dataset, batch_size=args.batch_size, sampler=RandomSampler(dataset),
