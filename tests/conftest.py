@@ -1,11 +1,49 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and a private temp folder for the whole session."""
 import os
 import shutil
+import tempfile
 
 import pytest
 import torch
 
 from tests.helpers import write_images
+
+
+SYSTEM_TEMP_VARIABLES = ("TMPDIR", "TORCHINDUCTOR_CACHE_DIR", "GRADIO_TEMP_DIR")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin has set up its factory
+def pytest_configure(config):
+    """What the tests' libraries would write to the system's temp folder (gradio_client's downloads, gradio's
+    uploads, torch's compile cache, the web page's job folders, subprocesses' temp files) goes under pytest's
+    own session folder instead (pytest.ini's --basetemp), set before any test module imports gradio."""
+    base = config._tmp_path_factory.getbasetemp()
+    system = base / "system_temp"
+    system.mkdir(exist_ok=True)
+    config._saved_temp = {name: os.environ.get(name) for name in SYSTEM_TEMP_VARIABLES}, tempfile.tempdir
+    os.environ.update({"TMPDIR": str(system), "TORCHINDUCTOR_CACHE_DIR": str(system / "torchinductor"),
+                       "GRADIO_TEMP_DIR": str(system / "gradio")})
+    tempfile.tempdir = str(system)
+
+
+def pytest_unconfigure(config):
+    """Put the temp settings back; after a run in which every test passed, remove the session folder too, so
+    that a passing run leaves nothing behind (a failed run's files stay, to look at)."""
+    saved = getattr(config, "_saved_temp", None)
+    if saved is None:
+        return
+    variables, tempfile.tempdir = saved
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if getattr(config, "_all_passed", False):
+        shutil.rmtree(config._tmp_path_factory.getbasetemp(), ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._all_passed = exitstatus == 0
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -335,3 +335,10 @@ def test_background_photos_load_upright(tmp_path):
     Image.fromarray(stored).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
     shown = load_rgb(tmp_path / "rotated.jpg", 40).astype(int)
     assert shown[5, 20, 0] > 200 and shown[35, 20, 0] < 60
+
+
+def test_tiny_pipelines_are_written_with_the_permissions_of_any_new_file(tiny):
+    from utils.files import current_umask
+    files = [p for p in tiny["sd-inpaint"].rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files)
+    assert {p.stat().st_mode & 0o777 for p in files} == {0o666 & ~current_umask()}  # 0644 under umask 022

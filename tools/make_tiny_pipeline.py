@@ -16,6 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from utils.files import current_umask  # noqa: E402
+
 KINDS = ("sdxl-inpaint", "sdxl-refiner", "sd-inpaint")
 
 # One text-encoder width for everything: the refiner shares text_encoder_2 with the base (as the
@@ -137,6 +141,11 @@ def save_tiny_pipeline(kind: str, out: Path, seed: int = 0) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out, safe_serialization=True)
+    # safetensors writes its files -rw------- (a private temp file, renamed); give them the permissions of any
+    # new file, as the project's own writes do (utils/files.py).
+    for path in out.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~current_umask())
     return out
 
 
