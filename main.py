@@ -1,7 +1,8 @@
 """GAN gap filling: train, resume, evaluate, and fill the gap between two photos.
 
 A U-Net generator fills everything but a bottom-left and a top-right square (side crop_ratio * S)
-of an image; a 70x70 PatchGAN judges the result. Losses: L1 on the hole + SSIM + perceptual
+of an image; a 70x70 PatchGAN judges the result (or, --discriminator projected, patch heads on frozen
+EfficientNet-Lite0 features; recipes in configs/). Losses: L1 on the hole + SSIM + perceptual
 (EfficientNet-Lite0 features by default, or VGG19) + adversarial + discriminator feature matching.
 The generator starts from the harmonic fill of the hole and learns a residual (--harmonic_start),
 upsamples by resize + convolution, and is evaluated and exported with an EMA of its weights. The
@@ -9,6 +10,7 @@ shipped model adds a noise-fed texture head (--texture_noise) trained with the p
 images (--recon_lowpass) and a phase-free detail loss (--lambda_detail); docs/model_card.md.
 
     python main.py --mode train --epochs 30                       # on data/scenery/train
+    python main.py --mode train --config configs/quickstart.yaml  # a recipe file; flags override it
     python main.py --mode train --checkpoint_path checkpoints/checkpoint_epoch_30.pth --epochs 50
     python main.py --mode eval --test_dir data/scenery/test       # shipped model by default
     python main.py --mode eval_2 --image1 a.jpg --image2 b.jpg    # patches of two photos, at their resolution
@@ -350,7 +352,7 @@ def train(args):
     loader = make_train_loader(args, mask_kinds)
     samples = fixed_sample_batch(args)
 
-    # Models, losses, optimizers (Adam, beta1 = 0.5 as in pix2pix).
+    # Models, losses, optimizers (Adam; --adam_betas: pix2pix's 0.5,0.999 by default).
     generator, discriminator = build_training_networks(config)
     ema = ModelEMA(generator, args.ema_decay) if args.ema_decay > 0 else None
     betas = adam_betas(args.adam_betas)
