@@ -227,14 +227,6 @@ def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perce
         d_real, d_fake = d_real.detach(), d_fake.detach()
         g_fm = feature_matching_loss(fake_features, real_features) if args.lambda_fm else zero
 
-    # Generator: match the truth on the hole (L1, squared error), in structure (SSIM) and in features; fool D.
-    # With --recon_lowpass the pixel terms see blurred images (losses.lowpass), the detail term the rest.
-    opt_g.zero_grad(set_to_none=True)
-    fake_low, image_low = lowpass(fake, args.recon_lowpass), lowpass(image, args.recon_lowpass)
-    g_l1, g_ssim = hole_l1(fake_low, image_low, mask), ssim_loss(fake_low, image_low)
-    g_mse = hole_mse(fake_low, image_low, mask) if args.lambda_mse else zero
-    g_perc = perceptual(fake, image) if perceptual is not None else zero
-    g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
     return generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perceptual, args, accelerator)
 
 
