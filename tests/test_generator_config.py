@@ -86,3 +86,17 @@ def test_contextual_attention_starts_as_a_no_op_and_copies_from_the_known_square
     assert torch.equal(out[..., 0], features[..., 0]) and torch.equal(out[..., 7], features[..., 7])  # known: kept
     assert out[0, 0, 4, 2] > 1.9 and out[0, 1, 4, 2] < 0.1  # left-half hole pixel: + the left column's feature
     assert out[0, 1, 4, 5] > 1.9 and out[0, 0, 4, 5] < 0.1
+
+
+def test_the_shipped_diffusion_baseline_gives_the_fill_it_gave_before_the_refactor():
+    from models.loading import SHIPPED_DIFFUSION, diffusion_fill, load_diffusion_model
+    model, config, schedule = load_diffusion_model(SHIPPED_DIFFUSION)
+    size = config["image_size"]
+    first = load_eval_image(ROOT / "data/scenery/test/mate_yellow_flower.jpg", size)
+    second = load_eval_image(ROOT / "data/scenery/test/lomiri_picos_mountains.jpg", size)
+    combined, mask = compose_two(first, second, config["crop_ratio"])
+    fill = diffusion_fill(model, schedule, "cpu", "ddim", 3, seed=0, progress=False)  # 3 DDIM steps, seed 0
+    out = to_uint8(fill(combined[None], mask[None])[0]).permute(1, 2, 0).numpy()
+    stored = np.asarray(Image.open(ROOT / "tests/data/shipped_diffusion_eval_2_fill.png"))
+    diff = np.abs(out.astype(int) - stored.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # bit-identical where it was stored
