@@ -274,7 +274,7 @@ def projected_train_step(batch, generator, discriminator, opt_g, opt_d, perceptu
             seen, seen_mask = diff_augment(blur(picture, sigma), mask, augment)
             return discriminator(seen * (1 - seen_mask), seen_mask, seen), seen_mask
 
-        heads = [p for p in accelerator.unwrap_model(discriminator).trainable_parameters()]
+        heads = accelerator.unwrap_model(discriminator).trainable_parameters()
         for p in heads:
             p.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)

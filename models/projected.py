@@ -69,7 +69,7 @@ class ProjectedDiscriminator(nn.Module):
         return self
 
     def trainable_parameters(self):
-        return [p for p in self.heads.parameters()]
+        return list(self.heads.parameters())
 
     def mixed_features(self, image: torch.Tensor) -> list:
         """[(B, 64, S/4, S/4), (B, 128, S/8, S/8), (B, 256, S/16, S/16), (B, 512, S/32, S/32)]."""
