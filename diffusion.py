@@ -22,26 +22,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from data.masks import apply_mask, check_crop_ratio
-from losses import hole_mse
-from models import count_parameters
-from models.diffusion import (BETA_SCHEDULES, SAMPLERS, make_noise_scheduler, make_sampler, repaint_sample,
-                              scheduler_config)
-from models.loading import build_diffusion_model as build_model
-from models.loading import diffusion_block_channels as block_channels
-from models.loading import diffusion_fill as make_fill
-from models.loading import load_diffusion_model as load_model
-from models.loading import SHIPPED_DIFFUSION
-from utils.hardware import AUTOCAST_DTYPES, configure_threads, resolve_mixed_precision
-from models.loading import make_diffusion_ema as make_ema
-from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, set_rng_state
-from utils.cli import Parser, add_shared_args, check_shared_args, run
+from models.options import BETA_SCHEDULES, SAMPLERS
+from utils.cli import Parser, add_shared_args, check_input_files, check_shared_args, parse_or_exit, run
 from utils.errors import InputError
-from utils.evaluation import eval_device, run_eval_mode
-from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch, make_accelerator,
-                            make_train_loader, run_config, save_samples, start_run)
 
 # What defines the training recipe: on resume these come from the checkpoint (as in main.py).
 RECIPE_KEYS = ("image_size", "crop_ratio", "base_channels", "channel_mult", "layers_per_block", "attention",
@@ -74,6 +57,30 @@ def parse_args(argv=None):
     if args.num_inference_steps < 1 or args.base_channels < 1 or args.layers_per_block < 1:
         parser.error("--num_inference_steps, --base_channels and --layers_per_block must be >= 1")
     return args
+
+
+if __name__ == "__main__":
+    # Bad flags, values and input files are refused here, before the imports below (torch alone takes
+    # seconds): one line `error: ...`, exit status 2, in well under a second (utils/cli.parse_or_exit).
+    CLI_ARGS = parse_or_exit(parse_args, check_input_files)
+
+import torch  # noqa: E402
+
+from data.masks import apply_mask  # noqa: E402
+from losses import hole_mse  # noqa: E402
+from models import count_parameters  # noqa: E402
+from models.diffusion import make_noise_scheduler, make_sampler, repaint_sample, scheduler_config  # noqa: E402
+from models.loading import SHIPPED_DIFFUSION  # noqa: E402
+from models.loading import build_diffusion_model as build_model  # noqa: E402
+from models.loading import diffusion_block_channels as block_channels  # noqa: E402
+from models.loading import diffusion_fill as make_fill  # noqa: E402
+from models.loading import load_diffusion_model as load_model  # noqa: E402
+from models.loading import make_diffusion_ema as make_ema  # noqa: E402
+from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, set_rng_state  # noqa: E402
+from utils.evaluation import eval_device, run_eval_mode  # noqa: E402
+from utils.hardware import AUTOCAST_DTYPES, configure_threads, resolve_mixed_precision  # noqa: E402
+from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch,  # noqa: E402
+                            make_accelerator, make_train_loader, run_config, save_samples, start_run)
 
 
 def train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator) -> dict:
@@ -182,7 +189,6 @@ def main(args):
     if args.mode == "train":
         print(f"using {threads}; autocast: {args.mixed_precision}")
         return train(args)
-    check_crop_ratio(args.crop_ratio)
     # Default: the small shipped baseline (checkpoints/diffusion_scenery_64.pth, found from any folder).
     args.checkpoint_path = args.checkpoint_path or SHIPPED_DIFFUSION
     model, config, schedule_config = load_model(args.checkpoint_path)
@@ -197,4 +203,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, parse_args))
+    sys.exit(run(main, parse_args, args=CLI_ARGS))

@@ -25,29 +25,12 @@ import copy
 import sys
 from pathlib import Path
 
-import torch
-
-from data.datasets import check_image_size
-from data.masks import check_crop_ratio
-from losses import (PERCEPTUAL_KINDS, AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss,
-                    hole_l1, hole_mse, lowpass, masked_hinge_discriminator, masked_hinge_generator, ssim_loss)
-from models import PatchDiscriminator
-from models.gan import NORMS, UPSAMPLING
-from models.projected import AUGMENTATIONS, ProjectedDiscriminator, blur, blur_sigma_at, diff_augment
-from models.baselines import BASELINES
-from models.gan import GeneratorConfig
-from models.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: F401
-                            load_generator, model_args, scale_texture)
-from models.loading import generator_fill as make_fill
-from utils.checkpoint import epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from utils.cli import Parser, add_shared_args, check_shared_args, given_flags, run
-from utils.ema import ModelEMA
-from utils.hardware import configure_threads, keep_freed_memory, resolve_mixed_precision
+from data.images import check_image_size
+from models.options import (AUGMENTATIONS, BASELINE_NAMES, GAN_LOSSES, NORMS, PERCEPTUAL_KINDS, UPSAMPLING,
+                            GeneratorConfig)
+from utils.cli import (Parser, add_shared_args, check_input_files, check_shared_args, given_flags, parse_or_exit,
+                       run)
 from utils.errors import InputError
-from utils.evaluation import (eval_device, evaluate_folder, format_swd, read_csv_rows, run_eval_mode,
-                              write_csv_atomic)
-from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch, make_accelerator,
-                            make_train_loader, run_config, save_samples, start_run)
 
 # What defines the training recipe: on resume these come from the checkpoint, not the command line,
 # so that a resumed run is the same run.
@@ -66,7 +49,7 @@ def parse_args(argv=None):
     parser = Parser(description=__doc__)
     groups = add_shared_args(parser, default_size=256, default_batch=16, default_lr=2e-4, default_precision="auto")
     run, training = groups["run"], groups["training"]
-    run.add_argument("--baseline", choices=sorted(BASELINES),
+    run.add_argument("--baseline", choices=sorted(BASELINE_NAMES),
                      help="eval/eval_2 with a training-free fill instead of the GAN (mean colour, harmonic, OpenCV "
                           "Telea; OpenCV contrib's fsr and the exemplar-based shiftmap), at --image_size / "
                           "--crop_ratio: the floors of the model card")
@@ -121,7 +104,7 @@ def parse_args(argv=None):
                              "stages at strides 8-32 only), VGG19 (needs --perceptual_weights or torchvision's "
                              "cache) or none")
     losses.add_argument("--perceptual_weights", help="weights file for --perceptual (default: found offline)")
-    losses.add_argument("--gan_loss", choices=AdversarialLoss.MODES, default="bce")
+    losses.add_argument("--gan_loss", choices=GAN_LOSSES, default="bce")
     losses.add_argument("--adv_start_epoch", type=int, default=0,
                         help="train G on reconstruction only (no D) up to this epoch, then add the GAN terms")
     losses.add_argument("--ema_decay", type=float, default=0.999,
@@ -193,6 +176,31 @@ def adam_betas(text: str) -> tuple:
     if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
         raise InputError(f"--adam_betas must lie in [0, 1), got {text!r}")
     return beta1, beta2
+
+
+if __name__ == "__main__":
+    # Bad flags, values and input files are refused here, before the imports below (torch alone takes
+    # seconds): one line `error: ...`, exit status 2, in well under a second (utils/cli.parse_or_exit).
+    CLI_ARGS = parse_or_exit(parse_args, check_input_files)
+
+import torch  # noqa: E402
+
+from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss,  # noqa: E402
+                    hole_l1, hole_mse, lowpass, masked_hinge_discriminator, masked_hinge_generator, ssim_loss)
+from models.baselines import BASELINES  # noqa: E402
+from models.gan import PatchDiscriminator  # noqa: E402
+from models.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: E402,F401
+                            load_generator, model_args, scale_texture)
+from models.loading import generator_fill as make_fill  # noqa: E402
+from models.projected import ProjectedDiscriminator, blur, blur_sigma_at, diff_augment  # noqa: E402
+from utils.checkpoint import (epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint,  # noqa: E402
+                              set_rng_state)
+from utils.ema import ModelEMA  # noqa: E402
+from utils.evaluation import (eval_device, evaluate_folder, format_swd, read_csv_rows, run_eval_mode,  # noqa: E402
+                              write_csv_atomic)
+from utils.hardware import configure_threads, keep_freed_memory, resolve_mixed_precision  # noqa: E402
+from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch,  # noqa: E402
+                            make_accelerator, make_train_loader, run_config, save_samples, start_run)
 
 
 def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, args, accelerator,
@@ -514,7 +522,6 @@ def main(args):
         keep_freed_memory()  # no page faults on every step's large buffers (utils/hardware.py)
         print(f"using {threads}; autocast: {args.mixed_precision}")
         return train(args)
-    check_crop_ratio(args.crop_ratio)
     device = eval_device(args.cpu)
     if args.baseline:
         unused = sorted({"checkpoint_path", "mixed_precision"} & given_flags(args))
@@ -530,4 +537,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, parse_args))
+    sys.exit(run(main, parse_args, args=CLI_ARGS))

@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.datasets import eval_transform, list_images, load_image  # noqa: E402
+from data.datasets import eval_transform  # noqa: E402
+from data.images import list_images, load_image  # noqa: E402
 from utils.images import to_float, to_uint8  # noqa: E402
 from data.masks import distance_to_known, known_squares  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402

@@ -145,7 +145,7 @@ def whole_process(args) -> None:
 
     from benchmarks.bench_infer import wall_seconds
     from benchmarks.bench_step import SPIN
-    from data.datasets import list_images
+    from data.images import list_images
     photos = list_images(args.train_dir)[:args.photos]
     common = ["--image_size", str(args.image_size), "--batch_size", str(args.batch_size), "--ngf", str(args.ngf),
               "--perceptual", "none", "--epochs", "1"]

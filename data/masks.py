@@ -23,10 +23,15 @@ the default r = 0.4) is generated:
 Random training masks (LaMa-style, pure numpy, `make_train_mask`) let one model also handle
 boxes, free-form strokes and one-sided outpainting: `--mask_kinds gap,box,stroke,outpaint`.
 """
+from __future__ import annotations  # tensor annotations without importing torch
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # annotations only; see gap_mask
+    import torch
 
 from utils.errors import InputError
 
@@ -104,6 +109,7 @@ def mirror_into_known(image_size: int, crop_ratio: float, window=None) -> tuple:
 
 def gap_mask(image_size: int, crop_ratio: float) -> torch.Tensor:
     """(1, S, S) float32 tensor version of `gap_mask_np`."""
+    import torch  # here, not at the top: the command lines check --crop_ratio before torch is imported
     return torch.from_numpy(gap_mask_np(image_size, crop_ratio))[None]
 
 
@@ -137,7 +143,7 @@ def compose_two(image1: torch.Tensor, image2: torch.Tensor, crop_ratio: float):
     if image1.shape != image2.shape:
         raise ValueError(f"images must have the same shape, got {tuple(image1.shape)} and {tuple(image2.shape)}")
     size = image1.shape[-1]
-    combined = torch.zeros_like(image1)
+    combined = image1.new_zeros(image1.shape)
     for (top, left, side), image in zip(known_squares(size, crop_ratio), (image1, image2)):
         combined[..., top:top + side, left:left + side] = image[..., top:top + side, left:left + side]
     return combined, gap_mask(size, crop_ratio).to(image1)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 
 from losses.weights import find_torchvision_weights
+from models.options import GAN_LOSSES, PERCEPTUAL_KINDS
 
 
 def hole_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -142,7 +143,6 @@ class EffNetPerceptualLoss(FrozenFeatureLoss):
         return loss
 
 
-PERCEPTUAL_KINDS = ("effnet", "effnet_deep", "vgg19", "none")
 # effnet_deep: the stages at strides 8-32 only, a stand-in for LaMa's high-receptive-field perceptual loss
 # (Suvorov et al. 2022): it judges the layout and the kind of content, not where each fine grain lies.
 DEEP_STAGES = ("s8", "s16", "s32")
@@ -173,7 +173,7 @@ def build_perceptual_loss(kind: str = "effnet", weights_path=None):
 class AdversarialLoss(nn.Module):
     """GAN objective on PatchGAN logits: 'bce' (pix2pix, as in the document), 'hinge' or 'lsgan'."""
 
-    MODES = ("bce", "hinge", "lsgan")
+    MODES = GAN_LOSSES
 
     def __init__(self, mode: str = "bce"):
         super().__init__()

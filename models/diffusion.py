@@ -22,8 +22,7 @@ import torch.nn as nn
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
-SAMPLERS = ("ddim", "dpm", "ddpm")
-BETA_SCHEDULES = ("squaredcos_cap_v2", "linear")
+from models.options import SAMPLERS
 
 
 class InpaintUNet(nn.Module):

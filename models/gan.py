@@ -12,13 +12,13 @@ and the 70x70 `NLayerDiscriminator` (n_layers=3). Differences for the gap task:
     texture head fed with noise.
 """
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from data.masks import keep_known
+from models.options import NORMS, UPSAMPLING, GeneratorConfig
 from models.harmonic import coarse_harmonic_fill
 
 
@@ -37,8 +37,6 @@ def init_weights(module: nn.Module, gain: float = 0.02, skip: nn.Module = None) 
             nn.init.zeros_(m.bias)
 
 
-NORMS = ("batch", "group", "instance")
-UPSAMPLING = ("transpose", "resize")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -75,35 +73,6 @@ class DilatedResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """The generator's architecture. The defaults are the shipped model's (checkpoints/gan_scenery_128.pth);
-    checkpoints store these fields as "model_args" (models/loading.py rebuilds the network from them).
-    The fields are explained in `UNetGenerator`."""
-
-    image_size: int = 128
-    ngf: int = 32
-    norm: str = "group"
-    upsampling: str = "resize"
-    res_blocks: int = 2
-    harmonic: bool = True
-    texture_noise: int = 8
-    attention: bool = False
-
-    def __post_init__(self):
-        depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
-        if 2 ** depth != self.image_size or depth < 3:
-            raise ValueError(f"image_size must be a power of two >= 8, got {self.image_size}")
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}; choose from {NORMS}")
-        if self.upsampling not in UPSAMPLING:
-            raise ValueError(f"unknown upsampling {self.upsampling!r}; choose from {UPSAMPLING}")
-        if self.texture_noise and not self.harmonic:
-            raise ValueError("texture_noise adds to the residual of the harmonic start: it needs harmonic=True")
-        if self.attention and self.image_size < 16:
-            raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
 
 
 class ContextualAttention(nn.Module):

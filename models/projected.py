@@ -26,6 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
+from models.options import AUGMENTATIONS
+
 TAPS = ("s4", "s8", "s16", "s32")
 TAP_CHANNELS = (24, 40, 112, 320)
 MIXED_CHANNELS = (64, 128, 256, 512)
@@ -138,7 +140,6 @@ def blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-AUGMENTATIONS = ("color", "translation", "cutout")
 
 
 def diff_augment(image: torch.Tensor, mask: torch.Tensor, policy=AUGMENTATIONS) -> tuple:

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import ImageFolderDataset, center_crop, list_images, load_image, resize_short_side
+from data.datasets import ImageFolderDataset, center_crop, resize_short_side
+from data.images import list_images, load_image
 from utils.images import to_float, to_uint8
 from tests.helpers import smooth_image, write_images
 from utils.errors import InputError

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from data.datasets import ImageFolderDataset, load_image
+from data.datasets import ImageFolderDataset
+from data.images import load_image
 from utils.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data.datasets import ImageFolderDataset, list_images, load_eval_image  # noqa: E402
+from data.datasets import ImageFolderDataset, load_eval_image  # noqa: E402
+from data.images import list_images  # noqa: E402
 from data.masks import apply_mask, compose_two  # noqa: E402
 from models.baselines import BASELINES, harmonic_baseline  # noqa: E402
 from models.loading import generator_fill, load_generator  # noqa: E402

@@ -14,7 +14,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from data.datasets import MAX_PIXELS, ImageFolderDataset, eval_transform, load_image
+from data.datasets import ImageFolderDataset, eval_transform
+from data.images import MAX_PIXELS, load_image
 from data.masks import apply_mask, compose_two
 from utils.cli import given_flags
 from utils.errors import InputError, warn

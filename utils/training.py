@@ -9,7 +9,8 @@ from pathlib import Path
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
-from data.datasets import MAX_PIXELS, ImageFolderDataset, check_image_size
+from data.datasets import ImageFolderDataset
+from data.images import MAX_PIXELS, check_image_size
 from data.masks import apply_mask, check_crop_ratio, parse_mask_kinds
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.cli import given_flags
