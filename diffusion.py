@@ -113,16 +113,19 @@ def sample_with_ema(model, ema, sampler, masked, mask, args, device) -> torch.Te
     return output
 
 
-def train(args):
-    # Setup: resume first, so that the recipe comes from the checkpoint.
-    resume, mask_kinds = start_run(args, "diffusion", RECIPE_KEYS)
+def train(args, hardware: str = ""):
+    # Setup: one process per device (`accelerate launch`); the main one prints and writes. Resume first, so
+    # that the recipe comes from the checkpoint.
+    accelerator = make_accelerator(args.mixed_precision, args.cpu)
+    if hardware:  # "using N threads; autocast: ...", from main()
+        accelerator.print(hardware)
+    resume, mask_kinds = start_run(args, "diffusion", RECIPE_KEYS, accelerator)
     config = run_config(args)
     widths = block_channels(config)  # bad --channel_mult fails here, before the data are decoded
-    accelerator = make_accelerator(args.mixed_precision, args.cpu)
     torch.manual_seed(args.seed)
 
     # Data: decoded once, kept in memory.
-    loader = make_train_loader(args, mask_kinds)
+    loader = make_train_loader(args, mask_kinds, show_progress=accelerator.is_main_process)
     samples = fixed_sample_batch(args)
 
     # Model, noise schedule, EMA, optimizer.
@@ -187,8 +190,7 @@ def main(args):
     threads = configure_threads(args.threads)  # the cores not busy with other work (utils/hardware.py)
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision, args.cpu)
     if args.mode == "train":
-        print(f"using {threads}; autocast: {args.mixed_precision}")
-        return train(args)
+        return train(args, hardware=f"using {threads}; autocast: {args.mixed_precision}")
     # Default: the small shipped baseline (checkpoints/diffusion_scenery_64.pth, found from any folder).
     args.checkpoint_path = args.checkpoint_path or SHIPPED_DIFFUSION
     model, config, schedule_config = load_model(args.checkpoint_path)

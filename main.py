@@ -17,7 +17,8 @@ images (--recon_lowpass) and a phase-free detail loss (--lambda_detail); docs/mo
     python main.py --image1 a.jpg --image2 b.jpg --output_size 512 --output fill.jpg   # no --mode: eval_2
     python main.py --mode eval --baseline telea --image_size 128  # a training-free floor
 
-Multi-GPU: `accelerate launch main.py --mode train ...`. Every flag also accepts dashes
+N processes: `accelerate launch --multi_gpu --num_processes N main.py --mode train ...` (+ --cpu on CPUs;
+docs/gan.md). Every flag also accepts dashes
 (--checkpoint-path). Checkpoints hold their config, so eval needs only --checkpoint_path.
 """
 import argparse
@@ -341,15 +342,18 @@ def learning_rate(args, epoch: int, base: float) -> float:
     return base * (args.epochs - epoch + 1) / (args.epochs - args.lr_decay_start + 1)
 
 
-def train(args):
-    # Setup: resume first, so that the recipe comes from the checkpoint.
-    resume, mask_kinds = start_run(args, "gan", RECIPE_KEYS)
+def train(args, hardware: str = ""):
+    # Setup: one process per device (`accelerate launch`); the main one prints and writes. Resume first, so
+    # that the recipe comes from the checkpoint.
     accelerator = make_accelerator(args.mixed_precision, args.cpu)
+    if hardware:  # "using N threads; autocast: ...", from main()
+        accelerator.print(hardware)
+    resume, mask_kinds = start_run(args, "gan", RECIPE_KEYS, accelerator)
     torch.manual_seed(args.seed)
     config = run_config(args)
 
     # Data: decoded once, kept in memory.
-    loader = make_train_loader(args, mask_kinds)
+    loader = make_train_loader(args, mask_kinds, show_progress=accelerator.is_main_process)
     samples = fixed_sample_batch(args)
 
     # Models, losses, optimizers (Adam; --adam_betas: pix2pix's 0.5,0.999 by default).
@@ -369,7 +373,7 @@ def train(args):
 
     start_epoch, step = 0, 0
     if args.init_from and not resume:
-        init_weights_from(args.init_from, config, generator, discriminator, ema)
+        init_weights_from(args.init_from, config, generator, discriminator, ema, log=accelerator.print)
         accelerator.print(f"initialised the generator and discriminator from {args.init_from}")
     if resume:
         generator.load_state_dict(resume["generator"])
@@ -453,10 +457,11 @@ def export(generator, config: dict, args):
     return export_generator(generator, config, args.export)
 
 
-def init_weights_from(path, config: dict, generator, discriminator, ema) -> None:
+def init_weights_from(path, config: dict, generator, discriminator, ema, log=print) -> None:
     """--init_from: copy G, D (and the EMA copy) from a training checkpoint of the same architecture
     (a discriminator of another kind, depth or width is not copied), or G alone from a generator export
-    (e.g. the shipped model; its EMA weights start both copies, D starts fresh)."""
+    (e.g. the shipped model; its EMA weights start both copies, D starts fresh). `log` prints the notes (the
+    main process's accelerator.print under `accelerate launch`)."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
     source, target = generator_config(state["config"], state.get("model_args")), generator.config
     # A texture head or an attention layer may be added (both start as no-ops), and a texture head dropped
@@ -471,24 +476,24 @@ def init_weights_from(path, config: dict, generator, discriminator, ema) -> None
         different.append("--attention (not --no-attention)")
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
-    load_generator_weights(generator, state["generator"], source)
+    load_generator_weights(generator, state["generator"], source, log)
     same_d = all(state["config"].get(k, default) == config.get(k, default)
                  for k, default in (("d_layers", 3), ("discriminator", "patch"), ("ndf", 64)))
     if same_d and "discriminator" in state:
         discriminator.load_state_dict(state["discriminator"])
     else:  # another discriminator: it starts fresh, the generator (and its EMA) carry over
-        print(f"--init_from: {path} holds no discriminator of this kind, depth and width; it starts from scratch")
+        log(f"--init_from: {path} holds no discriminator of this kind, depth and width; it starts from scratch")
     if ema is not None:
         weights = (state.get("generator_ema") or {}).get("module", state["generator"])
-        load_generator_weights(ema.module, weights, source)
+        load_generator_weights(ema.module, weights, source, lambda note: None)  # noted above
 
 
-def load_generator_weights(generator, weights: dict, source: GeneratorConfig) -> None:
+def load_generator_weights(generator, weights: dict, source: GeneratorConfig, log=print) -> None:
     """Load weights of the `source` architecture: strict, except that the parts `generator` adds (a texture
     head, an attention layer) keep their no-op initialisation, and a texture head it drops is left out
     (what remains is the U-Net's fill without the noise-driven grain)."""
     if source.texture_noise and generator.texture is None:
-        print("--init_from: the source's texture head is dropped (--texture_noise 0)")
+        log("--init_from: the source's texture head is dropped (--texture_noise 0)")
         weights = {k: v for k, v in weights.items() if not k.startswith("texture.")}
     added = tuple(prefix for prefix, there, here in (("texture.", source.texture_noise, generator.texture),
                                                       ("attention.", source.attention, generator.attention))
@@ -520,8 +525,7 @@ def main(args):
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision, args.cpu)
     if args.mode == "train":
         keep_freed_memory()  # no page faults on every step's large buffers (utils/hardware.py)
-        print(f"using {threads}; autocast: {args.mixed_precision}")
-        return train(args)
+        return train(args, hardware=f"using {threads}; autocast: {args.mixed_precision}")
     device = eval_device(args.cpu)
     if args.baseline:
         unused = sorted({"checkpoint_path", "mixed_precision"} & given_flags(args))

@@ -28,13 +28,15 @@ def make_accelerator(mixed_precision: str = "no", cpu: bool = False):
     return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
 
 
-def start_run(args, kind: str, recipe_keys):
+def start_run(args, kind: str, recipe_keys, accelerator):
     """Load the checkpoint to resume from (if --checkpoint_path), then validate the flags and the folders.
 
     On resume the recipe flags (`recipe_keys`) come from the checkpoint, not the command line, so that
     a resumed run is the same run: they are printed, and a recipe flag given with another value is
     refused; the others (--epochs, --save_every, ...) stay as given. A run that will train must not
-    mix with another run's files (`check_run_folders`). Returns (checkpoint dict or None, mask kinds).
+    mix with another run's files (`check_run_folders`). With several processes (`accelerate launch`) every one
+    loads the checkpoint, and only the main process checks the folders and prints. Returns (checkpoint dict
+    or None, mask kinds).
     """
     resume = load_checkpoint(args.checkpoint_path, kinds=(kind,)) if args.checkpoint_path else None
     if resume:
@@ -47,12 +49,12 @@ def start_run(args, kind: str, recipe_keys):
                              "flag to continue that run, or start a new run without --checkpoint_path")
         for key in keys:
             setattr(args, key, config[key])
-        print(f"resuming {args.checkpoint_path} (epoch {resume['epoch']}) with its recipe: "
+        accelerator.print(f"resuming {args.checkpoint_path} (epoch {resume['epoch']}) with its recipe: "
               + " ".join(f"--{k} {config[k]}" for k in keys))
     check_crop_ratio(args.crop_ratio)
     check_image_size(args.image_size)
     mask_kinds = parse_mask_kinds(args.mask_kinds)
-    if not resume or resume["epoch"] < args.epochs:
+    if accelerator.is_main_process and (not resume or resume["epoch"] < args.epochs):
         check_run_folders(args, resume)
         print(f"writing checkpoints to {Path(args.checkpoint_dir) / 'checkpoint_epoch_N.pth'} (every "
               f"{args.save_every} epochs and the last), losses, loss curve and sample grids to "
@@ -106,12 +108,12 @@ def run_config(args) -> dict:
     return {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))}
 
 
-def make_train_loader(args, mask_kinds) -> DataLoader:
+def make_train_loader(args, mask_kinds, show_progress: bool = True) -> DataLoader:
     """Shuffled training batches. All randomness (order, crops, masks) comes from torch's global RNG,
     which checkpoints store, so a resumed run sees exactly the batches of an uninterrupted one."""
     dataset = ImageFolderDataset(args.train_dir, args.image_size, args.crop_ratio, train=True,
                                  max_pixels=int(getattr(args, "max_megapixels", MAX_PIXELS / 1e6) * 1e6),
-                                 mask_kinds=mask_kinds, repeat=args.repeat, show_progress=True,
+                                 mask_kinds=mask_kinds, repeat=args.repeat, show_progress=show_progress,
                                  min_crop_scale=getattr(args, "min_crop_scale", ImageFolderDataset.MIN_CROP_SCALE))
     return DataLoader(dataset, batch_size=args.batch_size, sampler=RandomSampler(dataset),
                       drop_last=len(dataset) >= args.batch_size, num_workers=args.num_workers,
