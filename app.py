@@ -3,6 +3,7 @@
     python app.py                                     # http://127.0.0.1:7860, the shipped GAN
     python app.py --port 7861 --checkpoint_path checkpoints/checkpoint_epoch_50.pth
     python app.py --sd_model DIR                      # also offer a pretrained SD inpainting pipeline (a folder)
+    python app.py --queue_size 8                      # refuse a fill when 8 are already waiting (default 32)
 
 The page's Fill button is the API endpoint /fill_two (image1, image2; optional crop_ratio, method,
 output_size, steps) and returns the filled PNG:
@@ -12,14 +13,19 @@ output_size, steps) and returns the filled PNG:
     path = client.predict(handle_file("a.jpg"), handle_file("b.jpg"), api_name="/fill_two")
 
 Every fill runs the CLI's code (utils/evaluation.fill_two_photos, models/loading.py, models/baselines.py,
-utils/fullres.py, sd/fill.py); one fill at a time (a queue), nothing leaves the machine.
+utils/fullres.py, sd/fill.py); one fill at a time (a queue), nothing leaves the machine. The fills, gradio's
+copies and the uploads (unless GRADIO_TEMP_DIR names another folder for those) live in one temporary folder
+that only the user can open; Ctrl-C (SIGINT) or `kill` (SIGTERM, as a service manager stops it) closes the
+server and removes that folder.
 """
 import itertools
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -30,7 +36,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from data.datasets import eval_transform, load_image
+from data.datasets import eval_transform
+from data.images import load_image
 from data.masks import apply_mask, check_crop_ratio
 from models.baselines import BASELINES
 from models.loading import SHIPPED_DIFFUSION, SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, \
@@ -45,6 +52,8 @@ from sd.fill import at_resolution, make_sd_fill, native_size, to_pil
 
 MAX_FILE_SIZE = "30mb"
 KEEP_JOBS = 8  # jobs whose PNG stays in the app's folder (gradio serves its own copies)
+QUEUE_SIZE = 32  # fills waiting behind the running one; one more is refused with gradio's "queue is full"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NOT_AN_IMAGE = "is not an image this page can read: upload a .jpg, .png, .webp or .bmp"
 TEST = "data/scenery/test/"  # embedded example pairs (credits: data/scenery/CREDITS.md, backgrounds/CREDITS.md)
 EXAMPLES = [("flower | mountains", TEST + "mate_yellow_flower.jpg", TEST + "lomiri_picos_mountains.jpg"),
@@ -62,9 +71,14 @@ def parse_args(argv=None):
     parser.add_argument("--sd_model", default=None,
                         help="a diffusers inpainting pipeline folder (or a hub id, with internet) for the "
                              "Stable Diffusion method; without it that method is unavailable")
+    parser.add_argument("--queue_size", type=int, default=QUEUE_SIZE,
+                        help=f"fills that may wait behind the running one (default {QUEUE_SIZE}); a request beyond "
+                             "them is refused at once with gradio's \"queue is full\" message")
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be in 1..65535, got {args.port}")
+    if args.queue_size < 1:
+        parser.error(f"--queue_size must be at least 1, got {args.queue_size}")
     return args
 
 
@@ -165,10 +179,17 @@ def stem(name: str) -> str:
 
 
 class Page:
-    """The handlers behind the page and its API; they write the result PNG into `workdir`."""
+    """The handlers behind the page and its API; they write the result PNG into `workdir` until close()."""
 
     def __init__(self, methods: Methods, workdir):
         self.methods, self.workdir, self.jobs = methods, Path(workdir), itertools.count()
+        self.saving, self.closed = threading.Lock(), False
+
+    def close(self) -> None:
+        """No more PNGs: a fill still running when the server stops (its thread outlives the server) would
+        otherwise recreate the folder after its removal, with the umask's permissions, and leave it behind."""
+        with self.saving:
+            self.closed = True
 
     def run(self, method: str, steps, output_size: str, work, name: str, progress) -> tuple:
         """Time work(fill, size) -> (input, filled) for the chosen method, save the filled PNG:
@@ -186,9 +207,12 @@ class Page:
         side = filled.shape[-1]
         how = "" if side == size else f"; filled at {size}x{size}, upsampled into the hole, known pixels kept exact"
         text = f"**{side}x{side}** with {self.methods.labels[method]} in **{seconds:.2f} s**{how}"
-        for old in sorted(self.workdir.glob("job_*"), key=lambda p: int(p.name[4:]))[:1 - KEEP_JOBS]:
-            shutil.rmtree(old, ignore_errors=True)  # served already: gradio keeps its own copy
-        path = str(save_png(filled, self.workdir / f"job_{next(self.jobs)}" / f"{name}_{method}_fill.png"))
+        with self.saving:
+            if self.closed:
+                raise refuse("the page is shutting down: this fill was not saved")
+            for old in sorted(self.workdir.glob("job_*"), key=lambda p: int(p.name[4:]))[:1 - KEEP_JOBS]:
+                shutil.rmtree(old, ignore_errors=True)  # served already: gradio keeps its own copy
+            path = str(save_png(filled, self.workdir / f"job_{next(self.jobs)}" / f"{name}_{method}_fill.png"))
         return path, {"input": to_pil(shown), "text": text, "file": path}
 
     def fill_two(self, image1, image2, crop_ratio=0.4, method="gan", output_size="photos", steps=50,
@@ -287,9 +311,9 @@ def mask_inputs(methods: Methods) -> list:
     return [editor] + controls(methods, with_crop=False)
 
 
-def build_app(methods: Methods, workdir) -> gr.Blocks:
-    """The page; fills write their PNGs into `workdir` (an existing or new folder)."""
-    page = Page(methods, workdir)
+def build_app(page: Page, queue_size: int = QUEUE_SIZE) -> gr.Blocks:
+    """The page served by `page`'s handlers; at most `queue_size` fills wait behind the running one."""
+    methods = page.methods
     with gr.Blocks(title="GAN Paint", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## GAN Paint: fill the gap between two photos\nThe bottom-left square of photo 1 and the "
                     "top-right square of photo 2 are kept exactly; the rest is painted (as `python main.py --image1 "
@@ -301,7 +325,7 @@ def build_app(methods: Methods, workdir) -> gr.Blocks:
         with gr.Tab("One photo + your mask"):
             fill_tab("mask", lambda: mask_inputs(methods), page.fill_mask, "Fill the painted hole")
     # One fill at a time: both tabs share concurrency_id "fill" (two CPU jobs at once are each ~2x slower).
-    return demo.queue(default_concurrency_limit=1, max_size=32)
+    return demo.queue(default_concurrency_limit=1, max_size=queue_size)
 
 
 def launch(demo: gr.Blocks, host: str, port: int) -> str:
@@ -315,19 +339,50 @@ def launch(demo: gr.Blocks, host: str, port: int) -> str:
     return demo.local_url
 
 
+class Stop(BaseException):
+    """SIGINT or SIGTERM, raised in the main thread. Not a KeyboardInterrupt, which gradio's block_thread() catches
+    to close the server itself, waiting 5 s for a connected client's heartbeat; demo.close() ends the heartbeats
+    first and returns in a fraction of a second."""
+
+
+def stop(signum, frame):
+    for sig in STOP_SIGNALS:  # a second Ctrl-C or kill must not cut the cleanup short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stop(signal.Signals(signum).name)
+
+
 def main(args):
+    # SIGTERM's default action ends the process on the spot, skipping every cleanup below; both signals raise
+    # Stop instead. A signal the parent ignores (SIGINT, for a job a script starts with `&`) stays ignored.
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, stop)
+    try:
+        serve(args)
+    except Stop as exc:
+        print(f"{exc}: server closed, temporary files removed", flush=True)
+        # The server and its folder are gone, but a fill still running in its thread (torch code) would abort the
+        # interpreter's teardown ("terminate called without an active exception", status 134): end here.
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def serve(args):
     print(f"using {configure_threads('auto')}")
     methods = Methods(args.checkpoint_path, args.sd_model)
+    # mkdtemp's folder is drwx------: the fills inside are the user's only, whatever their own mode.
     with tempfile.TemporaryDirectory(prefix="gan_paint_app_") as workdir:
-        demo = build_app(methods, workdir)
-        url = launch(demo, args.host, args.port)
+        # Gradio's cache (uploads, its copies of the fills) goes there too, unless the user chose a folder.
+        os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(workdir) / "gradio"))
+        page = Page(methods, workdir)
+        demo = build_app(page, args.queue_size)
         try:
-            print(f"GAN Paint page: {url}  (Ctrl-C stops it)", flush=True)
+            url = launch(demo, args.host, args.port)
+            print(f"GAN Paint page: {url}  (Ctrl-C or kill stops it)", flush=True)
             demo.block_thread()
-        except KeyboardInterrupt:
-            pass  # Ctrl-C is how the page stops: no traceback
         finally:
             demo.close()
+            page.close()
 
 
 if __name__ == "__main__":

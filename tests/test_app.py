@@ -1,13 +1,16 @@
 """app.py, the web page (issue 12): it builds, /fill_two answers gradio_client with the photos' own squares,
 the painted-mask fill keeps the unpainted pixels, bad uploads get a one-line message, Stable Diffusion says why
-it is missing, and headless Chromium fills two photos on the real page.
+it is missing, and headless Chromium fills two photos on the real page. `python app.py` itself, stopped with
+SIGTERM or Ctrl-C, removes its temporary files; benchmarks/load_app.py's checks pass with tiny counts.
 
 One server per module on a free 127.0.0.1 port, with the shipped 128 px GAN and the training-free fills; its
-gradio cache, outputs and the client's downloads live in a temp folder that is removed afterwards. Nothing
-touches the network. UPDATE_SCREENSHOT=1 writes the browser test's screenshot to docs/app_screenshot.png.
+gradio cache, outputs and the client's downloads live in a temp folder that is removed afterwards; the two
+tests of `python app.py` run it in a subprocess whose TMPDIR is their tmp_path. Nothing touches the network
+beyond 127.0.0.1. UPDATE_SCREENSHOT=1 writes the browser test's screenshot to docs/app_screenshot.png.
 """
 import os
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -19,7 +22,8 @@ import pytest
 from PIL import Image
 
 import app
-from data.datasets import eval_transform, load_image
+from data.datasets import eval_transform
+from data.images import load_image
 from data.masks import known_squares
 from utils.files import repo_path
 
@@ -41,7 +45,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     env = pytest.MonkeyPatch()
     env.setenv("GRADIO_TEMP_DIR", str(root / "gradio"))  # gradio's upload cache: read when components are made
-    demo = app.build_app(app.Methods(), root / "outputs")
+    demo = app.build_app(app.Page(app.Methods(), root / "outputs"))
     url = app.launch(demo, "127.0.0.1", free_port())
     try:
         yield url, Client(url, download_files=str(root / "client"), verbose=False), root
@@ -153,6 +157,51 @@ def test_slow_methods_fill_through_the_same_page_code(tmp_path):
     path, details = app.Page(methods, tmp_path / "outputs").fill_two(*photos, 0.4, "sd", "model", 2)
     assert pixels(path).shape == (64, 64, 3) and "Stable Diffusion" in details["text"]
     assert_known_squares(pixels(path))
+
+
+def test_a_closed_page_saves_no_more_fills(tmp_path):
+    """A fill that ends after the server has stopped must not recreate the folder that is being removed."""
+    page = app.Page(app.Methods(), tmp_path / "outputs")
+    page.close()
+    with pytest.raises(Exception, match="shutting down"):
+        page.fill_two(*({"path": p} for p in PHOTOS), 0.4, "harmonic", "model")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_sigterm_stops_app_py_and_removes_its_files(tmp_path):
+    """`python app.py` stopped as a service manager stops it (SIGTERM), after one fill and during another (the
+    diffusion baseline, whose thread outlives the server): it ends with status 0 within seconds, and nothing of
+    its temporary folder (drwx------: the fills, gradio's copies, the uploads) is left."""
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import Status
+    from benchmarks.load_app import AppServer
+    with AppServer(tmp_path, [], deadline=time.perf_counter() + 120) as server:
+        client = Client(server.url, download_files=str(tmp_path / "client"), verbose=False)
+        assert_known_squares(pixels(client.predict(*map(handle_file, PHOTOS), api_name="/fill_two")))
+        folder, = server.tmp.glob("gan_paint_app_*")
+        assert folder.stat().st_mode & 0o777 == 0o700, "only the user may open the page's folder"
+        assert list(folder.glob("job_*/*.png")) and list(folder.glob("gradio/*/*_fill.png")), \
+            "the fill and gradio's copy of it are in that folder"
+        running = client.submit(*map(handle_file, PHOTOS), 0.4, "diffusion", "model", 1000, api_name="/fill_two")
+        limit = time.perf_counter() + 60
+        while running.status().code != Status.PROCESSING:
+            assert time.perf_counter() < limit, "the diffusion fill did not start"
+            time.sleep(0.05)
+        seconds, status = server.stop(signal.SIGTERM)
+        log = server.log_path.read_text()
+    print(f"SIGTERM during a fill: app.py ended in {seconds:.1f} s")
+    assert status == 0, f"app.py did not end by itself (status {status}):\n{log}"
+    assert "SIGTERM: server closed, temporary files removed" in log and "Traceback" not in log, log
+    assert not folder.exists() and server.files_left() == []
+
+
+def test_load_app_checks_pass_with_two_clients(tmp_path):
+    """benchmarks/load_app.py's whole run with tiny counts (2 clients x 2 calls, a burst of 3 on a queue of 1),
+    ending with Ctrl-C's SIGINT: every check passes."""
+    from benchmarks import load_app
+    args = load_app.parse_args(["--clients", "2", "--calls", "2", "--queue_size", "1", "--blocker_steps", "10",
+                                "--stop_signal", "SIGINT", "--timeout", "180"])
+    assert load_app.load_test(args, tmp_path) == []
 
 
 def browser_paths():
