@@ -1,15 +1,17 @@
-"""Seconds per repainted image of s3_background_repainting.py (a benchmark, not a test).
+"""Images per second of s3_background_repainting.py at --batch-size 1 and 4 (a benchmark, no test).
 
-Times `repaint()` of the script (mask and start image, the pipeline call, the foreground paste) on
-a synthetic composition, after one warm-up image. The weights are random: speed does not depend
-on them.
+Times `repaint()` of the script (masks and start images, one pipeline call, the foreground paste) on
+a synthetic composition: after one warm-up call per batch size, `--images` images in calls of B.
+The weights are random: speed does not depend on them. By default the pipeline is the tiny one
+(tools/make_tiny_pipeline.py) on CPU, and the full-size SDXL inpainting network when a GPU exists.
 
-    # tiny pipeline (tools/make_tiny_pipeline.py) on CPU, 64x64, 4 steps
-    python benchmarks/bench_repaint.py
+    # tiny pipeline on CPU, 64x64, 4 steps
+    python benchmarks/bench_repaint.py --threads 1
     # full-size SDXL inpainting UNet / VAE / text encoders, float16, 1024x1024, 60 steps (GPU)
-    python benchmarks/bench_repaint.py --full-size --device cuda
+    python benchmarks/bench_repaint.py --device cuda
     # the same network on CPU, small and short enough to finish (~14 GB of RAM in float32)
-    python benchmarks/bench_repaint.py --full-size --device cpu --resolution 256 --num-steps 2
+    python benchmarks/bench_repaint.py --pipeline full-size --device cpu --resolution 256 \\
+        --num-steps 2 --images 4
 """
 import argparse
 import sys
@@ -80,18 +82,22 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 2)[2])
-    parser.add_argument("--full-size", action="store_true",
-                        help="real SDXL sizes with random weights instead of the tiny pipeline")
+    parser.add_argument("--pipeline", choices=("auto", "tiny", "full-size"), default="auto",
+                        help="tiny random pipeline, or the real SDXL sizes with random weights "
+                             "(default auto: full-size on a GPU, tiny on CPU)")
     parser.add_argument("--model", default=None,
                         help="pipeline folder to time instead (default: a fresh tiny one)")
     parser.add_argument("--device", default=None, help="default: cuda if present, else cpu")
     parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
                         help="default: float16 on GPU, float32 on CPU")
     parser.add_argument("--resolution", type=int, default=None,
-                        help="default: 1024 with --full-size, else 64")
+                        help="default: 1024 full-size, 64 tiny")
     parser.add_argument("--num-steps", type=int, default=None,
-                        help="default: 60 with --full-size (the script's), else 4")
-    parser.add_argument("--images", type=int, default=3, help="timed images after one warm-up")
+                        help="default: 60 full-size (the script's), 4 tiny")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4],
+                        help="images per pipeline call to compare (default: 1 4)")
+    parser.add_argument("--images", type=int, default=8,
+                        help="timed images per batch size, after one warm-up call (default: 8)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return parser.parse_args(argv)
 
@@ -105,13 +111,14 @@ def main(args):
     transformers_logging.set_verbosity_error()
     quiet_fp32_cast_warning()
     device, dtype = pick_device_dtype(args.device, args.dtype)
-    if args.full_size and device.type == "cpu" and (args.resolution or 1024) > 256:
-        raise SystemExit("error: --full-size on CPU takes minutes per step at 1024x1024: add "
-                         "--resolution 256 --num-steps 2, or use --device cuda")
+    full_size = args.pipeline == "full-size" or (args.pipeline == "auto" and device.type == "cuda")
+    if full_size and device.type == "cpu" and (args.resolution or 1024) > 256:
+        raise SystemExit("error: --pipeline full-size on CPU takes minutes per step at 1024x1024: "
+                         "add --resolution 256 --num-steps 2, or use --device cuda")
     if args.threads:
         torch.set_num_threads(args.threads)
-    size = args.resolution or (1024 if args.full_size else 64)
-    steps = args.num_steps or (60 if args.full_size else 4)
+    size = args.resolution or (1024 if full_size else 64)
+    steps = args.num_steps or (60 if full_size else 4)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -127,36 +134,43 @@ def main(args):
         Image.fromarray(mask).save(src / "mask_000101.png")
 
         t0 = time.perf_counter()
-        if args.full_size:
+        if full_size:
             pipe, what = full_size_pipeline(device, dtype), "full-size SDXL inpainting (random)"
         else:
             folder = args.model or save_tiny_pipeline("sdxl-inpaint", tmp / "tiny")
             pipe, what = load_inpaint_pipeline(str(folder), device, dtype), f"pipeline {folder}"
         build_s = time.perf_counter() - t0
 
+        # Enough outputs of one composition for the warm-up call and the timed calls of every B.
+        most = max(args.batch_sizes)
         run_args = s3.parse_args(["--src-dir", str(src), "--noise-bkg", "--resolution", str(size),
-                                  "--num-steps", str(steps)])
-        job = s3.plan_jobs(run_args, [(src / "img_000101.png", src / "mask_000101.png")],
-                           [(None, None)], ["cat", "dog"], tmp)[0]
-        times = []
-        for i in range(args.images + 1):  # the first image warms up kernels and caches
+                                  "--num-steps", str(steps), "-n-bkg", "1",
+                                  "--images-per-pair", str(most + args.images)])
+        units = s3.plan_images(run_args, [(src / "img_000101.png", src / "mask_000101.png")],
+                               [(None, None)], ["cat", "dog"], tmp)
+        results = []
+        for batch in args.batch_sizes:
+            s3.repaint(pipe, None, units[:batch], run_args)  # warm-up: kernels, caches, allocator
             if device.type == "cuda":
                 torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats(device)
+            timed = units[most:most + args.images]
             t0 = time.perf_counter()
-            s3.repaint(pipe, None, job, run_args)
+            for i in range(0, len(timed), batch):
+                s3.repaint(pipe, None, timed[i:i + batch], run_args)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
+            seconds = time.perf_counter() - t0
+            peak = (f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
+                    if device.type == "cuda" else "")
+            results.append(f"--batch-size {batch}: {len(timed) / seconds:.2f} images/s "
+                           f"({seconds / len(timed):.3f} s/image over {len(timed)} images){peak}")
 
-    per_image = float(np.mean(times[1:]))
     hw = (torch.cuda.get_device_name(device) if device.type == "cuda"
           else f"CPU, torch threads: {torch.get_num_threads()}")
     print(f"{what}: {size}x{size}, {steps} steps (strength 0.9: {int(steps * 0.9)} run), "
-          f"{str(dtype).removeprefix('torch.')}, {hw}")
-    print(f"build/load {build_s:.1f} s; warm-up {times[0]:.2f} s; "
-          f"{per_image:.3f} s/image (mean of {args.images})")
-    if device.type == "cuda":
-        print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+          f"{str(dtype).removeprefix('torch.')}, {hw}; build/load {build_s:.1f} s")
+    print("\n".join(results))
 
 
 if __name__ == "__main__":

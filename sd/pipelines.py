@@ -7,12 +7,13 @@
 Without network (as on our machines) pass a local folder: one downloaded elsewhere with
 `hf download <hub id> --local-dir DIR` (huggingface_hub's CLI, formerly `huggingface-cli`), or
 a tiny random one made by `python tools/make_tiny_pipeline.py --kind sdxl-inpaint --out DIR`.
+
+torch and diffusers are imported by the functions that use them: a script can build its flags from
+this module (INPAINT_MODELS, DTYPE_NAMES) and refuse a bad one before paying ~5 s for those imports.
 """
 import logging
 import re
 from pathlib import Path
-
-import torch
 
 from utils.errors import InputError
 
@@ -22,7 +23,7 @@ INPAINT_MODELS = {
     "sd-1.5": "stable-diffusion-v1-5/stable-diffusion-inpainting",
 }
 SDXL_REFINER = "stabilityai/stable-diffusion-xl-refiner-1.0"
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPE_NAMES = ("float16", "bfloat16", "float32")  # --dtype choices, names of torch dtypes
 
 
 class _DropEmptyFp32Warning(logging.Filter):
@@ -52,12 +53,14 @@ def pick_device_dtype(device: str | None = None, dtype: str | None = None):
 
     float16 on CPU is supported by torch but ~30x slower than float32 there, hence the default.
     """
+    import torch
+
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu")
-    if dtype is not None and dtype not in DTYPES:
-        raise InputError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
-    return device, DTYPES[dtype or ("float32" if device.type == "cpu" else "float16")]
+    if dtype is not None and dtype not in DTYPE_NAMES:
+        raise InputError(f"--dtype {dtype}: choose one of {', '.join(DTYPE_NAMES)}")
+    return device, getattr(torch, dtype or ("float32" if device.type == "cpu" else "float16"))
 
 
 def is_sdxl(pipe) -> bool:
@@ -81,9 +84,9 @@ def _check_local(name_or_path: str, flag: str):
     return None
 
 
-def load_inpaint_pipeline(name_or_path: str, device="cpu", dtype=torch.float32, *,
+def load_inpaint_pipeline(name_or_path: str, device="cpu", dtype=None, *,
                           share_from=None, cpu_offload: bool = False, flag: str = "--model"):
-    """Load an inpainting pipeline (hub id or local folder) onto `device` in `dtype`.
+    """Load an inpainting pipeline (hub id or local folder) onto `device` in `dtype` (None: float32).
 
     AutoPipelineForInpainting picks the class from model_index.json: SDXL and SD 1.x inpainting
     checkpoints, and the SDXL refiner (saved as Img2Img) becomes an SDXL inpainting pipeline.
@@ -92,9 +95,11 @@ def load_inpaint_pipeline(name_or_path: str, device="cpu", dtype=torch.float32, 
     `cpu_offload`: keep the models in RAM and move each to the GPU only while it runs.
     Raises PipelineLoadError with a one-line, actionable message when loading fails.
     """
+    import torch
     from diffusers import AutoPipelineForInpainting  # heavy import, only when a model is needed
 
     quiet_fp32_cast_warning()
+    dtype = torch.float32 if dtype is None else dtype
 
     if cpu_offload and torch.device(device).type == "cpu":
         raise InputError("--cpu-offload needs a GPU (--device cuda); drop it on CPU")

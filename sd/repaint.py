@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from data.datasets import load_image
+from data.images import load_image  # torch-free: the s3 script checks its inputs without torch
 from utils.errors import InputError
 from utils.files import atomic_write
 
@@ -107,7 +107,7 @@ def mask_to_image(mask: np.ndarray) -> Image.Image:
 
 
 def load_rgb(path, size: int) -> np.ndarray:
-    """(size, size, 3) uint8 image (any mode, EXIF-upright: data.datasets.load_image); a non-square one is
+    """(size, size, 3) uint8 image (any mode, EXIF-upright: data.images.load_image); a non-square one is
     center-cropped rather than stretched."""
     image = load_image(path)
     if image.size != (size, size):

@@ -1,17 +1,22 @@
 """Tests of Gen4Gen step 3 (s3_background_repainting.py, sd/repaint.py, sd/pipelines.py).
 
 Every CLI run uses tiny random pipelines built by tools/make_tiny_pipeline.py once per session,
-on synthetic 64x64 compositions in a temp folder, for 2 denoising steps on CPU. No network.
+on synthetic 64x64 compositions in a temp folder, for 2 denoising steps on CPU. No network. The
+multi-process tests run the script under `accelerate launch` with 2 CPU processes (gloo).
 """
+import contextlib
 import csv
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before diffusers/huggingface_hub read it: never the network
 
 import numpy as np
+import psutil  # an accelerate dependency
 import pytest
 import torch
 from PIL import Image
@@ -203,7 +208,7 @@ def test_rerun_skips_existing_and_resumes(tiny, comps, bkgs, tmp_path):
 def test_noise_bkg_without_bkg_dir(tiny, comps, tmp_path):
     # The document spells it --noise_bkg; the phrase comes from --prompt, -n-bkg starts each.
     out = run(tiny, comps, tmp_path, "--noise_bkg", "--prompt", "on the moon", "-n-bkg", "2",
-              "--batch-size", "2", "--objects", "cat", "owl")
+              "--images-per-pair", "2", "--objects", "cat", "owl")
     caption = "a realistic photo of a cat and an owl on the moon"
     assert pngs(out) == [f"img_{i}_repaint-id_{k:06d}+{caption}.png"
                          for i in ("000101", "000102") for k in range(1, 5)]
@@ -319,10 +324,174 @@ def test_cli_unreachable_hub_is_one_clear_line(comps, bkgs, tmp_path):
 
 def test_cli_bad_src_dir(tmp_path):
     proc = _cli("--src-dir", str(tmp_path / "nope"), "--noise-bkg", cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: --src-dir {tmp_path / 'nope'} is not a folder: pass a step-2 composition folder "
         "such as data/examples/s2_object_compositions/1_dog+rabbit+flower"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--src-dir", "nope", "--noise-bkg"], "--src-dir nope is not a folder"),
+    (["--src-dir", "empty", "--noise-bkg"], "--src-dir empty holds no img_*.png compositions"),
+    (["--src-dir", "1_cat+dog"], "--bkg-dir is missing"),
+    (["--src-dir", "1_cat+dog", "--bkg-dir", "nope"], "--bkg-dir nope is not a folder"),
+    (["--src-dir", "1_cat+dog", "--noise-bkg", "--batch-size", "0"], "--batch-size 0: must be"),
+    (["--src-dir", "1_cat+dog", "--noise-bkg", "--images-per-pair", "0"], "--images-per-pair 0"),
+])
+def test_cli_refuses_bad_input_before_importing_torch(comps, tmp_path, argv, message):
+    # torch alone takes seconds to import; the refusal must not wait for it (budget 1 s, with room
+    # for a loaded machine).
+    (tmp_path / "empty").mkdir()
+    start = time.perf_counter()
+    proc = _cli(*argv, cwd=tmp_path)
+    wall = time.perf_counter() - start
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith(f"error: {message}")
+    assert wall < 2.0, f"refusal took {wall:.1f} s"
+
+
+def test_parse_check_and_plan_do_not_import_torch(comps, bkgs, tmp_path):
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import s3_background_repainting as s3
+from utils.cli import run
+args = s3.parse_args(["--src-dir", {str(comps)!r}, "--bkg-dir", {str(bkgs)!r},
+                      "--images-per-pair", "2"])
+s3.check_args(args)
+compositions, _, backgrounds = s3.find_inputs(args)
+assert len(s3.plan_images(args, compositions, backgrounds, ["cat"], args.dest)) == 8
+assert run(s3.main, s3.parse_args, ["--src-dir", "nope", "--noise-bkg"]) == 2
+print(sorted(m for m in sys.modules if m.split(".")[0] in
+             ("torch", "diffusers", "transformers", "accelerate")))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+# --- Scale: several processes, resume with another number, batched pipeline calls ---------------
+@pytest.fixture(scope="module")
+def scale(tiny, tmp_path_factory):
+    """Inputs, flags and the reference output of one in-process run: 2 compositions x 2 scenes x
+    6 images = 24, at 32x32 (the later --resolution wins over run()'s), one image per call."""
+    root = tmp_path_factory.mktemp("scale")
+    src, bkgs = make_compositions(root / "1_cat+dog"), make_backgrounds(root / "backgrounds")
+    args = ("--bkg-dir", bkgs, "--images-per-pair", 6, "--resolution", 32)
+    return dict(src=src, bkgs=bkgs, args=args, out=run(tiny, src, root / "reference", *args))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def launch(processes, tiny, src, dest, *extra, log):
+    """The CLI under `accelerate launch` with CPU processes (gloo), offline, output to `log`.
+
+    Yields the launcher's Popen; on exit, kills whatever of its process tree is still alive (the
+    workers run in sessions of their own, so the launcher's process group does not reach them).
+    """
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+           "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+           str(ROOT / "s3_background_repainting.py"), "--src-dir", str(src), "--dest", str(dest),
+           "--model", str(tiny["sdxl-inpaint"]), "--num-steps", "2", "--device", "cpu",
+           *map(str, extra)]
+    # An empty HF_HOME: no accelerate config of this machine's user changes the launch.
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+               HF_HOME=str(log.parent / "hf_home_empty"))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        kill_tree(proc)
+
+
+def kill_tree(proc):
+    """SIGKILL a launcher and its workers, workers first, as a crash or a lost machine would."""
+    if proc.poll() is not None:  # it has exited and been reaped: its pid may be another's now
+        return
+    # Until it is reaped (below), the launcher's pid cannot be reused, even if it exits meanwhile.
+    with contextlib.suppress(psutil.Error):
+        launcher = psutil.Process(proc.pid)
+        tree = launcher.children(recursive=True) + [launcher]
+        for p in tree:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(tree, timeout=30)
+    proc.wait(timeout=30)
+
+
+def same_images(out, reference):
+    names = pngs(out)
+    assert names == pngs(reference)
+    for name in names:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def csv_table(out):
+    """Header and sorted rows of the CSV, with each row's directory checked and dropped."""
+    header, *rows = csv_rows(out)
+    assert {r[0] for r in rows} == {str(out)}
+    return header, sorted(r[1:] for r in rows)
+
+
+def test_two_processes_make_the_images_and_csv_of_one(tiny, scale, tmp_path):
+    log = tmp_path / "launch.log"
+    with launch(2, tiny, scale["src"], tmp_path / "out", *scale["args"], log=log) as proc:
+        assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+    out = tmp_path / "out" / "1_cat+dog_repaint"
+    same_images(out, scale["out"])  # byte for byte: the seeds come from the names, not the rank
+    assert csv_table(out) == csv_table(scale["out"])
+    assert len(csv_rows(out)) == 25  # every image exactly once
+    text = log.read_text()
+    assert "split between 2 processes" in text and "24 images made, 0 skipped" in text
+
+
+def test_interrupted_two_process_run_resumes_with_one(tiny, scale, tmp_path, capsys):
+    out = tmp_path / "out" / "1_cat+dog_repaint"
+    log = tmp_path / "launch.log"
+    with launch(2, tiny, scale["src"], tmp_path / "out", *scale["args"], log=log) as proc:
+        deadline = time.monotonic() + 300
+        while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        kill_tree(proc)  # at the first image: 23 are left to the 2 processes, ~0.1 s each
+    made = pngs(out)
+    assert 0 < len(made) < 24, log.read_text()[-3000:]
+    if (out / "gen_annotations").is_dir():  # a whole CSV, naming only images that exist
+        assert {r[1] for r in csv_rows(out)[1:]} <= set(made)
+    run(tiny, scale["src"], tmp_path / "out", *scale["args"])  # resumed by one process
+    assert f"{24 - len(made)} images made, {len(made)} skipped" in capsys.readouterr().out
+    same_images(out, scale["out"])
+    names = [r[1] for r in csv_rows(out)[1:]]
+    assert sorted(names) == pngs(scale["out"])  # every image once, no duplicate row
+    assert csv_table(out) == csv_table(scale["out"])
+
+
+def test_batch_size_makes_the_images_of_batch_size_1(tiny, scale, tmp_path, monkeypatch):
+    calls = []
+    real_repaint = s3.repaint
+
+    def spy(pipe, refiner, units, args):
+        calls.append(len(units))
+        return real_repaint(pipe, refiner, units, args)
+    monkeypatch.setattr(s3, "repaint", spy)
+    # 2 x 2 x 2 = 8 images: batches of 3 straddle pairs, so they mix start images and masks.
+    flags = ("--bkg-dir", scale["bkgs"], "--images-per-pair", 2, "--resolution", 32)
+    out = run(tiny, scale["src"], tmp_path / "b3", *flags, "--batch-size", 3)
+    assert calls == [3, 3, 2]
+    single = run(tiny, scale["src"], tmp_path / "b1", *flags)
+    assert pngs(out) == pngs(single)
+    for name in pngs(out):
+        a = np.asarray(Image.open(out / name)).astype(int)
+        b = np.asarray(Image.open(single / name)).astype(int)
+        assert np.abs(a - b).max() <= 2, name  # float rounding of batched kernels, 2/255 at most
 
 
 def test_background_photos_load_upright(tmp_path):
