@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from data.images import check_image_file
 from sd.pipelines import (DTYPE_NAMES, INPAINT_MODELS, is_sdxl, load_inpaint_pipeline,
                           pick_device_dtype)
 from sd.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_compositions,
@@ -161,6 +162,15 @@ def find_inputs(args):
     return compositions, unmasked, backgrounds
 
 
+def check_input_images(compositions, backgrounds) -> None:
+    """Every composition, mask and picked background photo by its header (data/images.py's rule: a
+    decompression bomb, anything over 40 megapixels or under 16 px is refused, naming the file), before
+    torch is imported and any model is loaded: a bad file costs well under a second, not a model load."""
+    photos = {photo for _, photo in backgrounds if photo is not None}
+    for path in sorted({p for pair in compositions for p in pair} | photos):
+        check_image_file(path)
+
+
 def pair_seed(seed: int, *keys) -> int:
     """Seed of one output, from the run seed and its name: a resumed run draws the same noise."""
     words = [zlib.crc32(str(k).encode()) for k in keys]
@@ -251,6 +261,7 @@ def main(args):
     # Checks: flags and input folders, before torch is imported.
     check_args(args)
     compositions, unmasked, backgrounds = find_inputs(args)
+    check_input_images(compositions, backgrounds)
     src_name = args.src_dir.resolve().name
     objects = args.objects if args.objects is not None else objects_from_dirname(src_name)
     out_dir = args.dest / f"{src_name}_repaint"

@@ -351,6 +351,27 @@ def test_cli_refuses_bad_input_before_importing_torch(comps, tmp_path, argv, mes
     assert wall < 2.0, f"refusal took {wall:.1f} s"
 
 
+@pytest.mark.parametrize("bad", ["bomb composition", "1x1 background"])
+def test_cli_refuses_bad_images_by_their_headers_before_importing_torch(tmp_path, bad):
+    """The image rule of the command lines (data/images.py) holds for the repainting inputs too: a
+    decompression bomb or a 1x1 photo is refused in one line, before torch or a model is loaded."""
+    from tests.test_image_limits import png_header
+
+    src, bkgs = make_compositions(tmp_path / "1_cat+dog"), make_backgrounds(tmp_path / "backgrounds")
+    if bad == "bomb composition":
+        png_header(src / "img_000101.png", 20000, 20000)
+        message = f"error: {src / 'img_000101.png'} has more than"
+    else:
+        Image.new("RGB", (1, 1)).save(bkgs / "garden" / "garden1.jpg")
+        message = f"error: {bkgs / 'garden' / 'garden1.jpg'} is 1x1: too small"
+    start = time.perf_counter()
+    proc = _cli("--src-dir", str(src), "--bkg-dir", str(bkgs), cwd=tmp_path)
+    wall = time.perf_counter() - start
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(message), proc.stderr
+    assert wall < 2.0, f"refusal took {wall:.1f} s"
+
+
 def test_parse_check_and_plan_do_not_import_torch(comps, bkgs, tmp_path):
     code = f"""
 import sys
