@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules, and a private temp folder for the whole session."""
 import os
+import re
 import shutil
 import tempfile
 
@@ -10,6 +11,10 @@ from tests.helpers import write_images
 
 
 SYSTEM_TEMP_VARIABLES = ("TMPDIR", "TORCHINDUCTOR_CACHE_DIR", "GRADIO_TEMP_DIR")
+# What the tests' libraries and the page would leave in the system's temp folder if the redirection below
+# missed one: gradio_client's download folders (40 hex digits, empty ones included), torch's compile cache,
+# gradio's cache and the page's job folders.
+LEFTOVER = re.compile(r"^([0-9a-f]{40}|torchinductor_.*|gradio|gan_paint_app_.*)$")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin has set up its factory
@@ -18,6 +23,8 @@ def pytest_configure(config):
     uploads, torch's compile cache, the web page's job folders, subprocesses' temp files) goes under pytest's
     own session folder instead (pytest.ini's --basetemp), set before any test module imports gradio."""
     base = config._tmp_path_factory.getbasetemp()
+    config._system_temp_before = set(os.listdir(tempfile.gettempdir()))
+    config._system_temp = tempfile.gettempdir()
     system = base / "system_temp"
     system.mkdir(exist_ok=True)
     config._saved_temp = {name: os.environ.get(name) for name in SYSTEM_TEMP_VARIABLES}, tempfile.tempdir
@@ -43,7 +50,15 @@ def pytest_unconfigure(config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    session.config._all_passed = exitstatus == 0
+    """A run fails if it left any of LEFTOVER's names in the system's temp folder (an empty folder too)."""
+    config = session.config
+    before = getattr(config, "_system_temp_before", None)
+    if before is not None:
+        left = sorted(n for n in set(os.listdir(config._system_temp)) - before if LEFTOVER.match(n))
+        if left:
+            print(f"\nerror: the tests left {', '.join(left)} in {config._system_temp}", flush=True)
+            session.exitstatus = exitstatus = 1
+    config._all_passed = exitstatus == 0
 
 
 @pytest.fixture(scope="session", autouse=True)
