@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from utils.errors import InputError
-from utils.files import atomic_write
+from utils.files import atomic_write, check_checkpoint_path
 
 
 def save_checkpoint(state: dict, path) -> Path:
@@ -20,11 +20,7 @@ def save_checkpoint(state: dict, path) -> Path:
 
 def load_checkpoint(path, kinds) -> dict:
     """Load a checkpoint whose "kind" is in `kinds`, or raise InputError saying what is wrong."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a checkpoint file (check --checkpoint_path)")
-    if not path.is_file():
-        raise InputError(f"checkpoint not found: {path} (check --checkpoint_path)")
+    path = check_checkpoint_path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, not a torch file, pickled code objects, ...

@@ -4,12 +4,10 @@ import contextlib
 import sys
 import warnings
 
-from pathlib import Path
-
 from data.images import check_image_file, check_image_size, list_images
 from data.masks import check_crop_ratio
 from utils.errors import InputError
-from utils.files import repo_path
+from utils.files import check_checkpoint_path, repo_path
 
 MODES = {"train": "train a model on --train_dir (resume one with --checkpoint_path)",
          "eval": "fill and score every photo of --test_dir",
@@ -240,11 +238,8 @@ def check_input_files(args) -> None:
             if folder:
                 list_images(folder)
     for flag in ("checkpoint_path", "init_from"):
-        path = getattr(args, flag, None)
-        if path and Path(path).is_dir():
-            raise InputError(f"{path} is a folder, not a checkpoint file (check --{flag})")
-        if path and not Path(path).is_file():
-            raise InputError(f"checkpoint not found: {path} (check --{flag})")  # utils/checkpoint.py's words
+        if getattr(args, flag, None):
+            check_checkpoint_path(getattr(args, flag), f"--{flag}")
 
 
 def parse_or_exit(parse_args, check=None, argv=None):

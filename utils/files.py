@@ -59,3 +59,14 @@ def write_text_atomic(text: str, path) -> Path:
         with open(tmp, "w") as f:
             f.write(text)
     return atomic_write(path, write)
+
+
+def check_checkpoint_path(path, flag: str = "--checkpoint_path") -> Path:
+    """`path` as a Path if it is a file, else InputError naming `flag`: the checks a checkpoint gets before it
+    is read (utils/checkpoint.load_checkpoint), and before torch is imported (utils/cli.check_input_files)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a checkpoint file (check {flag})")
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path} (check {flag})")
+    return path
