@@ -4,7 +4,7 @@ import contextlib
 import sys
 import warnings
 
-from data.images import check_image_file, check_image_size, list_images
+from data.images import MAX_PIXELS, check_image_file, check_image_size, list_images
 from data.masks import check_crop_ratio
 from utils.errors import InputError
 from utils.files import check_checkpoint_path, repo_path
@@ -221,6 +221,12 @@ def check_shared_args(parser: Parser, args, eval_flags=(), eval_only_flags=()) -
                          f"drop {'it' if len(idle) == 1 else 'them'}")
 
 
+def photo_pixel_limit(args) -> int:
+    """--max_megapixels in pixels (data/images.py's MAX_PIXELS for a namespace built without the flag)."""
+    megapixels = getattr(args, "max_megapixels", None)
+    return MAX_PIXELS if megapixels is None else int(megapixels * 1e6)
+
+
 def check_input_files(args) -> None:
     """Refuse missing inputs by their names, and photos by their headers, before anything heavy is imported:
     a wrong path costs well under a second instead of torch's import. eval_2: --image1 and --image2 (the
@@ -230,7 +236,7 @@ def check_input_files(args) -> None:
         if not args.image1 or not args.image2:
             raise InputError("eval_2 needs two photos: pass --image1 PATH --image2 PATH")
         for path in (args.image1, args.image2):
-            check_image_file(path, max_pixels=int(args.max_megapixels * 1e6))
+            check_image_file(path, max_pixels=photo_pixel_limit(args))
     elif args.mode == "eval":
         list_images(args.test_dir)
     else:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from data.datasets import ImageFolderDataset, eval_transform
 from data.images import MAX_PIXELS, load_image
 from data.masks import apply_mask, compose_two
-from utils.cli import given_flags
+from utils.cli import given_flags, photo_pixel_limit
 from utils.errors import InputError, warn
 from utils.files import atomic_write, write_text_atomic
 from utils.fullres import fill_at_resolution, model_input
@@ -148,15 +148,15 @@ def run_eval_mode(fill, args, image_size: int, crop_ratio: float, device, model:
              "the fill may be worse")
         crop_ratio = args.crop_ratio
     output_size = getattr(args, "output_size", None)
-    max_pixels = int(args.max_megapixels * 1e6)
+    photo_limit = photo_pixel_limit(args)
     if args.mode == "eval":
         size = image_size if output_size in (None, "model") else output_size
         summary = evaluate_folder(fill, args.test_dir, image_size, crop_ratio, args.results_dir, device,
-                                  batch_size=args.batch_size, output_size=size, max_pixels=max_pixels)
+                                  batch_size=args.batch_size, output_size=size, max_pixels=photo_limit)
         print_summary(summary, args.results_dir, size, image_size)
     else:
         path = fill_two_images(fill, args.image1, args.image2, image_size, crop_ratio, args.results_dir, device,
-                               output=args.output, output_size=output_size or "photos", max_pixels=max_pixels)
+                               output=args.output, output_size=output_size or "photos", max_pixels=photo_limit)
         with Image.open(path) as im:
             width, height = im.size
         how = "" if width == image_size else (f"; the model filled the gap at {image_size}x{image_size}, upsampled "

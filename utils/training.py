@@ -10,10 +10,10 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from data.datasets import ImageFolderDataset
-from data.images import MAX_PIXELS, check_image_size
+from data.images import check_image_size
 from data.masks import apply_mask, check_crop_ratio, parse_mask_kinds
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.cli import given_flags
+from utils.cli import given_flags, photo_pixel_limit
 from utils.errors import InputError
 from utils.images import save_grid
 
@@ -50,7 +50,7 @@ def start_run(args, kind: str, recipe_keys, accelerator):
         for key in keys:
             setattr(args, key, config[key])
         accelerator.print(f"resuming {args.checkpoint_path} (epoch {resume['epoch']}) with its recipe: "
-              + " ".join(f"--{k} {config[k]}" for k in keys))
+                          + " ".join(f"--{k} {config[k]}" for k in keys))
     check_crop_ratio(args.crop_ratio)
     check_image_size(args.image_size)
     mask_kinds = parse_mask_kinds(args.mask_kinds)
@@ -112,7 +112,7 @@ def make_train_loader(args, mask_kinds, show_progress: bool = True) -> DataLoade
     """Shuffled training batches. All randomness (order, crops, masks) comes from torch's global RNG,
     which checkpoints store, so a resumed run sees exactly the batches of an uninterrupted one."""
     dataset = ImageFolderDataset(args.train_dir, args.image_size, args.crop_ratio, train=True,
-                                 max_pixels=int(getattr(args, "max_megapixels", MAX_PIXELS / 1e6) * 1e6),
+                                 max_pixels=photo_pixel_limit(args),
                                  mask_kinds=mask_kinds, repeat=args.repeat, show_progress=show_progress,
                                  min_crop_scale=getattr(args, "min_crop_scale", ImageFolderDataset.MIN_CROP_SCALE))
     return DataLoader(dataset, batch_size=args.batch_size, sampler=RandomSampler(dataset),
