@@ -40,7 +40,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
-               "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention")
+               "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr", "ssim")
@@ -60,7 +60,7 @@ def parse_args(argv=None):
     training.add_argument("--init_from", default=None,
                           help="start a NEW run (new recipe, epoch 0, fresh optimizers) from the weights of this "
                                "training checkpoint or generator export; its architecture must match, but a texture "
-                               "head or an attention layer may be added and a texture head dropped")
+                               "head, an attention or an exemplar layer may be added and a texture head dropped")
     training.add_argument("--min_crop_scale", type=float, default=0.3,
                           help="training crops span this fraction to all of a photo's shorter side "
                                "(scale augmentation)")
@@ -90,6 +90,10 @@ def parse_args(argv=None):
     generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
                            help="contextual attention on the generator's S/4 decoder map: hole features copied from "
                                 "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
+    generator.add_argument("--exemplar_texture", action=argparse.BooleanOptionalAction, default=architecture.exemplar,
+                           help="add the known squares' own fine detail, copied in random cross-faded patches and "
+                                "gated per pixel by the generator (models/exemplar.py); starts as a no-op, so "
+                                "--init_from may add it")
 
     losses = parser.add_argument_group("losses and optimisation")
     losses.add_argument("--lambda_l1", type=float, default=100.0, help="L1 on the hole")
@@ -464,7 +468,7 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
     main process's accelerator.print under `accelerate launch`)."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
     source, target = generator_config(state["config"], state.get("model_args")), generator.config
-    # A texture head or an attention layer may be added (both start as no-ops), and a texture head dropped
+    # A texture head, an attention or an exemplar layer may be added (all start as no-ops), and a texture head dropped
     # (the U-Net's own fill remains); a head is not resized, and everything else must match.
     flag = {"harmonic": "harmonic_start"}
     different = [f"--{flag.get(k, k)} {getattr(source, k)} (not {getattr(target, k)})"
@@ -474,6 +478,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
         different.append(f"--texture_noise {source.texture_noise} (not {target.texture_noise})")
     if source.attention and not target.attention:
         different.append("--attention (not --no-attention)")
+    if source.exemplar and not target.exemplar:
+        different.append("--exemplar_texture (not --no-exemplar_texture)")
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
     load_generator_weights(generator, state["generator"], source, log)
@@ -490,13 +496,14 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
 
 def load_generator_weights(generator, weights: dict, source: GeneratorConfig, log=print) -> None:
     """Load weights of the `source` architecture: strict, except that the parts `generator` adds (a texture
-    head, an attention layer) keep their no-op initialisation, and a texture head it drops is left out
+    head, an attention or an exemplar layer) keep their no-op initialisation, and a texture head it drops is left out
     (what remains is the U-Net's fill without the noise-driven grain)."""
     if source.texture_noise and generator.texture is None:
         log("--init_from: the source's texture head is dropped (--texture_noise 0)")
         weights = {k: v for k, v in weights.items() if not k.startswith("texture.")}
     added = tuple(prefix for prefix, there, here in (("texture.", source.texture_noise, generator.texture),
-                                                      ("attention.", source.attention, generator.attention))
+                                                      ("attention.", source.attention, generator.attention),
+                                                      ("exemplar.", source.exemplar, generator.exemplar))
                   if here is not None and not there)
     missing, unexpected = generator.load_state_dict(weights, strict=False)
     if unexpected or [k for k in missing if not k.startswith(added)]:  # startswith(()) is False

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from data.masks import keep_known
 from models.options import NORMS, UPSAMPLING, GeneratorConfig
+from models.exemplar import ExemplarTexture
 from models.harmonic import coarse_harmonic_fill
 
 
@@ -133,6 +134,9 @@ class UNetGenerator(nn.Module):
                   image of a batch, so a fill is reproducible and does not depend on its batch.
       attention   a `ContextualAttention` layer on the decoder's S/4 map (zero-initialised: it can be added
                   to a trained model).
+      exemplar    an `ExemplarTexture` layer (models/exemplar.py): the known squares' own band-passed detail,
+                  laid over the hole in random cross-faded patches and gated per pixel from the last decoder
+                  features (zero-initialised: it can be added to a trained model).
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
@@ -180,7 +184,9 @@ class UNetGenerator(nn.Module):
             self.texture = nn.Sequential(
                 nn.Conv2d(2 * widths[0] + texture_noise, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True),
                 nn.Conv2d(ngf, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(ngf, in_channels, 3, 1, 1))
-        init_weights(self, skip=self.attention)
+        # Exemplar texture at S x S, gated from the same upsampled decoder input (2 ngf channels).
+        self.exemplar = ExemplarTexture(2 * widths[0]) if config.exemplar else None
+        init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar) if m is not None]))
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
             last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]
             nn.init.zeros_(last.weight)
@@ -216,9 +222,12 @@ class UNetGenerator(nn.Module):
                 x = self.attention(x, mask)
             features = torch.cat([x, skips[i]], dim=1)  # at i = 0: (B, 2 ngf, S/2, S/2)
             x = self.up[i](features)
+        if self.texture is not None or self.exemplar is not None:
+            up = nn.functional.interpolate(features, scale_factor=2, mode="nearest")  # (B, 2 ngf, S, S)
         if self.texture is not None:
-            up = nn.functional.interpolate(features, scale_factor=2, mode="nearest")
             x = x + self.texture(torch.cat([up, self.texture_noise_like(features)], dim=1))
+        if self.exemplar is not None:
+            x = x + self.exemplar(masked, mask, up)
         if self.harmonic:
             x = torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + x.float()).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.

@@ -34,11 +34,11 @@ def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
     if model_args is not None:
         return GeneratorConfig(**model_args)
     flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False, "texture_noise": 0,
-             "attention": False, **config}
+             "attention": False, "exemplar_texture": False, **config}
     return GeneratorConfig(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                            upsampling=flags["upsampling"], res_blocks=flags["res_blocks"],
                            harmonic=flags["harmonic_start"], texture_noise=flags["texture_noise"],
-                           attention=flags["attention"])
+                           attention=flags["attention"], exemplar=flags["exemplar_texture"])
 
 
 def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:

@@ -32,6 +32,7 @@ class GeneratorConfig:
     harmonic: bool = True
     texture_noise: int = 8
     attention: bool = False
+    exemplar: bool = False
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
@@ -45,3 +46,5 @@ class GeneratorConfig:
             raise ValueError("texture_noise adds to the residual of the harmonic start: it needs harmonic=True")
         if self.attention and self.image_size < 16:
             raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
+        if self.exemplar and not self.harmonic:
+            raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")

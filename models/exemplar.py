@@ -1,0 +1,171 @@
+"""Exemplar texture: the known squares' own fine detail, copied into the hole and placed by the generator.
+
+Why: a generator that draws its detail from image-independent noise lays the same kind of grain (or mottling)
+over every scene, and the patch statistics of a fill stay far from a photograph's (docs/model_card.md). The
+exemplar-based fill (OpenCV shift-map) has a photograph's texture because it copies it from the photo, but
+its layout is wrong and its blocks show seams. This layer combines the two, as contextual attention (Yu et al.
+2018) and patch-based texture synthesis (Efros & Freeman 2001, "Image Quilting") do each in their own way:
+
+  1. band-pass the known pixels of each source region (the known pixels of the bottom and of the top half of
+     the image: the bottom-left and the top-right square of the gap task) with Gaussian blurs computed over
+     those pixels only (normalised convolution, so the hole's values never leak in):
+     bands x - G(s1) x and G(s1) x - G(s2) x;
+  2. lay random PATCH x PATCH patches of each band over an S x S canvas, on a grid of stride PATCH - OVERLAP
+     with sine cross-fade windows (squared weights sum to 1, so the texture keeps its variance where two
+     patches overlap and there are no block edges); the grid has a random offset in training;
+  3. multiply each canvas by a per-pixel gate that a 3x3 convolution predicts from the decoder's last
+     features (the layout: where the scene would have this source's detail) and add the sum to the
+     generator's residual.
+
+The gate convolution starts at zero, so adding the layer to a trained generator changes nothing. The canvases
+carry no gradient (they are the input's known pixels); only the gates learn. Randomness: in train mode torch's
+global RNG (checkpoints store it: resume stays exact); in eval mode uniforms from a generator seeded with 0,
+mapped onto each image's own valid source positions, so a fill is reproducible and does not depend on its
+batch neighbours.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PATCH = 16  # px at the model's resolution: a source patch (the gap task's squares are 51 px at 128²)
+OVERLAP = 4  # px of cross-fade between neighbouring patches
+SIGMAS = (2.0, 5.0)  # the bands' edges: fine = x - G(2), mid = G(2) - G(5)
+SOURCES = 2  # the known pixels of the bottom half, of the top half
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """1-D normalised Gaussian of radius ceil(3 sigma)."""
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def masked_blur(x: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of x (B, C, H, W) over the pixels where weight (B, 1, H, W) is 1 (normalised convolution,
+    zero padding): G(x w) / G(w); 0 where no such pixel is near."""
+    kernel = gaussian_kernel(sigma).to(x)
+    radius = kernel.numel() // 2
+
+    def blur(t):
+        c = t.shape[1]
+        t = F.conv2d(t, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+        return F.conv2d(t, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+
+    return blur(x * weight) / blur(weight).clamp_min(1e-6) * (blur(weight) > 1e-3)
+
+
+def source_regions(mask: torch.Tensor) -> torch.Tensor:
+    """mask (B, 1, S, S), 1 = hole -> (B, SOURCES, S, S): 1 on the known pixels of the bottom / top half."""
+    known = 1.0 - mask.float()
+    rows = torch.arange(mask.shape[-2], device=mask.device).view(1, 1, -1, 1)
+    bottom = (rows >= mask.shape[-2] // 2).to(known)
+    return torch.cat([known * bottom, known * (1.0 - bottom)], dim=1)
+
+
+def bands(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """image (B, 3, S, S), region (B, 1, S, S) -> (B, 3 len(SIGMAS), S, S): its band-passed known pixels
+    (0 outside the region)."""
+    levels = [image.float()] + [masked_blur(image.float(), region, s) for s in SIGMAS]
+    return torch.cat([levels[i] - levels[i + 1] for i in range(len(SIGMAS))], dim=1) * region
+
+
+def sine_window(size: int, overlap: int) -> torch.Tensor:
+    """1-D window: 1 in the middle, sin/cos ramps over `overlap` px at each end, so that the squares of two
+    windows overlapping by `overlap` px sum to 1."""
+    window = torch.ones(size)
+    if overlap:
+        ramp = torch.sin(0.5 * math.pi * (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap)
+        window[:overlap], window[-overlap:] = ramp, ramp.flip(0)
+    return window
+
+
+def grid_cells(size: int) -> int:
+    """Grid cells per side so that the canvas's fully cross-faded part, [OVERLAP, cells * stride), holds
+    `size` px at any offset in [0, stride)."""
+    stride = PATCH - OVERLAP
+    return math.ceil((size + OVERLAP + stride - 1) / stride)
+
+
+def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple) -> torch.Tensor:
+    """Random patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region`
+    (B, 1, S, S), cross-faded over a canvas -> (B, C, S, S) (0 for an image without such a window).
+
+    uniforms: (n * n,) numbers in [0, 1) that choose the patches (one per grid cell), the same for every image
+    (each maps them onto its own valid positions); offset: (dy, dx) in [0, stride), where the grid starts.
+    """
+    b, c, s, _ = band.shape
+    stride = PATCH - OVERLAP
+    n = grid_cells(s)
+    if uniforms.numel() != n * n:
+        raise ValueError(f"patch_canvas: {n * n} uniforms needed for a {s}-px canvas (grid_cells), got {uniforms.numel()}")
+    # Valid top-left corners: the region eroded by the patch (min-pool = -max-pool(-x)).
+    valid = -F.max_pool2d(-region.float(), PATCH, stride=1)  # (B, 1, S - PATCH + 1, S - PATCH + 1)
+    side = valid.shape[-1]
+    corners = torch.zeros(b, n * n, dtype=torch.long, device=band.device)
+    has_source = torch.zeros(b, dtype=torch.bool, device=band.device)
+    for i in range(b):
+        positions = torch.nonzero(valid[i, 0].flatten() > 0.5).squeeze(1)  # (P,) flat corner indices
+        if positions.numel():
+            has_source[i] = True
+            corners[i] = positions[(uniforms.to(band.device) * positions.numel()).long().clamp_max(positions.numel() - 1)]
+    top, left = corners // side, corners % side  # (B, N)
+    offsets = torch.arange(PATCH, device=band.device)
+    pixels = ((top[:, :, None, None] + offsets[:, None]) * s + left[:, :, None, None] + offsets).flatten(1)
+    patches = band.flatten(2).gather(2, pixels[:, None].expand(-1, c, -1)).view(b, c, n * n, PATCH, PATCH)
+    window = sine_window(PATCH, OVERLAP).to(band)
+    patches = patches * (window[:, None] * window)  # separable 2-D window
+    size = n * stride + OVERLAP
+    canvas = F.fold(patches.permute(0, 1, 3, 4, 2).reshape(b, c * PATCH * PATCH, n * n), (size, size),
+                    PATCH, stride=stride)
+    # Start at `offset` inside the first cell's cross-fade-free part: the canvas is fully covered there.
+    dy, dx = offset
+    return canvas[:, :, OVERLAP + dy:OVERLAP + dy + s, OVERLAP + dx:OVERLAP + dx + s] * has_source.view(b, 1, 1, 1)
+
+
+class ExemplarTexture(nn.Module):
+    """(masked image (B, 3, S, S), mask (B, 1, S, S), features (B, F, S, S)) -> (B, 3, S, S) residual:
+    gated canvases of the known squares' band-passed detail (see the module docstring)."""
+
+    def __init__(self, feature_channels: int):
+        super().__init__()
+        self.canvases = SOURCES * len(SIGMAS)
+        self.gate = nn.Conv2d(feature_channels, self.canvases, 3, 1, 1)
+        nn.init.zeros_(self.gate.weight)  # no-op at the start: it can be added to a trained generator
+        nn.init.zeros_(self.gate.bias)
+
+    def draw(self, cells: int) -> tuple:
+        """(uniforms (cells,), grid offset) from the global RNG in training, from a seeded generator in eval."""
+        stride = PATCH - OVERLAP
+        if self.training:
+            return torch.rand(cells), tuple(torch.randint(stride, (2,)).tolist())
+        generator = torch.Generator().manual_seed(0)
+        return torch.rand(cells, generator=generator), (0, 0)
+
+    @torch.no_grad()
+    def canvas(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, SOURCES * len(SIGMAS) * 3, S, S): per source, its bands' canvases (one draw per source).
+
+        In fp32 and the contiguous layout, outside autocast: a depthwise convolution on a channels-last bf16
+        tensor is ~100x slower on the CPU (a 1-D blur took minutes per step).
+        """
+        with torch.autocast(masked.device.type, enabled=False):
+            return self._canvas(masked.float().contiguous(), mask.float().contiguous())
+
+    def _canvas(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n = grid_cells(masked.shape[-1])
+        regions = source_regions(mask)
+        out = []
+        for k in range(SOURCES):
+            region = regions[:, k:k + 1]
+            uniforms, offset = self.draw(n * n)
+            out.append(patch_canvas(bands(masked, region), region, uniforms, offset))
+        return torch.cat(out, dim=1)
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        b, _, s, _ = masked.shape
+        canvas = self.canvas(masked, mask).to(features.dtype).view(b, self.canvases, 3, s, s)
+        gates = self.gate(features)  # (B, canvases, S, S)
+        return (gates[:, :, None] * canvas).sum(dim=1)

@@ -1,0 +1,128 @@
+"""The exemplar texture layer (models/exemplar.py): band-passed known detail, laid in cross-faded patches, gated."""
+import pytest
+import torch
+
+from data.masks import masked_input
+from models import GeneratorConfig, UNetGenerator
+from models.exemplar import (OVERLAP, PATCH, ExemplarTexture, bands, grid_cells, masked_blur, patch_canvas,
+                             sine_window, source_regions)
+
+
+def test_the_blur_of_the_known_pixels_ignores_the_hole():
+    image = torch.rand(1, 3, 32, 32)
+    _, mask = masked_input(image, 0.4)
+    known = 1.0 - mask
+    other = image.clone()
+    other[mask.expand_as(image) > 0.5] = 5.0  # whatever the hole holds
+    blurred, blurred_other = masked_blur(image, known, 2.0), masked_blur(other, known, 2.0)
+    assert torch.allclose(blurred * known, blurred_other * known, atol=1e-5)
+    flat = torch.full_like(image, 0.3)  # a constant stays constant up to the region's edge
+    assert torch.allclose(masked_blur(flat, known, 2.0)[known.expand_as(flat) > 0.5], torch.tensor(0.3), atol=1e-5)
+
+
+def test_the_sources_are_the_known_pixels_of_each_half():
+    _, mask = masked_input(torch.zeros(1, 3, 40, 40), 0.4)  # squares of 16 px
+    regions = source_regions(mask)
+    assert regions.shape == (1, 2, 40, 40)
+    assert regions[0, 0, 24:, :16].eq(1).all() and regions[0, 0].sum() == 16 * 16  # bottom-left square
+    assert regions[0, 1, :16, 24:].eq(1).all() and regions[0, 1].sum() == 16 * 16  # top-right square
+
+
+def test_sine_windows_cross_fade_with_constant_energy():
+    window = sine_window(PATCH, OVERLAP)
+    stride = PATCH - OVERLAP
+    energy = torch.zeros(3 * stride + OVERLAP)
+    for start in range(0, 3 * stride, stride):
+        energy[start:start + PATCH] += window ** 2
+    assert torch.allclose(energy[OVERLAP:3 * stride], torch.ones(3 * stride - OVERLAP), atol=1e-6)
+
+
+def test_the_canvas_copies_the_source_band_with_its_energy_and_covers_the_image():
+    torch.manual_seed(0)
+    size = 64
+    image = torch.randn(2, 3, size, size) * 0.3
+    _, mask = masked_input(image, 0.4)
+    region = source_regions(mask)[:, :1]  # the bottom-left square (25 px)
+    band = bands(image, region)
+    assert band.shape == (2, 6, size, size) and band[(region == 0).expand_as(band)].eq(0).all()
+    canvas = patch_canvas(band, region, torch.rand(grid_cells(size) ** 2), (3, 5))
+    assert canvas.shape == band.shape
+    source_std = band[:, :, size - 25:, :25].std()
+    assert 0.8 < canvas.std() / source_std < 1.2  # the cross-fades keep the texture's energy
+    assert (canvas.abs().amax(dim=1) > 0).float().mean() > 0.99  # no empty cell anywhere
+    # Away from the cross-fades a canvas block is a block of the source band, copied, not resampled: at
+    # offset (0, 0) the output's first PATCH - 2 OVERLAP rows and columns lie inside one patch's flat middle.
+    canvas = patch_canvas(band, region, torch.rand(grid_cells(size) ** 2), (0, 0))
+    flat = PATCH - 2 * OVERLAP
+    block = canvas[0, :, :flat, :flat]
+    assert any(torch.equal(block, band[0, :, y:y + flat, x:x + flat])
+               for y in range(size - 25, size - flat + 1) for x in range(0, 25 - flat + 1))
+
+
+def test_a_mask_without_room_for_a_patch_gives_an_empty_canvas():
+    image = torch.rand(1, 3, 32, 32)
+    _, mask = masked_input(image, 0.2)  # squares of 6 px: no 16-px patch fits
+    layer = ExemplarTexture(4).eval()
+    assert layer.canvas(image, mask).eq(0).all()
+
+
+def test_the_layer_starts_as_a_no_op_learns_and_fills_reproducibly():
+    torch.manual_seed(0)
+    without = UNetGenerator(GeneratorConfig(32, 8, texture_noise=2))
+    with_exemplar = UNetGenerator(GeneratorConfig(32, 8, texture_noise=2, exemplar=True))
+    missing, unexpected = with_exemplar.load_state_dict(without.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(k.startswith("exemplar.") for k in missing)
+    masked, mask = masked_input(torch.rand(2, 3, 32, 32) * 2 - 1, 0.5)  # squares of 16 px
+    without.eval(), with_exemplar.eval()
+    assert torch.equal(with_exemplar(masked, mask), without(masked, mask))  # zero-initialised gates
+    torch.nn.init.normal_(with_exemplar.exemplar.gate.weight, 0, 0.1)
+    torch.nn.init.constant_(with_exemplar.exemplar.gate.bias, 0.5)
+    filled = with_exemplar(masked, mask)
+    assert not torch.equal(filled, without(masked, mask))
+    assert torch.allclose(filled[:1], with_exemplar(masked[:1], mask[:1]), atol=1e-5)  # eval: alone = in a batch
+    assert torch.equal(filled, with_exemplar(masked, mask))  # and the same every time
+    assert torch.equal(filled * (1 - mask), masked * (1 - mask))  # the known pixels are kept
+    with_exemplar.train()
+    with_exemplar(masked, mask).mean().backward()
+    assert with_exemplar.exemplar.gate.weight.grad.abs().sum() > 0
+
+
+def test_training_draws_come_from_the_global_rng():
+    layer = ExemplarTexture(4).train()
+    masked, mask = masked_input(torch.randn(1, 3, 48, 48), 0.5)
+    torch.manual_seed(1)
+    first = layer.canvas(masked, mask)
+    torch.manual_seed(1)
+    assert torch.equal(first, layer.canvas(masked, mask))  # seeded: reproducible (checkpoints keep the RNG)
+    assert not torch.equal(first, layer.canvas(masked, mask))  # ... and a new draw every step
+
+
+def test_exemplar_needs_the_harmonic_start():
+    with pytest.raises(ValueError, match="harmonic"):
+        GeneratorConfig(harmonic=False, texture_noise=0, exemplar=True)
+
+
+def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_path):
+    import main as gan
+    from tests.helpers import tiny_gan_train_argv
+    from utils.checkpoint import load_checkpoint
+    from utils.errors import InputError
+
+    def args(out, *extra):
+        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
+    gan.main(args(tmp_path / "a"))
+    source = str(tmp_path / "a" / "checkpoint_epoch_1.pth")
+    added = ("--init_from", source, "--exemplar_texture")
+    gan.main(args(tmp_path / "straight", *added, "--epochs", "2"))  # saves the last epoch only
+    gan.main(args(tmp_path / "split", *added, "--epochs", "1"))
+    torch.manual_seed(99)  # a resumed run takes its RNG from the checkpoint, not from here
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path / "split", "--epochs", "2", "--checkpoint_path",
+                                                str(tmp_path / "split" / "checkpoint_epoch_1.pth"))))
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    split = load_checkpoint(tmp_path / "split" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    assert straight["model_args"]["exemplar"] and straight["config"]["exemplar_texture"]
+    assert straight["generator"]["exemplar.gate.weight"].abs().sum() > 0  # the gates trained from zero
+    for key, value in straight["generator"].items():
+        assert torch.equal(value, split["generator"][key]), f"generator.{key} differs after resume"
+    with pytest.raises(InputError, match="--exemplar_texture"):  # a layer may be added, not dropped
+        gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))
