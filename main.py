@@ -40,7 +40,8 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "norm", "upsampling", "res_blocks", "harmonic_start", "lambda_fm", "adv_start_epoch", "ema_decay",
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
-               "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture")
+               "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
+               "exemplar_guide")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr", "ssim")
@@ -94,6 +95,10 @@ def parse_args(argv=None):
                            help="add the known squares' own fine detail, copied in random cross-faded patches and "
                                 "gated per pixel by the generator (models/exemplar.py); starts as a no-op, so "
                                 "--init_from may add it")
+    generator.add_argument("--exemplar_guide", type=float, default=architecture.exemplar_guide,
+                           help="with --exemplar_texture: draw each patch by how well its mean colour matches the "
+                                "U-Net's own fill there, at this colour temperature (RMS difference in [-1, 1] "
+                                "units; 0: random patches)")
 
     losses = parser.add_argument_group("losses and optimisation")
     losses.add_argument("--lambda_l1", type=float, default=100.0, help="L1 on the hole")

@@ -89,28 +89,44 @@ def grid_cells(size: int) -> int:
     return math.ceil((size + OVERLAP + stride - 1) / stride)
 
 
-def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple) -> torch.Tensor:
-    """Random patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region`
-    (B, 1, S, S), cross-faded over a canvas -> (B, C, S, S) (0 for an image without such a window).
+def valid_corners(region: torch.Tensor) -> torch.Tensor:
+    """(B, 1, S, S) region -> (B, (S - PATCH + 1)^2) bool: the top-left corners of the PATCH x PATCH windows
+    that lie wholly inside it (the region eroded by the patch: min-pool = -max-pool(-x))."""
+    return (-F.max_pool2d(-region.float(), PATCH, stride=1)).flatten(1) > 0.5
 
-    uniforms: (n * n,) numbers in [0, 1) that choose the patches (one per grid cell), the same for every image
-    (each maps them onto its own valid positions); offset: (dy, dx) in [0, stride), where the grid starts.
-    """
-    b, c, s, _ = band.shape
-    stride = PATCH - OVERLAP
-    n = grid_cells(s)
-    if uniforms.numel() != n * n:
-        raise ValueError(f"patch_canvas: {n * n} uniforms needed for a {s}-px canvas (grid_cells), got {uniforms.numel()}")
-    # Valid top-left corners: the region eroded by the patch (min-pool = -max-pool(-x)).
-    valid = -F.max_pool2d(-region.float(), PATCH, stride=1)  # (B, 1, S - PATCH + 1, S - PATCH + 1)
-    side = valid.shape[-1]
-    corners = torch.zeros(b, n * n, dtype=torch.long, device=band.device)
-    has_source = torch.zeros(b, dtype=torch.bool, device=band.device)
-    for i in range(b):
-        positions = torch.nonzero(valid[i, 0].flatten() > 0.5).squeeze(1)  # (P,) flat corner indices
+
+def random_corners(valid: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """valid (B, K) -> (B, N) corner indices: uniforms (N,) in [0, 1), the same for every image, mapped onto
+    each image's own valid corners (0 for an image without one)."""
+    corners = torch.zeros(valid.shape[0], uniforms.numel(), dtype=torch.long, device=valid.device)
+    for i in range(valid.shape[0]):
+        positions = torch.nonzero(valid[i]).squeeze(1)  # (P,) flat corner indices
         if positions.numel():
-            has_source[i] = True
-            corners[i] = positions[(uniforms.to(band.device) * positions.numel()).long().clamp_max(positions.numel() - 1)]
+            corners[i] = positions[(uniforms.to(valid.device) * positions.numel()).long().clamp_max(positions.numel() - 1)]
+    return corners
+
+
+def guided_corners(valid: torch.Tensor, scores: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """valid (B, K), scores (B, N, K) log-weights, uniforms (N, K) in (0, 1) -> (B, N): for every cell, one
+    valid corner drawn with probability proportional to exp(score) (the Gumbel-max trick: argmax of score +
+    Gumbel noise), so a good match is likely but not always the same patch."""
+    gumbel = -torch.log(-torch.log(uniforms.to(scores).clamp(1e-12, 1 - 1e-7)))
+    return (scores + gumbel).masked_fill(~valid[:, None, :], float("-inf")).argmax(dim=2)
+
+
+def cell_centres(size: int, offset: tuple) -> tuple:
+    """Row and column (clamped into the image) of each grid cell's centre, for a canvas at `offset`."""
+    stride = PATCH - OVERLAP
+    starts = torch.arange(grid_cells(size)) * stride - OVERLAP
+    return tuple((starts - d + PATCH // 2).clamp(0, size - 1) for d in offset)
+
+
+def assemble(band: torch.Tensor, corners: torch.Tensor, offset: tuple) -> torch.Tensor:
+    """band (B, C, S, S), corners (B, n * n) flat top-left corners on the (S - PATCH + 1)^2 grid -> canvas
+    (B, C, S, S): cell j holds the band's PATCH x PATCH patch at corners[:, j], sine cross-faded with its
+    neighbours; the grid starts at `offset` (dy, dx) in [0, stride)."""
+    b, c, s, _ = band.shape
+    stride, n, side = PATCH - OVERLAP, grid_cells(s), s - PATCH + 1
     top, left = corners // side, corners % side  # (B, N)
     offsets = torch.arange(PATCH, device=band.device)
     pixels = ((top[:, :, None, None] + offsets[:, None]) * s + left[:, :, None, None] + offsets).flatten(1)
@@ -122,50 +138,107 @@ def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tenso
                     PATCH, stride=stride)
     # Start at `offset` inside the first cell's cross-fade-free part: the canvas is fully covered there.
     dy, dx = offset
-    return canvas[:, :, OVERLAP + dy:OVERLAP + dy + s, OVERLAP + dx:OVERLAP + dx + s] * has_source.view(b, 1, 1, 1)
+    return canvas[:, :, OVERLAP + dy:OVERLAP + dy + s, OVERLAP + dx:OVERLAP + dx + s]
+
+
+def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple) -> torch.Tensor:
+    """Random patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region`
+    (B, 1, S, S), cross-faded over a canvas -> (B, C, S, S) (0 for an image without such a window).
+
+    uniforms: (n * n,) numbers in [0, 1) that choose the patches (one per grid cell, n = grid_cells(S)), the
+    same for every image (each maps them onto its own valid positions); offset: (dy, dx) in [0, stride).
+    """
+    n = grid_cells(band.shape[-1])
+    if uniforms.numel() != n * n:
+        raise ValueError(f"patch_canvas: {n * n} uniforms needed for a {band.shape[-1]}-px canvas (grid_cells), "
+                         f"got {uniforms.numel()}")
+    valid = valid_corners(region)
+    canvas = assemble(band, random_corners(valid, uniforms), offset)
+    return canvas * valid.any(dim=1).view(-1, 1, 1, 1)
+
+
+def guided_patch_canvas(band: torch.Tensor, region: torch.Tensor, image: torch.Tensor, guide: torch.Tensor,
+                        temperature: float, uniforms: torch.Tensor, offset: tuple) -> torch.Tensor:
+    """As `patch_canvas`, but each cell draws its patch by colour ("texture by numbers", Hertzmann et al. 2001,
+    "Image Analogies"): with probability proportional to exp(-d² / temperature²), d the RMS difference between
+    the patch's mean colour in `image` (B, 3, S, S) and the mean colour of `guide` (B, 3, S, S: the generator's
+    own smooth fill) over the cell. Sky cells get patches of sky, rock cells patches of rock.
+
+    uniforms: (n * n, (S - PATCH + 1)^2) numbers in (0, 1), the same for every image.
+    """
+    s = band.shape[-1]
+    n, side = grid_cells(s), s - PATCH + 1
+    if uniforms.shape != (n * n, side * side):
+        raise ValueError(f"guided_patch_canvas: uniforms of shape {(n * n, side * side)} needed, got "
+                         f"{tuple(uniforms.shape)}")
+    valid = valid_corners(region)
+    source = F.avg_pool2d(image, PATCH, stride=1).flatten(2)  # (B, 3, K): each window's mean colour
+    cells = F.avg_pool2d(guide, PATCH, stride=1, padding=PATCH // 2, count_include_pad=False)  # centred means
+    rows, cols = cell_centres(s, offset)
+    cells = cells[:, :, rows.to(guide.device)][:, :, :, cols.to(guide.device)].flatten(2)  # (B, 3, N)
+    # (B, N, K) mean squared colour difference, expanded so that no (B, 3, N, K) tensor is built.
+    distance = ((cells ** 2).sum(1)[:, :, None] + (source ** 2).sum(1)[:, None, :]
+                - 2 * torch.einsum("bcn,bck->bnk", cells, source)).clamp_min(0) / 3
+    canvas = assemble(band, guided_corners(valid, -distance / temperature ** 2, uniforms), offset)
+    return canvas * valid.any(dim=1).view(-1, 1, 1, 1)
 
 
 class ExemplarTexture(nn.Module):
-    """(masked image (B, 3, S, S), mask (B, 1, S, S), features (B, F, S, S)) -> (B, 3, S, S) residual:
-    gated canvases of the known squares' band-passed detail (see the module docstring)."""
+    """(masked image (B, 3, S, S), mask (B, 1, S, S), features (B, F, S, S), guide (B, 3, S, S)) -> (B, 3, S, S)
+    residual: gated canvases of the known squares' band-passed detail (see the module docstring).
 
-    def __init__(self, feature_channels: int):
+    guide_temperature: 0 lays random patches; > 0 draws each cell's patch by how well its mean colour matches
+    the guide's there (`guided_patch_canvas`; the guide is the generator's own fill before any texture).
+    """
+
+    def __init__(self, feature_channels: int, guide_temperature: float = 0.0):
         super().__init__()
         self.canvases = SOURCES * len(SIGMAS)
+        self.guide_temperature = guide_temperature
         self.gate = nn.Conv2d(feature_channels, self.canvases, 3, 1, 1)
         nn.init.zeros_(self.gate.weight)  # no-op at the start: it can be added to a trained generator
         nn.init.zeros_(self.gate.bias)
 
-    def draw(self, cells: int) -> tuple:
-        """(uniforms (cells,), grid offset) from the global RNG in training, from a seeded generator in eval."""
+    def draw(self, shape: tuple) -> tuple:
+        """(uniforms of `shape` in (0, 1), grid offset) from the global RNG in training, from a generator seeded
+        with 0 in eval (the same draw for every image and call)."""
         stride = PATCH - OVERLAP
         if self.training:
-            return torch.rand(cells), tuple(torch.randint(stride, (2,)).tolist())
+            return torch.rand(shape), tuple(torch.randint(stride, (2,)).tolist())
         generator = torch.Generator().manual_seed(0)
-        return torch.rand(cells, generator=generator), (0, 0)
+        return torch.rand(shape, generator=generator), (0, 0)
 
     @torch.no_grad()
-    def canvas(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def canvas(self, masked: torch.Tensor, mask: torch.Tensor, guide: torch.Tensor = None) -> torch.Tensor:
         """(B, SOURCES * len(SIGMAS) * 3, S, S): per source, its bands' canvases (one draw per source).
 
         In fp32 and the contiguous layout, outside autocast: a depthwise convolution on a channels-last bf16
         tensor is ~100x slower on the CPU (a 1-D blur took minutes per step).
         """
         with torch.autocast(masked.device.type, enabled=False):
-            return self._canvas(masked.float().contiguous(), mask.float().contiguous())
+            guide = None if guide is None else guide.float().contiguous()
+            return self._canvas(masked.float().contiguous(), mask.float().contiguous(), guide)
 
-    def _canvas(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        n = grid_cells(masked.shape[-1])
+    def _canvas(self, masked: torch.Tensor, mask: torch.Tensor, guide: torch.Tensor = None) -> torch.Tensor:
+        s = masked.shape[-1]
+        n, side = grid_cells(s), s - PATCH + 1
+        guided = self.guide_temperature > 0 and guide is not None
         regions = source_regions(mask)
         out = []
         for k in range(SOURCES):
             region = regions[:, k:k + 1]
-            uniforms, offset = self.draw(n * n)
-            out.append(patch_canvas(bands(masked, region), region, uniforms, offset))
+            band = bands(masked, region)
+            if guided:
+                uniforms, offset = self.draw((n * n, side * side))
+                out.append(guided_patch_canvas(band, region, masked, guide, self.guide_temperature, uniforms, offset))
+            else:
+                uniforms, offset = self.draw((n * n,))
+                out.append(patch_canvas(band, region, uniforms, offset))
         return torch.cat(out, dim=1)
 
-    def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor,
+                guide: torch.Tensor = None) -> torch.Tensor:
         b, _, s, _ = masked.shape
-        canvas = self.canvas(masked, mask).to(features.dtype).view(b, self.canvases, 3, s, s)
+        canvas = self.canvas(masked, mask, guide).to(features.dtype).view(b, self.canvases, 3, s, s)
         gates = self.gate(features)  # (B, canvases, S, S)
         return (gates[:, :, None] * canvas).sum(dim=1)

@@ -136,7 +136,8 @@ class UNetGenerator(nn.Module):
                   to a trained model).
       exemplar    an `ExemplarTexture` layer (models/exemplar.py): the known squares' own band-passed detail,
                   laid over the hole in random cross-faded patches and gated per pixel from the last decoder
-                  features (zero-initialised: it can be added to a trained model).
+                  features (zero-initialised: it can be added to a trained model); exemplar_guide > 0 draws
+                  each patch by its colour's match with the U-Net's own fill (the colour temperature).
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
@@ -185,7 +186,7 @@ class UNetGenerator(nn.Module):
                 nn.Conv2d(2 * widths[0] + texture_noise, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True),
                 nn.Conv2d(ngf, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(ngf, in_channels, 3, 1, 1))
         # Exemplar texture at S x S, gated from the same upsampled decoder input (2 ngf channels).
-        self.exemplar = ExemplarTexture(2 * widths[0]) if config.exemplar else None
+        self.exemplar = ExemplarTexture(2 * widths[0], config.exemplar_guide) if config.exemplar else None
         init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar) if m is not None]))
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
             last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]
@@ -222,12 +223,14 @@ class UNetGenerator(nn.Module):
                 x = self.attention(x, mask)
             features = torch.cat([x, skips[i]], dim=1)  # at i = 0: (B, 2 ngf, S/2, S/2)
             x = self.up[i](features)
+        unet = x  # the U-Net's residual, before the texture sources
         if self.texture is not None or self.exemplar is not None:
             up = nn.functional.interpolate(features, scale_factor=2, mode="nearest")  # (B, 2 ngf, S, S)
         if self.texture is not None:
             x = x + self.texture(torch.cat([up, self.texture_noise_like(features)], dim=1))
-        if self.exemplar is not None:
-            x = x + self.exemplar(masked, mask, up)
+        if self.exemplar is not None:  # guided by the U-Net's fill before any texture was added
+            guide = torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + unet.float()).detach()
+            x = x + self.exemplar(masked, mask, up, keep_known(masked, mask, guide))
         if self.harmonic:
             x = torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + x.float()).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.

@@ -34,11 +34,13 @@ def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
     if model_args is not None:
         return GeneratorConfig(**model_args)
     flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False, "texture_noise": 0,
-             "attention": False, "exemplar_texture": False, **config}
+             "attention": False, "exemplar_texture": False,
+             "exemplar_guide": 0.0, **config}
     return GeneratorConfig(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                            upsampling=flags["upsampling"], res_blocks=flags["res_blocks"],
                            harmonic=flags["harmonic_start"], texture_noise=flags["texture_noise"],
-                           attention=flags["attention"], exemplar=flags["exemplar_texture"])
+                           attention=flags["attention"], exemplar=flags["exemplar_texture"],
+                           exemplar_guide=flags["exemplar_guide"])
 
 
 def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:

@@ -33,6 +33,7 @@ class GeneratorConfig:
     texture_noise: int = 8
     attention: bool = False
     exemplar: bool = False
+    exemplar_guide: float = 0.0
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
@@ -48,3 +49,5 @@ class GeneratorConfig:
             raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
         if self.exemplar and not self.harmonic:
             raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")
+        if self.exemplar_guide < 0:
+            raise ValueError(f"exemplar_guide is a colour temperature >= 0 (0: random patches), got {self.exemplar_guide}")

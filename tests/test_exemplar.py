@@ -4,8 +4,8 @@ import torch
 
 from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
-from models.exemplar import (OVERLAP, PATCH, ExemplarTexture, bands, grid_cells, masked_blur, patch_canvas,
-                             sine_window, source_regions)
+from models.exemplar import (OVERLAP, PATCH, ExemplarTexture, bands, grid_cells, guided_corners, guided_patch_canvas,
+                             masked_blur, patch_canvas, sine_window, source_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -100,6 +100,8 @@ def test_training_draws_come_from_the_global_rng():
 def test_exemplar_needs_the_harmonic_start():
     with pytest.raises(ValueError, match="harmonic"):
         GeneratorConfig(harmonic=False, texture_noise=0, exemplar=True)
+    with pytest.raises(ValueError, match="temperature"):
+        GeneratorConfig(exemplar=True, exemplar_guide=-1)
 
 
 def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_path):
@@ -126,3 +128,34 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
         assert torch.equal(value, split["generator"][key]), f"generator.{key} differs after resume"
     with pytest.raises(InputError, match="--exemplar_texture"):  # a layer may be added, not dropped
         gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))
+
+
+def test_guided_draws_follow_the_scores_and_never_take_an_invalid_corner():
+    valid = torch.tensor([[True, True, False, True]])
+    scores = torch.tensor([[[0.0, 50.0, 100.0, 0.0], [0.0, 0.0, 100.0, 50.0]]])  # corner 2: best but invalid
+    uniforms = torch.rand(2, 4)
+    assert guided_corners(valid, scores, uniforms).tolist() == [[1, 3]]
+    flat = torch.zeros(1, 2000, 4)  # equal scores: every valid corner about equally often, never the invalid one
+    counts = torch.bincount(guided_corners(valid, flat, torch.rand(2000, 4)).flatten(), minlength=4)
+    assert counts[2] == 0 and all(500 < c < 850 for c in counts[[0, 1, 3]].tolist())
+
+
+def test_guided_canvas_takes_patches_of_the_guides_colour():
+    torch.manual_seed(0)
+    size = 128
+    image = torch.zeros(1, 3, size, size)
+    bottom = slice(size - 51, size)  # the bottom-left known square (crop ratio 0.4): blue left, red right
+    image[0, 2, bottom, :25], image[0, 0, bottom, 25:51] = 0.8, 0.8
+    image[0, :, bottom, :25] += 0.05 * torch.randn(3, 51, 25)  # faint grain on the blue half
+    image[0, :, bottom, 25:51] += 0.5 * torch.randn(3, 51, 26)  # strong grain on the red half
+    masked, mask = masked_input(image, 0.4)
+    region = source_regions(mask)[:, :1]
+    band = bands(masked, region)[:, :3]  # the fine band: the grain, not the colour edge between the halves
+    n, side = grid_cells(size), size - PATCH + 1
+    red, blue = torch.zeros(1, 3, size, size), torch.zeros(1, 3, size, size)
+    red[:, 0], blue[:, 2] = 0.8, 0.8
+    strong = guided_patch_canvas(band, region, masked, red, 0.1, torch.rand(n * n, side * side), (0, 0))
+    faint = guided_patch_canvas(band, region, masked, blue, 0.1, torch.rand(n * n, side * side), (0, 0))
+    assert strong.std() > 4 * faint.std()  # red cells: the red half's strong grain; blue cells: the faint one
+    with pytest.raises(ValueError, match="uniforms"):
+        guided_patch_canvas(band, region, masked, red, 0.1, torch.rand(n * n), (0, 0))
