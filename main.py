@@ -70,6 +70,9 @@ def parse_args(argv=None):
     training.add_argument("--texture_scale", type=float, default=1.0,
                           help="with --export: multiply the texture head's output by this (strength of the detail, "
                                "picked on a validation split with benchmarks/score.py --texture_scales)")
+    training.add_argument("--exemplar_scale", default="1,1",
+                          help="with --export: multiply the exemplar layer's gates by FINE,MID for its fine and mid "
+                               "band (picked on a validation split with benchmarks/probe_exemplar_strength.py)")
     training.add_argument("--compile", action="store_true",
                           help="torch.compile the generator and discriminator for training (docs/speed.md says when "
                                "it pays)")
@@ -156,9 +159,24 @@ def parse_args(argv=None):
     check_shared_args(parser, args, eval_flags={"baseline"}, eval_only_flags={"baseline"})
     if args.texture_scale != 1 and not args.export:
         parser.error("--texture_scale applies to the exported generator: add --export FILE")
+    try:
+        exemplar_scale = parse_exemplar_scale(args.exemplar_scale)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if exemplar_scale != (1, 1) and not args.export:
+        parser.error("--exemplar_scale applies to the exported generator: add --export FILE")
     if args.mode == "train":
         check_discriminator_args(args)
     return args
+
+
+def parse_exemplar_scale(text: str) -> tuple:
+    """--exemplar_scale "FINE,MID" -> (fine, mid), or ValueError naming the flag."""
+    try:
+        fine, mid = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--exemplar_scale takes two numbers FINE,MID (e.g. 1,1.5), got {text!r}") from None
+    return fine, mid
 
 
 def check_discriminator_args(args) -> None:
@@ -200,7 +218,7 @@ from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature
 from models.baselines import BASELINES  # noqa: E402
 from models.gan import PatchDiscriminator  # noqa: E402
 from models.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: E402,F401
-                            load_generator, model_args, scale_texture)
+                            load_generator, model_args, scale_exemplar, scale_texture)
 from models.loading import generator_fill as make_fill  # noqa: E402
 from models.projected import ProjectedDiscriminator, blur, blur_sigma_at, diff_augment  # noqa: E402
 from utils.checkpoint import (epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint,  # noqa: E402
@@ -459,10 +477,15 @@ def train(args, hardware: str = ""):
 
 
 def export(generator, config: dict, args):
-    """--export: the generator-only file, the texture head scaled by --texture_scale (recorded in the config)."""
+    """--export: the generator-only file, the texture head scaled by --texture_scale and the exemplar layer's gates
+    by --exemplar_scale (both recorded in the config)."""
     if args.texture_scale != 1:
         generator = scale_texture(copy.deepcopy(generator), args.texture_scale)
         config = {**config, "texture_scale": args.texture_scale}
+    fine, mid = parse_exemplar_scale(args.exemplar_scale)
+    if (fine, mid) != (1, 1):
+        generator = scale_exemplar(copy.deepcopy(generator), fine, mid)
+        config = {**config, "exemplar_scale": [fine, mid]}
     return export_generator(generator, config, args.export)
 
 

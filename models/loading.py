@@ -81,6 +81,23 @@ def scale_texture(generator: UNetGenerator, scale: float) -> UNetGenerator:
     return generator
 
 
+def scale_exemplar(generator: UNetGenerator, fine: float, mid: float) -> UNetGenerator:
+    """Multiply the exemplar layer's gates (models/exemplar.py; linear in its last convolution) by `fine` for the
+    fine band (x - G2 x) and `mid` for the mid band (G2 x - G5 x) of both sources, in place: the strength of the
+    copied detail, picked on a validation split (benchmarks/probe_exemplar_strength.py) as --texture_scale is."""
+    from models.exemplar import SIGMAS, SOURCES
+    if (fine, mid) == (1, 1):
+        return generator
+    if generator.exemplar is None:
+        raise InputError("--exemplar_scale needs a generator with an exemplar layer (trained with --exemplar_texture)")
+    scales = torch.tensor([fine, mid] * SOURCES)  # gate channels: per source, one per band
+    assert len(SIGMAS) == 2 and scales.numel() == generator.exemplar.gate.out_channels
+    with torch.no_grad():
+        generator.exemplar.gate.weight.mul_(scales.view(-1, 1, 1, 1))
+        generator.exemplar.gate.bias.mul_(scales)
+    return generator
+
+
 def export_generator(generator, config: dict, path) -> Path:
     """Generator-only file: large tensors in fp16 (half the size), BatchNorm statistics in fp32."""
     weights = {k: (v.half() if v.is_floating_point() and v.numel() > 4096 else v)

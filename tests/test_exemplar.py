@@ -126,6 +126,17 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
     assert straight["generator"]["exemplar.gate.weight"].abs().sum() > 0  # the gates trained from zero
     for key, value in straight["generator"].items():
         assert torch.equal(value, split["generator"][key]), f"generator.{key} differs after resume"
+    # Export with stronger mid-band gates: those channels scaled (per source: fine, mid), the scale recorded.
+    trained = tmp_path / "straight" / "checkpoint_epoch_2.pth"
+    gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(trained), "--epochs", "2",
+                             "--export", str(tmp_path / "g.pth"), "--exemplar_scale", "1,2"]))
+    exported = load_checkpoint(tmp_path / "g.pth", kinds=("gan_generator",))
+    assert exported["config"]["exemplar_scale"] == [1.0, 2.0]
+    gate, ema_gate = exported["generator"]["exemplar.gate.bias"], straight["generator_ema"]["module"]["exemplar.gate.bias"]
+    assert torch.allclose(gate.float(), ema_gate * torch.tensor([1.0, 2.0, 1.0, 2.0]), atol=1e-6)
+    with pytest.raises(InputError, match="exemplar layer"):  # a model without one has nothing to scale
+        gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", source, "--epochs", "1",
+                                 "--export", str(tmp_path / "h.pth"), "--exemplar_scale", "1,2"]))
     with pytest.raises(InputError, match="--exemplar_texture"):  # a layer may be added, not dropped
         gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))
 
@@ -159,3 +170,18 @@ def test_guided_canvas_takes_patches_of_the_guides_colour():
     assert strong.std() > 4 * faint.std()  # red cells: the red half's strong grain; blue cells: the faint one
     with pytest.raises(ValueError, match="uniforms"):
         guided_patch_canvas(band, region, masked, red, 0.1, torch.rand(n * n), (0, 0))
+
+
+def test_the_strength_probe_scores_each_gate_scale(data, tmp_path, capsys):
+    from benchmarks.probe_exemplar_strength import main as probe, parse_args as probe_args
+    from models.loading import export_generator
+    torch.manual_seed(0)
+    generator = UNetGenerator(GeneratorConfig(64, 8, texture_noise=2, exemplar=True))
+    torch.nn.init.normal_(generator.exemplar.gate.weight, 0, 0.05)  # a trained layer's gates are not 0
+    torch.nn.init.constant_(generator.exemplar.gate.bias, 0.5)
+    path = export_generator(generator, {"image_size": 64, "crop_ratio": 0.4}, tmp_path / "g.pth")
+    probe(probe_args(["--test_dir", str(data / "test"), "--checkpoint", str(path), "--mid", "0,3"]))
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {path}")]
+    assert len(rows) == 2 and "1 / 0 / 1" in rows[0] and "1 / 3 / 1" in rows[1]
+    sharpness = [float(row.split("|")[5]) for row in rows]
+    assert sharpness[1] > sharpness[0]  # stronger copied detail: a sharper fill

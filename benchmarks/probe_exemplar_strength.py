@@ -1,0 +1,60 @@
+"""The strength of a generator's copied detail, on a validation split: its exemplar layer's gates (per band) and
+its noise head scaled after training, every combination scored like `main.py --mode eval` (fp32).
+
+    python benchmarks/probe_exemplar_strength.py --test_dir data/scenery_large/val \
+        --checkpoint runs/exemplar_128/checkpoint_epoch_18.pth --fine 1,1.3 --mid 1.5,2 --noise 1,0.5
+
+Prints one markdown row per checkpoint and (fine, mid, noise) scale: hole PSNR, low-pass hole PSNR, sharpness,
+detail placement, patch SWD (mean, then the 128 / 64 / 32 / 16 px levels), checkerboard. The strength a model
+ships with is picked here, on val, and baked into its export (`main.py --export ... --exemplar_scale FINE,MID
+--texture_scale NOISE`), as the shipped model's texture strength was (docs/model_card.md).
+"""
+import argparse
+import itertools
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def numbers(text: str) -> list:
+    return [float(v) for v in text.split(",")]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--test_dir", required=True, help="folder of photos (a validation split)")
+    parser.add_argument("--checkpoint", action="append", required=True,
+                        help="training checkpoint or export with an exemplar layer; repeat for several")
+    parser.add_argument("--fine", type=numbers, default=[1.0], help="scales of the fine band's gates, comma-separated")
+    parser.add_argument("--mid", type=numbers, default=[1.0], help="scales of the mid band's gates")
+    parser.add_argument("--noise", type=numbers, default=[1.0], help="scales of the noise-fed texture head")
+    parser.add_argument("--batch_size", type=int, default=15)
+    return parser.parse_args(argv)
+
+
+def main(args):
+    from utils.files import check_checkpoint_path
+    for path in args.checkpoint:
+        check_checkpoint_path(path, "--checkpoint")
+    from models.loading import generator_fill, load_generator, scale_exemplar, scale_texture
+    from utils.evaluation import evaluate_folder
+    print("| checkpoint | scales (fine / mid / noise) | hole PSNR | low-pass PSNR | sharpness | placement | "
+          "patch SWD (128 / 64 / 32 / 16 px) | checkerboard |\n|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as scratch:
+        for path, fine, mid, noise in itertools.product(args.checkpoint, args.fine, args.mid, args.noise):
+            generator, config = load_generator(path)
+            scale_exemplar(generator, fine, mid)
+            scale_texture(generator, noise)
+            summary = evaluate_folder(generator_fill(generator, "cpu", "no"), args.test_dir, config["image_size"],
+                                      config["crop_ratio"], scratch, "cpu", batch_size=args.batch_size,
+                                      save_images=False, desc=f"{Path(path).name} x{fine}/{mid}/{noise}")
+            levels = " / ".join(f"{v:.1f}" for v in summary["swd_levels"])
+            print(f"| {path} | {fine:g} / {mid:g} / {noise:g} | {summary['psnr_hole']:.2f} | "
+                  f"{summary['psnr_lowpass']:.2f} | {summary['sharpness']:.2f} | {summary['placement']:.2f} | "
+                  f"{summary['swd']:.1f} ({levels}) | {summary['checkerboard']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main(parse_args())
