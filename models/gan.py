@@ -229,12 +229,17 @@ class UNetGenerator(nn.Module):
         if self.texture is not None:
             x = x + self.texture(torch.cat([up, self.texture_noise_like(features)], dim=1))
         if self.exemplar is not None:  # guided by the U-Net's fill before any texture was added
-            guide = torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + unet.float()).detach()
+            guide = add_residual(start, unet).detach()
             x = x + self.exemplar(masked, mask, up, keep_known(masked, mask, guide))
         if self.harmonic:
-            x = torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + x.float()).to(x.dtype)
+            x = add_residual(start, x).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.
         return keep_known(masked, mask, x)
+
+
+def add_residual(start: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """The harmonic start plus a residual in tanh-logit space, tanh(atanh(start) + r), in fp32."""
+    return torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + residual.float())
 
 
 class PatchDiscriminator(nn.Module):
