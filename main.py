@@ -95,8 +95,8 @@ def parse_args(argv=None):
                            help="contextual attention on the generator's S/4 decoder map: hole features copied from "
                                 "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
     generator.add_argument("--exemplar_texture", action=argparse.BooleanOptionalAction, default=architecture.exemplar,
-                           help="add the known squares' own fine detail, copied in random cross-faded patches and "
-                                "gated per pixel by the generator (models/exemplar.py); starts as a no-op, so "
+                           help="add the known squares' own fine and mid-scale detail, copied in cross-faded "
+                                "patches and gated per pixel by the generator (models/exemplar.py); starts as a no-op, so "
                                 "--init_from may add it")
     generator.add_argument("--exemplar_guide", type=float, default=architecture.exemplar_guide,
                            help="with --exemplar_texture: draw each patch by how well its mean colour matches the "

@@ -10,9 +10,10 @@ its layout is wrong and its blocks show seams. This layer combines the two, as c
      the image: the bottom-left and the top-right square of the gap task) with Gaussian blurs computed over
      those pixels only (normalised convolution, so the hole's values never leak in):
      bands x - G(s1) x and G(s1) x - G(s2) x;
-  2. lay random PATCH x PATCH patches of each band over an S x S canvas, on a grid of stride PATCH - OVERLAP
-     with sine cross-fade windows (squared weights sum to 1, so the texture keeps its variance where two
-     patches overlap and there are no block edges); the grid has a random offset in training;
+  2. lay PATCH x PATCH patches of each band over an S x S canvas, on a grid of stride PATCH - OVERLAP with sine
+     cross-fade windows (squared weights sum to 1, so the texture keeps its variance where two patches overlap
+     and there are no block edges); the grid has a random offset in training; each cell's patch is drawn at
+     random, or by how well its mean colour matches the generator's own smooth fill there (`guided_patch_canvas`);
   3. multiply each canvas by a per-pixel gate that a 3x3 convolution predicts from the decoder's last
      features (the layout: where the scene would have this source's detail) and add the sum to the
      generator's residual.
@@ -54,7 +55,8 @@ def masked_blur(x: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Te
         t = F.conv2d(t, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
         return F.conv2d(t, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
 
-    return blur(x * weight) / blur(weight).clamp_min(1e-6) * (blur(weight) > 1e-3)
+    coverage = blur(weight)
+    return blur(x * weight) / coverage.clamp_min(1e-6) * (coverage > 1e-3)
 
 
 def source_regions(mask: torch.Tensor) -> torch.Tensor:
@@ -102,7 +104,8 @@ def random_corners(valid: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     for i in range(valid.shape[0]):
         positions = torch.nonzero(valid[i]).squeeze(1)  # (P,) flat corner indices
         if positions.numel():
-            corners[i] = positions[(uniforms.to(valid.device) * positions.numel()).long().clamp_max(positions.numel() - 1)]
+            picks = (uniforms.to(valid.device) * positions.numel()).long().clamp_max(positions.numel() - 1)
+            corners[i] = positions[picks]
     return corners
 
 

@@ -18,9 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.masks import keep_known
-from models.options import NORMS, UPSAMPLING, GeneratorConfig
 from models.exemplar import ExemplarTexture
 from models.harmonic import coarse_harmonic_fill
+from models.options import NORMS, UPSAMPLING, GeneratorConfig
 
 
 def init_weights(module: nn.Module, gain: float = 0.02, skip: nn.Module = None) -> None:
@@ -228,9 +228,11 @@ class UNetGenerator(nn.Module):
             up = nn.functional.interpolate(features, scale_factor=2, mode="nearest")  # (B, 2 ngf, S, S)
         if self.texture is not None:
             x = x + self.texture(torch.cat([up, self.texture_noise_like(features)], dim=1))
-        if self.exemplar is not None:  # guided by the U-Net's fill before any texture was added
-            guide = add_residual(start, unet).detach()
-            x = x + self.exemplar(masked, mask, up, keep_known(masked, mask, guide))
+        if self.exemplar is not None:  # patches drawn by the U-Net's fill before any texture (or at random)
+            guide = None
+            if self.exemplar.guide_temperature:
+                guide = keep_known(masked, mask, add_residual(start, unet).detach())
+            x = x + self.exemplar(masked, mask, up, guide)
         if self.harmonic:
             x = add_residual(start, x).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.

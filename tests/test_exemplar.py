@@ -132,7 +132,8 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
                              "--export", str(tmp_path / "g.pth"), "--exemplar_scale", "1,2"]))
     exported = load_checkpoint(tmp_path / "g.pth", kinds=("gan_generator",))
     assert exported["config"]["exemplar_scale"] == [1.0, 2.0]
-    gate, ema_gate = exported["generator"]["exemplar.gate.bias"], straight["generator_ema"]["module"]["exemplar.gate.bias"]
+    gate = exported["generator"]["exemplar.gate.bias"]
+    ema_gate = straight["generator_ema"]["module"]["exemplar.gate.bias"]
     assert torch.allclose(gate.float(), ema_gate * torch.tensor([1.0, 2.0, 1.0, 2.0]), atol=1e-6)
     with pytest.raises(InputError, match="exemplar layer"):  # a model without one has nothing to scale
         gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", source, "--epochs", "1",
