@@ -13,7 +13,7 @@ its layout is wrong and its blocks show seams. This layer combines the two, as c
   2. lay PATCH x PATCH patches of each band over an S x S canvas, on a grid of stride PATCH - OVERLAP with sine
      cross-fade windows (squared weights sum to 1, so the texture keeps its variance where two patches overlap
      and there are no block edges); the grid has a random offset in training; each cell's patch is drawn at
-     random, or by how well its mean colour matches the generator's own smooth fill there (`guided_patch_canvas`);
+     random, or by how well its mean colour matches the generator's own smooth fill there (`colour_scores`);
   3. multiply each canvas by a per-pixel gate that a 3x3 convolution predicts from the decoder's last
      features (the layout: where the scene would have this source's detail) and add the sum to the
      generator's residual.
@@ -144,37 +144,12 @@ def assemble(band: torch.Tensor, corners: torch.Tensor, offset: tuple) -> torch.
     return canvas[:, :, OVERLAP + dy:OVERLAP + dy + s, OVERLAP + dx:OVERLAP + dx + s]
 
 
-def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple) -> torch.Tensor:
-    """Random patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region`
-    (B, 1, S, S), cross-faded over a canvas -> (B, C, S, S) (0 for an image without such a window).
-
-    uniforms: (n * n,) numbers in [0, 1) that choose the patches (one per grid cell, n = grid_cells(S)), the
-    same for every image (each maps them onto its own valid positions); offset: (dy, dx) in [0, stride).
-    """
-    n = grid_cells(band.shape[-1])
-    if uniforms.numel() != n * n:
-        raise ValueError(f"patch_canvas: {n * n} uniforms needed for a {band.shape[-1]}-px canvas (grid_cells), "
-                         f"got {uniforms.numel()}")
-    valid = valid_corners(region)
-    canvas = assemble(band, random_corners(valid, uniforms), offset)
-    return canvas * valid.any(dim=1).view(-1, 1, 1, 1)
-
-
-def guided_patch_canvas(band: torch.Tensor, region: torch.Tensor, image: torch.Tensor, guide: torch.Tensor,
-                        temperature: float, uniforms: torch.Tensor, offset: tuple) -> torch.Tensor:
-    """As `patch_canvas`, but each cell draws its patch by colour ("texture by numbers", Hertzmann et al. 2001,
-    "Image Analogies"): with probability proportional to exp(-d² / temperature²), d the RMS difference between
-    the patch's mean colour in `image` (B, 3, S, S) and the mean colour of `guide` (B, 3, S, S: the generator's
-    own smooth fill) over the cell. Sky cells get patches of sky, rock cells patches of rock.
-
-    uniforms: (n * n, (S - PATCH + 1)^2) numbers in (0, 1), the same for every image.
-    """
-    s = band.shape[-1]
-    n, side = grid_cells(s), s - PATCH + 1
-    if uniforms.shape != (n * n, side * side):
-        raise ValueError(f"guided_patch_canvas: uniforms of shape {(n * n, side * side)} needed, got "
-                         f"{tuple(uniforms.shape)}")
-    valid = valid_corners(region)
+def colour_scores(image: torch.Tensor, guide: torch.Tensor, temperature: float, offset: tuple) -> torch.Tensor:
+    """(B, N, K) log-weights for drawing each cell's patch by colour ("texture by numbers", Hertzmann et al. 2001,
+    "Image Analogies"): -d² / temperature², d the RMS difference between a candidate window's mean colour in
+    `image` (B, 3, S, S) and the mean colour of `guide` (B, 3, S, S: the generator's own smooth fill) over the
+    cell, for the grid at `offset`. Sky cells get patches of sky, rock cells patches of rock."""
+    s = image.shape[-1]
     source = F.avg_pool2d(image, PATCH, stride=1).flatten(2)  # (B, 3, K): each window's mean colour
     cells = F.avg_pool2d(guide, PATCH, stride=1, padding=PATCH // 2, count_include_pad=False)  # centred means
     rows, cols = cell_centres(s, offset)
@@ -182,8 +157,29 @@ def guided_patch_canvas(band: torch.Tensor, region: torch.Tensor, image: torch.T
     # (B, N, K) mean squared colour difference, expanded so that no (B, 3, N, K) tensor is built.
     distance = ((cells ** 2).sum(1)[:, :, None] + (source ** 2).sum(1)[:, None, :]
                 - 2 * torch.einsum("bcn,bck->bnk", cells, source)).clamp_min(0) / 3
-    canvas = assemble(band, guided_corners(valid, -distance / temperature ** 2, uniforms), offset)
-    return canvas * valid.any(dim=1).view(-1, 1, 1, 1)
+    return -distance / temperature ** 2
+
+
+def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple,
+                 scores: torch.Tensor = None) -> torch.Tensor:
+    """Patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region` (B, 1, S, S),
+    cross-faded over a canvas -> (B, C, S, S) (0 for an image without such a window); offset: (dy, dx) in
+    [0, stride), where the grid starts.
+
+    Without `scores`, each cell's patch is drawn at random: uniforms (n * n,) in [0, 1), n = grid_cells(S), the
+    same for every image (each maps them onto its own valid positions). With scores (B, n * n, K) log-weights
+    over the K = (S - PATCH + 1)^2 corners (e.g. `colour_scores`), it is drawn with probability proportional to
+    exp(score): uniforms (n * n, K) in (0, 1), the same for every image (`guided_corners`).
+    """
+    s = band.shape[-1]
+    n, side = grid_cells(s), s - PATCH + 1
+    shape = (n * n,) if scores is None else (n * n, side * side)
+    if tuple(uniforms.shape) != shape:
+        raise ValueError(f"patch_canvas: uniforms of shape {shape} needed for a {s}-px canvas "
+                         f"({'random' if scores is None else 'scored'} draws), got {tuple(uniforms.shape)}")
+    valid = valid_corners(region)
+    corners = random_corners(valid, uniforms) if scores is None else guided_corners(valid, scores, uniforms)
+    return assemble(band, corners, offset) * valid.any(dim=1).view(-1, 1, 1, 1)
 
 
 class ExemplarTexture(nn.Module):
@@ -191,7 +187,7 @@ class ExemplarTexture(nn.Module):
     residual: gated canvases of the known squares' band-passed detail (see the module docstring).
 
     guide_temperature: 0 lays random patches; > 0 draws each cell's patch by how well its mean colour matches
-    the guide's there (`guided_patch_canvas`; the guide is the generator's own fill before any texture).
+    the guide's there (`colour_scores`; the guide is the generator's own fill before any texture).
     """
 
     def __init__(self, feature_channels: int, guide_temperature: float = 0.0):
@@ -230,13 +226,9 @@ class ExemplarTexture(nn.Module):
         out = []
         for k in range(SOURCES):
             region = regions[:, k:k + 1]
-            band = bands(masked, region)
-            if guided:
-                uniforms, offset = self.draw((n * n, side * side))
-                out.append(guided_patch_canvas(band, region, masked, guide, self.guide_temperature, uniforms, offset))
-            else:
-                uniforms, offset = self.draw((n * n,))
-                out.append(patch_canvas(band, region, uniforms, offset))
+            uniforms, offset = self.draw((n * n, side * side) if guided else (n * n,))
+            scores = colour_scores(masked, guide, self.guide_temperature, offset) if guided else None
+            out.append(patch_canvas(bands(masked, region), region, uniforms, offset, scores))
         return torch.cat(out, dim=1)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor,

@@ -4,7 +4,7 @@ import torch
 
 from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
-from models.exemplar import (OVERLAP, PATCH, ExemplarTexture, bands, grid_cells, guided_corners, guided_patch_canvas,
+from models.exemplar import (OVERLAP, PATCH, ExemplarTexture, bands, colour_scores, grid_cells, guided_corners,
                              masked_blur, patch_canvas, sine_window, source_regions)
 
 
@@ -166,11 +166,11 @@ def test_guided_canvas_takes_patches_of_the_guides_colour():
     n, side = grid_cells(size), size - PATCH + 1
     red, blue = torch.zeros(1, 3, size, size), torch.zeros(1, 3, size, size)
     red[:, 0], blue[:, 2] = 0.8, 0.8
-    strong = guided_patch_canvas(band, region, masked, red, 0.1, torch.rand(n * n, side * side), (0, 0))
-    faint = guided_patch_canvas(band, region, masked, blue, 0.1, torch.rand(n * n, side * side), (0, 0))
+    strong = patch_canvas(band, region, torch.rand(n * n, side * side), (0, 0), colour_scores(masked, red, 0.1, (0, 0)))
+    faint = patch_canvas(band, region, torch.rand(n * n, side * side), (0, 0), colour_scores(masked, blue, 0.1, (0, 0)))
     assert strong.std() > 4 * faint.std()  # red cells: the red half's strong grain; blue cells: the faint one
     with pytest.raises(ValueError, match="uniforms"):
-        guided_patch_canvas(band, region, masked, red, 0.1, torch.rand(n * n), (0, 0))
+        patch_canvas(band, region, torch.rand(n * n), (0, 0), colour_scores(masked, red, 0.1, (0, 0)))
 
 
 def test_the_strength_probe_scores_each_gate_scale(data, tmp_path, capsys):
