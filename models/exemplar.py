@@ -30,30 +30,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.filters import separable_gaussian
+
 PATCH = 16  # px at the model's resolution: a source patch (the gap task's squares are 51 px at 128²)
 OVERLAP = 4  # px of cross-fade between neighbouring patches
 SIGMAS = (2.0, 5.0)  # the bands' edges: fine = x - G(2), mid = G(2) - G(5)
 SOURCES = 2  # the known pixels of the bottom half, of the top half
 
 
-def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """1-D normalised Gaussian of radius ceil(3 sigma)."""
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    return kernel / kernel.sum()
-
-
 def masked_blur(x: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of x (B, C, H, W) over the pixels where weight (B, 1, H, W) is 1 (normalised convolution,
-    zero padding): G(x w) / G(w); 0 where no such pixel is near."""
-    kernel = gaussian_kernel(sigma).to(x)
-    radius = kernel.numel() // 2
-
+    radius 3 sigma, zero padding): G(x w) / G(w); 0 where no such pixel is near."""
     def blur(t):
-        c = t.shape[1]
-        t = F.conv2d(t, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
-        return F.conv2d(t, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+        return separable_gaussian(t, sigma, radius_sigmas=3, padding="constant")
 
     coverage = blur(weight)
     return blur(x * weight) / coverage.clamp_min(1e-6) * (coverage > 1e-3)

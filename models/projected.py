@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
+from models.filters import separable_gaussian
 from models.options import AUGMENTATIONS
 
 TAPS = ("s4", "s8", "s16", "s32")
@@ -126,18 +127,10 @@ def blur_sigma_at(images_seen: int, start_sigma: float, fade_images: int) -> flo
 
 
 def blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur (separable, reflect padding), identity at sigma 0; differentiable."""
+    """Gaussian blur (separable, radius 2 sigma, reflect padding), identity at sigma 0; differentiable."""
     if sigma <= 0:
         return image
-    radius = max(1, math.ceil(2 * sigma))
-    x = torch.arange(-radius, radius + 1, device=image.device, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).to(image.dtype)
-    c = image.shape[1]
-    out = F.pad(image, (radius, radius, 0, 0), mode="reflect")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return separable_gaussian(image, sigma, radius_sigmas=2, padding="reflect")
 
 
 
