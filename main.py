@@ -159,24 +159,11 @@ def parse_args(argv=None):
     check_shared_args(parser, args, eval_flags={"baseline"}, eval_only_flags={"baseline"})
     if args.texture_scale != 1 and not args.export:
         parser.error("--texture_scale applies to the exported generator: add --export FILE")
-    try:
-        exemplar_scale = parse_exemplar_scale(args.exemplar_scale)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if exemplar_scale != (1, 1) and not args.export:
+    if number_pair(args.exemplar_scale, "--exemplar_scale", "1,1.5") != (1, 1) and not args.export:
         parser.error("--exemplar_scale applies to the exported generator: add --export FILE")
     if args.mode == "train":
         check_discriminator_args(args)
     return args
-
-
-def parse_exemplar_scale(text: str) -> tuple:
-    """--exemplar_scale "FINE,MID" -> (fine, mid), or ValueError naming the flag."""
-    try:
-        fine, mid = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--exemplar_scale takes two numbers FINE,MID (e.g. 1,1.5), got {text!r}") from None
-    return fine, mid
 
 
 def check_discriminator_args(args) -> None:
@@ -195,12 +182,18 @@ def check_discriminator_args(args) -> None:
         raise InputError(f"--d_upsample must be >= 1, got {args.d_upsample}")
 
 
+def number_pair(text: str, flag: str, example: str) -> tuple:
+    """A flag's "a,b" -> (a, b) as floats, or InputError naming the flag and an example value."""
+    try:
+        first, second = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{flag} must be two comma-separated numbers, e.g. {example}; got {text!r}") from None
+    return first, second
+
+
 def adam_betas(text: str) -> tuple:
     """--adam_betas "b1,b2" -> (b1, b2), or InputError."""
-    try:
-        beta1, beta2 = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"--adam_betas must be two comma-separated numbers, e.g. 0,0.99; got {text!r}") from None
+    beta1, beta2 = number_pair(text, "--adam_betas", "0,0.99")
     if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
         raise InputError(f"--adam_betas must lie in [0, 1), got {text!r}")
     return beta1, beta2
@@ -482,7 +475,7 @@ def export(generator, config: dict, args):
     if args.texture_scale != 1:
         generator = scale_texture(copy.deepcopy(generator), args.texture_scale)
         config = {**config, "texture_scale": args.texture_scale}
-    fine, mid = parse_exemplar_scale(args.exemplar_scale)
+    fine, mid = number_pair(args.exemplar_scale, "--exemplar_scale", "1,1.5")
     if (fine, mid) != (1, 1):
         generator = scale_exemplar(copy.deepcopy(generator), fine, mid)
         config = {**config, "exemplar_scale": [fine, mid]}
