@@ -41,7 +41,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
-               "exemplar_guide")
+               "exemplar_guide", "exemplar_normalise")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr", "ssim")
@@ -102,6 +102,10 @@ def parse_args(argv=None):
                            help="with --exemplar_texture: draw each patch by how well its mean colour matches the "
                                 "U-Net's own fill there, at this colour temperature (RMS difference in [-1, 1] "
                                 "units; 0: random patches)")
+    generator.add_argument("--exemplar_normalise", action=argparse.BooleanOptionalAction,
+                           default=architecture.exemplar_normalise,
+                           help="with --exemplar_texture: lay every copied patch at its source's average detail "
+                                "strength, so that the generator's gates, not the draw, decide how much goes where")
 
     losses = parser.add_argument_group("losses and optimisation")
     losses.add_argument("--lambda_l1", type=float, default=100.0, help="L1 on the hole")
@@ -219,7 +223,8 @@ from utils.checkpoint import (epoch_checkpoint_path, load_checkpoint, rng_state,
 from utils.ema import ModelEMA  # noqa: E402
 from utils.evaluation import (eval_device, evaluate_folder, format_swd, read_csv_rows, run_eval_mode,  # noqa: E402
                               write_csv_atomic)
-from utils.hardware import configure_threads, keep_freed_memory, resolve_mixed_precision  # noqa: E402
+from utils.hardware import (configure_threads, emulated_bf16, keep_freed_memory,  # noqa: E402
+                            resolve_mixed_precision)
 from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch,  # noqa: E402
                             make_accelerator, make_train_loader, run_config, save_samples, start_run)
 
@@ -551,6 +556,9 @@ def main(args):
     # Hardware choices, once: threads from the free cores, bf16 autocast where it is native.
     threads = configure_threads(args.threads)
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision, args.cpu)
+    if emulated_bf16(args.mixed_precision, args.cpu):
+        print("note: --mixed_precision bf16 on a CPU without native bf16 (no avx512_bf16 / amx_bf16 in "
+              "/proc/cpuinfo) is emulated, far slower than fp32: pass --mixed_precision auto or no", file=sys.stderr)
     if args.mode == "train":
         keep_freed_memory()  # no page faults on every step's large buffers (utils/hardware.py)
         return train(args, hardware=f"using {threads}; autocast: {args.mixed_precision}")

@@ -36,6 +36,7 @@ PATCH = 16  # px at the model's resolution: a source patch (the gap task's squar
 OVERLAP = 4  # px of cross-fade between neighbouring patches
 SIGMAS = (2.0, 5.0)  # the bands' edges: fine = x - G(2), mid = G(2) - G(5)
 SOURCES = 2  # the known pixels of the bottom half, of the top half
+RMS_FLOOR = 0.5  # normalised patches: a patch smoother than this fraction of its source's detail is not raised further
 
 
 def masked_blur(x: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -113,16 +114,40 @@ def cell_centres(size: int, offset: tuple) -> tuple:
     return tuple((starts - d + PATCH // 2).clamp(0, size - 1) for d in offset)
 
 
-def assemble(band: torch.Tensor, corners: torch.Tensor, offset: tuple) -> torch.Tensor:
+def band_rms(band: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """band (B, C, S, S), C = 3 per band, region (B, 1, S, S) -> (B, C // 3): each band's RMS over the region."""
+    b, c = band.shape[:2]
+    energy = (band.float() ** 2 * region).view(b, c // 3, 3, -1).sum(dim=(2, 3))
+    return (energy / (3 * region.flatten(1).sum(1, keepdim=True)).clamp_min(1.0)).sqrt()
+
+
+def normalise_patches(patches: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """patches (B, C, N, P, P), C = 3 per band, reference (B, C // 3) -> each patch's bands rescaled to the
+    reference RMS (a patch below RMS_FLOOR x reference is raised by 1 / RMS_FLOOR only, so sky stays smooth).
+
+    Why: with raw patches the canvas's local detail is as random as the draw (a patch of rock beside one of sky),
+    so the gate cannot decide how much detail goes where; on normalised patches the gate sets the amount."""
+    b, c, n = patches.shape[:3]
+    grouped = patches.view(b, c // 3, 3, n, -1)
+    rms = grouped.pow(2).mean(dim=(2, 4), keepdim=True).sqrt()  # (B, bands, 1, N, 1)
+    reference = reference.view(b, c // 3, 1, 1, 1).to(patches)
+    gain = reference / torch.maximum(rms, RMS_FLOOR * reference).clamp_min(1e-6)
+    return (grouped * gain).view_as(patches)
+
+
+def assemble(band: torch.Tensor, corners: torch.Tensor, offset: tuple, reference: torch.Tensor = None) -> torch.Tensor:
     """band (B, C, S, S), corners (B, n * n) flat top-left corners on the (S - PATCH + 1)^2 grid -> canvas
     (B, C, S, S): cell j holds the band's PATCH x PATCH patch at corners[:, j], sine cross-faded with its
-    neighbours; the grid starts at `offset` (dy, dx) in [0, stride)."""
+    neighbours; the grid starts at `offset` (dy, dx) in [0, stride). reference (B, C // 3): normalise each
+    patch's bands to this RMS (`normalise_patches`)."""
     b, c, s, _ = band.shape
     stride, n, side = PATCH - OVERLAP, grid_cells(s), s - PATCH + 1
     top, left = corners // side, corners % side  # (B, N)
     offsets = torch.arange(PATCH, device=band.device)
     pixels = ((top[:, :, None, None] + offsets[:, None]) * s + left[:, :, None, None] + offsets).flatten(1)
     patches = band.flatten(2).gather(2, pixels[:, None].expand(-1, c, -1)).view(b, c, n * n, PATCH, PATCH)
+    if reference is not None:
+        patches = normalise_patches(patches, reference)
     window = sine_window(PATCH, OVERLAP).to(band)
     patches = patches * (window[:, None] * window)  # separable 2-D window
     size = n * stride + OVERLAP
@@ -150,7 +175,7 @@ def colour_scores(image: torch.Tensor, guide: torch.Tensor, temperature: float, 
 
 
 def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple,
-                 scores: torch.Tensor = None) -> torch.Tensor:
+                 scores: torch.Tensor = None, normalise: bool = False) -> torch.Tensor:
     """Patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region` (B, 1, S, S),
     cross-faded over a canvas -> (B, C, S, S) (0 for an image without such a window); offset: (dy, dx) in
     [0, stride), where the grid starts.
@@ -159,6 +184,7 @@ def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tenso
     same for every image (each maps them onto its own valid positions). With scores (B, n * n, K) log-weights
     over the K = (S - PATCH + 1)^2 corners (e.g. `colour_scores`), it is drawn with probability proportional to
     exp(score): uniforms (n * n, K) in (0, 1), the same for every image (`guided_corners`).
+    normalise: each patch's bands rescaled to their RMS over the whole region (`normalise_patches`).
     """
     s = band.shape[-1]
     n, side = grid_cells(s), s - PATCH + 1
@@ -168,7 +194,8 @@ def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tenso
                          f"({'random' if scores is None else 'scored'} draws), got {tuple(uniforms.shape)}")
     valid = valid_corners(region)
     corners = random_corners(valid, uniforms) if scores is None else guided_corners(valid, scores, uniforms)
-    return assemble(band, corners, offset) * valid.any(dim=1).view(-1, 1, 1, 1)
+    reference = band_rms(band, region) if normalise else None
+    return assemble(band, corners, offset, reference) * valid.any(dim=1).view(-1, 1, 1, 1)
 
 
 class ExemplarTexture(nn.Module):
@@ -177,12 +204,15 @@ class ExemplarTexture(nn.Module):
 
     guide_temperature: 0 lays random patches; > 0 draws each cell's patch by how well its mean colour matches
     the guide's there (`colour_scores`; the guide is the generator's own fill before any texture).
+    normalise: every patch's bands at their source's RMS detail (`normalise_patches`), so that the gates, not the
+    draw, decide how much detail goes where.
     """
 
-    def __init__(self, feature_channels: int, guide_temperature: float = 0.0):
+    def __init__(self, feature_channels: int, guide_temperature: float = 0.0, normalise: bool = False):
         super().__init__()
         self.canvases = SOURCES * len(SIGMAS)
         self.guide_temperature = guide_temperature
+        self.normalise = normalise
         self.gate = nn.Conv2d(feature_channels, self.canvases, 3, 1, 1)
         nn.init.zeros_(self.gate.weight)  # no-op at the start: it can be added to a trained generator
         nn.init.zeros_(self.gate.bias)
@@ -217,7 +247,7 @@ class ExemplarTexture(nn.Module):
             region = regions[:, k:k + 1]
             uniforms, offset = self.draw((n * n, side * side) if guided else (n * n,))
             scores = colour_scores(masked, guide, self.guide_temperature, offset) if guided else None
-            out.append(patch_canvas(bands(masked, region), region, uniforms, offset, scores))
+            out.append(patch_canvas(bands(masked, region), region, uniforms, offset, scores, self.normalise))
         return torch.cat(out, dim=1)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor,

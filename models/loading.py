@@ -35,12 +35,12 @@ def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
         return GeneratorConfig(**model_args)
     flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False, "texture_noise": 0,
              "attention": False, "exemplar_texture": False,
-             "exemplar_guide": 0.0, **config}
+             "exemplar_guide": 0.0, "exemplar_normalise": False, **config}
     return GeneratorConfig(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                            upsampling=flags["upsampling"], res_blocks=flags["res_blocks"],
                            harmonic=flags["harmonic_start"], texture_noise=flags["texture_noise"],
                            attention=flags["attention"], exemplar=flags["exemplar_texture"],
-                           exemplar_guide=flags["exemplar_guide"])
+                           exemplar_guide=flags["exemplar_guide"], exemplar_normalise=flags["exemplar_normalise"])
 
 
 def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:

@@ -34,6 +34,7 @@ class GeneratorConfig:
     attention: bool = False
     exemplar: bool = False
     exemplar_guide: float = 0.0
+    exemplar_normalise: bool = False
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
@@ -49,5 +50,7 @@ class GeneratorConfig:
             raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
         if self.exemplar and not self.harmonic:
             raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")
+        if (self.exemplar_guide or self.exemplar_normalise) and not self.exemplar:
+            raise ValueError("exemplar_guide and exemplar_normalise are options of the exemplar layer: they need exemplar=True")
         if self.exemplar_guide < 0:
             raise ValueError(f"exemplar_guide is a colour temperature >= 0 (0: random patches), got {self.exemplar_guide}")

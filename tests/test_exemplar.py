@@ -4,8 +4,8 @@ import torch
 
 from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
-from models.exemplar import (OVERLAP, PATCH, ExemplarTexture, bands, colour_scores, grid_cells, guided_corners,
-                             masked_blur, patch_canvas, sine_window, source_regions)
+from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, colour_scores, grid_cells,
+                             guided_corners, masked_blur, normalise_patches, patch_canvas, sine_window, source_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -102,6 +102,46 @@ def test_exemplar_needs_the_harmonic_start():
         GeneratorConfig(harmonic=False, texture_noise=0, exemplar=True)
     with pytest.raises(ValueError, match="temperature"):
         GeneratorConfig(exemplar=True, exemplar_guide=-1)
+    with pytest.raises(ValueError, match="exemplar=True"):
+        GeneratorConfig(exemplar_normalise=True)
+
+
+def test_normalised_patches_take_the_sources_rms_and_smooth_ones_are_raised_by_a_bounded_gain():
+    patches = torch.randn(1, 6, 3, PATCH, PATCH)  # 2 bands x 3 channels, 3 patches
+    patches[:, :, 1] *= 4.0  # a strong patch
+    patches[:, :, 2] *= 0.01  # a nearly flat one (sky)
+    reference = torch.tensor([[0.5, 1.5]])  # per band (RMS_FLOOR x 1.5 < the first patch's RMS, about 1)
+    out = normalise_patches(patches, reference).view(1, 2, 3, 3, -1)
+    rms = out.pow(2).mean(dim=(2, 4)).sqrt()  # (1, bands, patches)
+    assert torch.allclose(rms[0, :, :2], reference.T.expand(2, 2), rtol=1e-5)  # both at the source's level
+    gain = out[0, :, :, 2] / patches.view(1, 2, 3, 3, -1)[0, :, :, 2]
+    assert torch.allclose(gain, (1 / RMS_FLOOR) * torch.ones_like(gain))  # raised by 1 / floor, not to the level
+    assert normalise_patches(torch.zeros_like(patches), reference).eq(0).all()
+
+
+def test_a_normalised_canvas_lays_even_detail_over_a_source_of_uneven_contrast():
+    torch.manual_seed(0)
+    size = 96
+    image = torch.randn(1, 3, size, size) * 0.05
+    _, mask = masked_input(image, 0.5)  # bottom-left square: rows 48-95, columns 0-47
+    image[:, :, :, 24:48] *= 2.0  # its right half has twice its left half's contrast (both above the floor)
+    region = source_regions(mask)[:, :1]
+    band = bands(image, region)
+    assert torch.allclose(band_rms(band, region)[:, 0], band[:, :3][region.expand(-1, 3, -1, -1) > 0].pow(2).mean().sqrt(),
+                          rtol=1e-4)
+
+    def cell_rms(canvas):  # RMS of the fine band in each cell's cross-fade-free middle (grid at offset 0)
+        stride, flat = PATCH - OVERLAP, PATCH - 2 * OVERLAP
+        return torch.stack([canvas[0, :3, y:y + flat, x:x + flat].pow(2).mean().sqrt()
+                            for y in range(0, size - flat, stride) for x in range(0, size - flat, stride)])
+    uniforms = torch.rand(grid_cells(size) ** 2)
+    raw = cell_rms(patch_canvas(band, region, uniforms, (0, 0)))
+    even = cell_rms(patch_canvas(band, region, uniforms, (0, 0), normalise=True))
+    assert raw.std() / raw.mean() > 0.25  # patches of the weak and of the strong half
+    # All at the source's level, up to a patch straddling the two halves (normalised as a whole).
+    assert even.std() / even.mean() < 0.5 * raw.std() / raw.mean()
+    layer = ExemplarTexture(4, normalise=True).eval()
+    assert not torch.equal(layer.canvas(image, mask), ExemplarTexture(4).eval().canvas(image, mask))
 
 
 def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_path):
