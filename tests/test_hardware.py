@@ -53,6 +53,9 @@ def test_auto_precision(monkeypatch):
     assert hardware.resolve_mixed_precision("auto") == "bf16"
     monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: False)
     assert hardware.resolve_mixed_precision("auto") == "no"
+    assert hardware.emulated_bf16("bf16") and not hardware.emulated_bf16("no")  # bf16 asked for: warned
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: True)
+    assert not hardware.emulated_bf16("bf16")
 
 
 def test_keep_freed_memory_applies_on_glibc_unless_the_user_set_malloc_variables(monkeypatch):

@@ -97,6 +97,13 @@ def resolve_mixed_precision(value: str, cpu: bool = False) -> str:
     return "bf16" if cpu_has_fast_bf16() else "no"
 
 
+def emulated_bf16(value: str, cpu: bool = False) -> bool:
+    """True for --mixed_precision bf16 on a CPU without native bf16 (no AVX-512-BF16 or AMX-BF16): torch then
+    emulates it, an order of magnitude slower than fp32 (docs/speed.md)."""
+    on_cpu = cpu or not torch.cuda.is_available()
+    return value == "bf16" and on_cpu and not cpu_has_fast_bf16()
+
+
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
