@@ -39,9 +39,8 @@ def main(args):
     for path in args.checkpoint:
         check_checkpoint_path(path, "--checkpoint")
     from models.loading import generator_fill, load_generator, scale_exemplar, scale_texture
-    from utils.evaluation import evaluate_folder
-    print("| checkpoint | scales (fine / mid / noise) | hole PSNR | low-pass PSNR | sharpness | placement | "
-          "patch SWD (128 / 64 / 32 / 16 px) | checkerboard |\n|---|---|---|---|---|---|---|---|")
+    from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_scores
+    print(f"| checkpoint | scales (fine / mid / noise) | {SCORE_COLUMNS} |\n|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
         for path, fine, mid, noise in itertools.product(args.checkpoint, args.fine, args.mid, args.noise):
             generator, config = load_generator(path)
@@ -50,10 +49,7 @@ def main(args):
             summary = evaluate_folder(generator_fill(generator, "cpu", "no"), args.test_dir, config["image_size"],
                                       config["crop_ratio"], scratch, "cpu", batch_size=args.batch_size,
                                       save_images=False, desc=f"{Path(path).name} x{fine}/{mid}/{noise}")
-            levels = " / ".join(f"{v:.1f}" for v in summary["swd_levels"])
-            print(f"| {path} | {fine:g} / {mid:g} / {noise:g} | {summary['psnr_hole']:.2f} | "
-                  f"{summary['psnr_lowpass']:.2f} | {summary['sharpness']:.2f} | {summary['placement']:.2f} | "
-                  f"{summary['swd']:.1f} ({levels}) | {summary['checkerboard']:.2f} |", flush=True)
+            print(f"| {path} | {fine:g} / {mid:g} / {noise:g} | {markdown_scores(summary)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.filters import separable_gaussian
+from models.harmonic import harmonic_fill
 
 PATCH = 16  # px at the model's resolution: a source patch (the gap task's squares are 51 px at 128²)
 OVERLAP = 4  # px of cross-fade between neighbouring patches
@@ -62,6 +63,20 @@ def bands(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     (0 outside the region)."""
     levels = [image.float()] + [masked_blur(image.float(), region, s) for s in SIGMAS]
     return torch.cat([levels[i] - levels[i + 1] for i in range(len(SIGMAS))], dim=1) * region
+
+
+def known_detail_prior(masked: torch.Tensor, mask: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
+    """masked (B, 3, S, S), mask (B, 1, S, S) -> (B, len(SIGMAS), S, S): each band's local RMS detail over the known
+    pixels (a masked blur of its square, sigma px), carried into the hole as a harmonic (Laplace) interpolation.
+
+    A guess of how much detail of each scale the hole has where, from nothing but the squares: a hole region near
+    a textured square's edge is likely textured. On val it predicts where the truth has detail as well as the
+    shipped generator's own fill does (docs/model_card.md, benchmarks/probe_detail_placement.py). No gradient."""
+    with torch.no_grad():
+        known = 1.0 - mask.float()
+        energy = bands(masked, known).pow(2).unflatten(1, (len(SIGMAS), 3)).mean(dim=2)  # (B, bands, S, S)
+        local = masked_blur(energy, known, sigma).clamp_min(0).sqrt() * known
+        return harmonic_fill(local, mask).clamp_min(0)
 
 
 def sine_window(size: int, overlap: int) -> torch.Tensor:

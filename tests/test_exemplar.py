@@ -5,7 +5,7 @@ import torch
 from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
 from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, colour_scores, grid_cells,
-                             guided_corners, masked_blur, normalise_patches, patch_canvas, sine_window, source_regions)
+                             guided_corners, known_detail_prior, masked_blur, normalise_patches, patch_canvas, sine_window, source_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -226,3 +226,35 @@ def test_the_strength_probe_scores_each_gate_scale(data, tmp_path, capsys):
     assert len(rows) == 2 and "1 / 0 / 1" in rows[0] and "1 / 3 / 1" in rows[1]
     sharpness = [float(row.split("|")[5]) for row in rows]
     assert sharpness[1] > sharpness[0]  # stronger copied detail: a sharper fill
+
+
+def test_the_known_detail_prior_carries_each_squares_detail_into_the_hole():
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 64, 64) * 0.05
+    image[:, :, 38:, :26] *= 6.0  # the bottom-left square (rows 38-63, columns 0-25) is six times as textured
+    masked, mask = masked_input(image, 0.4)
+    prior = known_detail_prior(masked, mask)
+    assert prior.shape == (1, 2, 64, 64) and prior.min() >= 0
+    hole = mask[0, 0] > 0.5
+    inside = prior[0][:, hole]
+    known = prior[0][:, ~hole]
+    assert (inside <= known.amax(dim=1, keepdim=True) + 1e-4).all()  # an interpolation: no new extremes
+    near_textured, near_smooth = prior[0, :, 40, 30], prior[0, :, 22, 36]  # just beside each square
+    assert (near_textured > 2 * near_smooth).all()
+    other = masked.clone()
+    other[mask.expand_as(other) > 0.5] = 3.0  # whatever the hole holds
+    assert torch.allclose(known_detail_prior(other, mask), prior)
+
+
+def test_the_placement_probe_prints_its_maps_and_fills(data, tmp_path, capsys):
+    from benchmarks.probe_detail_placement import main as probe, parse_args as probe_args
+    from models.loading import export_generator
+    torch.manual_seed(0)
+    path = export_generator(UNetGenerator(GeneratorConfig(64, 8, texture_noise=2)),
+                            {"image_size": 64, "crop_ratio": 0.5}, tmp_path / "g.pth")
+    probe(probe_args(["--test_dir", str(data / "test"), "--checkpoint", str(path), "--strength", "0,2"]))
+    out = capsys.readouterr().out
+    assert out.count("| + copied detail,") == 4 and "| known detail carried into the hole (prior) |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| + copied detail, even")]
+    sharpness = [float(row.split("|")[4]) for row in rows]
+    assert sharpness[1] > sharpness[0]  # copied detail at x2: a sharper fill than none

@@ -194,6 +194,16 @@ def format_swd(summary: dict) -> str:
     return f"{summary['swd']:.1f} (" + " / ".join(f"{v:.1f}" for v in summary["swd_levels"]) + ")"
 
 
+SCORE_COLUMNS = "hole PSNR | low-pass PSNR | sharpness | placement | patch SWD (128 / 64 / 32 / 16 px) | checkerboard"
+
+
+def markdown_scores(summary: dict) -> str:
+    """The realism columns of a markdown row (SCORE_COLUMNS) from an `evaluate_folder` summary."""
+    levels = " / ".join(f"{v:.1f}" for v in summary["swd_levels"])
+    return (f"{summary['psnr_hole']:.2f} | {summary['psnr_lowpass']:.2f} | {summary['sharpness']:.2f} | "
+            f"{summary['placement']:.2f} | {summary['swd']:.1f} ({levels}) | {summary['checkerboard']:.2f}")
+
+
 def pair_name(image1, image2) -> str:
     """<stem1>_<stem2>_<6 hex>: the hash of both resolved paths keeps pairs of same-named photos from
     different folders apart."""

@@ -188,10 +188,15 @@ def detail_placement(output: torch.Tensor, truth: torch.Tensor, mask: torch.Tens
     """Per image: Pearson correlation over the 8x8 blocks inside the hole of the block mean |Laplacian| of
     output and truth; 0 for a fill without detail; NaN where the truth's detail does not vary, which the
     summary leaves out."""
-    out, inside = block_detail((output.float() + 1) / 2, mask)
-    true, _ = block_detail((truth.float() + 1) / 2, mask)
+    return block_correlations(block_detail((output.float() + 1) / 2, mask)[0], truth, mask)
+
+
+def block_correlations(blocks: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> list:
+    """Per image: Pearson correlation of blocks (B, S/8, S/8) (a fill's block detail, or any map's 8x8 block
+    means) with the truth's block detail, over the blocks inside the hole (see `detail_placement`)."""
+    true, inside = block_detail((truth.float() + 1) / 2, mask)
     scores = []
-    for o, t, m in zip(out, true, inside):
+    for o, t, m in zip(blocks, true, inside):
         o, t = o[m].double(), t[m].double()
         if len(t) < 3 or t.std() < 1e-6:
             scores.append(float("nan"))
