@@ -167,6 +167,10 @@ def parse_args(argv=None):
         parser.error("--exemplar_scale applies to the exported generator: add --export FILE")
     if args.mode == "train":
         check_discriminator_args(args)
+        try:  # the generator's flags must build a network (models/options.py), before torch is imported
+            GeneratorConfig.from_flags(vars(args))
+        except ValueError as exc:
+            raise InputError(f"generator flags: {exc}") from None
     return args
 
 

@@ -26,21 +26,11 @@ def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
 
     Checkpoints written since the architecture became a `GeneratorConfig` carry it as "model_args", beside
     the run's config; `model_args` wins when given. Older ones (and a run's flags) hold the architecture as
-    flat flags; an option that such a checkpoint does not mention did not exist when it was written, so it
-    takes the value that reproduces the model of that time (the first shipped model was pix2pix's: batch
-    norm, transposed convolutions, no residual blocks, grey start, no texture head, no attention) — the one
-    upgrade step for old checkpoints.
+    flat flags, read by `GeneratorConfig.from_flags` (the one upgrade step for old checkpoints).
     """
     if model_args is not None:
         return GeneratorConfig(**model_args)
-    flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False, "texture_noise": 0,
-             "attention": False, "exemplar_texture": False,
-             "exemplar_guide": 0.0, "exemplar_normalise": False, **config}
-    return GeneratorConfig(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
-                           upsampling=flags["upsampling"], res_blocks=flags["res_blocks"],
-                           harmonic=flags["harmonic_start"], texture_noise=flags["texture_noise"],
-                           attention=flags["attention"], exemplar=flags["exemplar_texture"],
-                           exemplar_guide=flags["exemplar_guide"], exemplar_normalise=flags["exemplar_normalise"])
+    return GeneratorConfig.from_flags(config)
 
 
 def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:

@@ -36,6 +36,21 @@ class GeneratorConfig:
     exemplar_guide: float = 0.0
     exemplar_normalise: bool = False
 
+    @classmethod
+    def from_flags(cls, flags: dict) -> "GeneratorConfig":
+        """The architecture from main.py's flags (a run's, or an older checkpoint's config). A flag that is not
+        there did not exist when such a checkpoint was written, so it takes the value that reproduces the model
+        of that time (the first shipped model was pix2pix's: batch norm, transposed convolutions, no residual
+        blocks, grey start, no texture head, no attention). ValueError on a combination that cannot be built."""
+        flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False,
+                 "texture_noise": 0, "attention": False, "exemplar_texture": False, "exemplar_guide": 0.0,
+                 "exemplar_normalise": False, **flags}
+        return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
+                   upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
+                   texture_noise=flags["texture_noise"], attention=flags["attention"],
+                   exemplar=flags["exemplar_texture"], exemplar_guide=flags["exemplar_guide"],
+                   exemplar_normalise=flags["exemplar_normalise"])
+
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
         if 2 ** depth != self.image_size or depth < 3:
@@ -51,6 +66,7 @@ class GeneratorConfig:
         if self.exemplar and not self.harmonic:
             raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")
         if (self.exemplar_guide or self.exemplar_normalise) and not self.exemplar:
-            raise ValueError("exemplar_guide and exemplar_normalise are options of the exemplar layer: they need exemplar=True")
+            raise ValueError("exemplar_guide and exemplar_normalise are options of the exemplar layer: they need "
+                             "exemplar=True (--exemplar_texture)")
         if self.exemplar_guide < 0:
             raise ValueError(f"exemplar_guide is a colour temperature >= 0 (0: random patches), got {self.exemplar_guide}")

@@ -81,3 +81,13 @@ def test_the_choice_names_are_those_the_modules_implement():
         config = scheduler_config(make_noise_scheduler(1000, schedule))
         for name in SAMPLERS:
             make_sampler(name, config)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--exemplar_normalise"], "need exemplar=True (--exemplar_texture)"),
+    (["--no-harmonic_start", "--texture_noise", "0", "--exemplar_texture"], "it needs harmonic=True"),
+])
+def test_generator_flags_that_cannot_build_a_network_are_refused_before_torch(tmp_path, flags, message):
+    messages, _, torch_imported = refuse("main.py", "--mode", "train", *flags, tmp_path=tmp_path)
+    assert len(messages) == 1 and messages[0].startswith("error: generator flags:") and message in messages[0]
+    assert not torch_imported
