@@ -25,11 +25,12 @@ def test_every_shipped_config_parses_to_its_values_and_flags_override(tmp_path):
 
 def test_a_config_is_the_same_as_its_flags(tmp_path):
     config = tmp_path / "recipe.yaml"
-    config.write_text("lambda_l1: 30\nperceptual: effnet_deep\nharmonic_start: false\nadam_betas: '0,0.99'\n"
-                      "lr_decay_start: 4\n")
+    config.write_text("lambda_l1: 30\nperceptual: effnet_deep\nharmonic_start: false\ntexture_noise: 0\n"
+                      "adam_betas: '0,0.99'\nlr_decay_start: 4\n")
     from_file = gan.parse_args(["--mode", "train", "--config", str(config)])
     from_flags = gan.parse_args(["--mode", "train", "--lambda_l1", "30", "--perceptual", "effnet_deep",
-                                 "--no-harmonic_start", "--adam_betas", "0,0.99", "--lr_decay_start", "4"])
+                                 "--no-harmonic_start", "--texture_noise", "0", "--adam_betas", "0,0.99",
+                                 "--lr_decay_start", "4"])
     assert namespace(from_file) == namespace(from_flags)
 
 
