@@ -70,8 +70,9 @@ def known_detail_prior(masked: torch.Tensor, mask: torch.Tensor, sigma: float = 
     pixels (a masked blur of its square, sigma px), carried into the hole as a harmonic (Laplace) interpolation.
 
     A guess of how much detail of each scale the hole has where, from nothing but the squares: a hole region near
-    a textured square's edge is likely textured. On val it predicts where the truth has detail as well as the
-    shipped generator's own fill does (docs/model_card.md, benchmarks/probe_detail_placement.py). No gradient."""
+    a textured square's edge is likely textured. On val it predicts where the truth has detail a little less well
+    than the shipped generator's own fill, and adds to it (docs/model_card.md, benchmarks/probe_detail_placement.py).
+    No gradient."""
     with torch.no_grad():
         known = 1.0 - mask.float()
         energy = bands(masked, known).pow(2).unflatten(1, (len(SIGMAS), 3)).mean(dim=2)  # (B, bands, S, S)
