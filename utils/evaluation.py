@@ -199,9 +199,8 @@ SCORE_COLUMNS = "hole PSNR | low-pass PSNR | sharpness | placement | patch SWD (
 
 def markdown_scores(summary: dict) -> str:
     """The realism columns of a markdown row (SCORE_COLUMNS) from an `evaluate_folder` summary."""
-    levels = " / ".join(f"{v:.1f}" for v in summary["swd_levels"])
     return (f"{summary['psnr_hole']:.2f} | {summary['psnr_lowpass']:.2f} | {summary['sharpness']:.2f} | "
-            f"{summary['placement']:.2f} | {summary['swd']:.1f} ({levels}) | {summary['checkerboard']:.2f}")
+            f"{summary['placement']:.2f} | {format_swd(summary)} | {summary['checkerboard']:.2f}")
 
 
 def pair_name(image1, image2) -> str:
