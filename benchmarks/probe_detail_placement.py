@@ -20,9 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def numbers(text: str) -> list:
-    return [float(v) for v in text.split(",")]
+from utils.cli import numbers  # noqa: E402
 
 
 def parse_args(argv=None):

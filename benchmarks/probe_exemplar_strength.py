@@ -17,9 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def numbers(text: str) -> list:
-    return [float(v) for v in text.split(",")]
+from utils.cli import numbers  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -5,7 +5,8 @@ import torch
 from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
 from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, colour_scores, grid_cells,
-                             guided_corners, known_detail_prior, masked_blur, normalise_patches, patch_canvas, sine_window, source_regions)
+                             guided_corners, known_detail_prior, masked_blur, normalise_patches, patch_canvas,
+                             sine_window, source_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -127,8 +128,8 @@ def test_a_normalised_canvas_lays_even_detail_over_a_source_of_uneven_contrast()
     image[:, :, :, 24:48] *= 2.0  # its right half has twice its left half's contrast (both above the floor)
     region = source_regions(mask)[:, :1]
     band = bands(image, region)
-    assert torch.allclose(band_rms(band, region)[:, 0], band[:, :3][region.expand(-1, 3, -1, -1) > 0].pow(2).mean().sqrt(),
-                          rtol=1e-4)
+    fine_in_region = band[:, :3][region.expand(-1, 3, -1, -1) > 0]
+    assert torch.allclose(band_rms(band, region)[:, 0], fine_in_region.pow(2).mean().sqrt(), rtol=1e-4)
 
     def cell_rms(canvas):  # RMS of the fine band in each cell's cross-fade-free middle (grid at offset 0)
         stride, flat = PATCH - OVERLAP, PATCH - 2 * OVERLAP

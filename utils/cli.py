@@ -114,6 +114,11 @@ def given_flags(args) -> frozenset:
     return getattr(args, "_given", frozenset())
 
 
+def numbers(text: str) -> list:
+    """A comma-separated list of numbers ("1,1.5") -> [1.0, 1.5] (an argparse type)."""
+    return [float(v) for v in text.split(",")]
+
+
 def output_size_arg(text: str):
     """--output_size: "model" or a side in pixels."""
     if text == "model":
