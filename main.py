@@ -29,8 +29,8 @@ from pathlib import Path
 from data.images import check_image_size
 from models.options import (AUGMENTATIONS, BASELINE_NAMES, GAN_LOSSES, NORMS, PERCEPTUAL_KINDS, UPSAMPLING,
                             GeneratorConfig)
-from utils.cli import (Parser, add_shared_args, check_input_files, check_shared_args, given_flags, parse_or_exit,
-                       run)
+from utils.cli import (Parser, add_shared_args, check_input_files, check_shared_args, given_flags, numbers,
+                       parse_or_exit, run)
 from utils.errors import InputError
 
 # What defines the training recipe: on resume these come from the checkpoint, not the command line,
@@ -41,7 +41,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
-               "exemplar_guide", "exemplar_normalise")
+               "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr", "ssim")
@@ -70,9 +70,10 @@ def parse_args(argv=None):
     training.add_argument("--texture_scale", type=float, default=1.0,
                           help="with --export: multiply the texture head's output by this (strength of the detail, "
                                "picked on a validation split with benchmarks/score.py --texture_scales)")
-    training.add_argument("--exemplar_scale", default="1,1",
-                          help="with --export: multiply the exemplar layer's gates by FINE,MID for its fine and mid "
-                               "band (picked on a validation split with benchmarks/probe_exemplar_strength.py)")
+    training.add_argument("--exemplar_scale", type=exemplar_scales, default="1,1",
+                          help="with --export: multiply the exemplar layer's gates by FINE,MID[,COARSE] for its fine, "
+                               "mid (and coarse) band (picked on a validation split with "
+                               "benchmarks/probe_exemplar_strength.py)")
     training.add_argument("--compile", action="store_true",
                           help="torch.compile the generator and discriminator for training (docs/speed.md says when "
                                "it pays)")
@@ -106,6 +107,14 @@ def parse_args(argv=None):
                            default=architecture.exemplar_normalise,
                            help="with --exemplar_texture: lay every copied patch at its source's average detail "
                                 "strength, so that the generator's gates, not the draw, decide how much goes where")
+    generator.add_argument("--exemplar_coarse", action=argparse.BooleanOptionalAction,
+                           default=architecture.exemplar_coarse,
+                           help="with --exemplar_texture: also copy a coarser band of the squares' detail (structure "
+                                "of about 5-20 px), in patches twice as large")
+    generator.add_argument("--exemplar_prior", action=argparse.BooleanOptionalAction,
+                           default=architecture.exemplar_prior,
+                           help="with --exemplar_texture: the gates also see how much detail of each band the squares "
+                                "have near each hole pixel (carried in harmonically), a cue to where detail goes")
 
     losses = parser.add_argument_group("losses and optimisation")
     losses.add_argument("--lambda_l1", type=float, default=100.0, help="L1 on the hole")
@@ -129,6 +138,9 @@ def parse_args(argv=None):
     losses.add_argument("--lr_decay_start", type=int, default=None,
                         help="from this epoch, decay the learning rate linearly to 0 at --epochs (default: constant)")
     losses.add_argument("--lr_d", type=float, default=None, help="discriminator learning rate (default: --lr)")
+    losses.add_argument("--lr_exemplar", type=float, default=None,
+                        help="learning rate of the exemplar layer's gates (default: --lr): a zero-initialised layer "
+                             "in a fine-tuned generator may need more than the rest to leave zero in a short run")
     losses.add_argument("--adam_betas", default="0.5,0.999",
                         help="Adam's beta1,beta2 for both networks (pix2pix 0.5,0.999; Projected GAN / StyleGAN "
                              "0,0.99)")
@@ -163,10 +175,12 @@ def parse_args(argv=None):
     check_shared_args(parser, args, eval_flags={"baseline"}, eval_only_flags={"baseline"})
     if args.texture_scale != 1 and not args.export:
         parser.error("--texture_scale applies to the exported generator: add --export FILE")
-    if number_pair(args.exemplar_scale, "--exemplar_scale", "1,1.5") != (1, 1) and not args.export:
+    if any(scale != 1 for scale in args.exemplar_scale) and not args.export:
         parser.error("--exemplar_scale applies to the exported generator: add --export FILE")
     if args.mode == "train":
         check_discriminator_args(args)
+        if args.lr_exemplar is not None and not args.exemplar_texture:
+            raise InputError("--lr_exemplar is the exemplar layer's learning rate: add --exemplar_texture")
         try:  # the generator's flags must build a network (models/options.py), before torch is imported
             GeneratorConfig.from_flags(vars(args))
         except ValueError as exc:
@@ -197,6 +211,15 @@ def number_pair(text: str, flag: str, example: str) -> tuple:
     except ValueError:
         raise InputError(f"{flag} must be two comma-separated numbers, e.g. {example}; got {text!r}") from None
     return first, second
+
+
+def exemplar_scales(text: str) -> tuple:
+    """--exemplar_scale "fine,mid[,coarse]" -> 2 or 3 floats (argparse type: a bad value is a one-line error)."""
+    scales = numbers(text)
+    if len(scales) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"two or three comma-separated numbers (fine,mid[,coarse]), e.g. 1,1.5; "
+                                         f"got {text!r}")
+    return tuple(scales)
 
 
 def adam_betas(text: str) -> tuple:
@@ -364,6 +387,16 @@ def build_training_networks(config: dict) -> tuple:
     return generator, discriminator.to(memory_format=torch.channels_last)
 
 
+def generator_parameter_groups(generator, lr: float, lr_exemplar: float = None) -> list:
+    """Adam parameter groups: one at `lr`, or, with `lr_exemplar`, the exemplar layer's gates in a group of their
+    own at that rate ("base_lr": what the schedule scales)."""
+    if lr_exemplar is None or generator.exemplar is None:
+        return [{"params": list(generator.parameters()), "base_lr": lr}]
+    exemplar = {id(p) for p in generator.exemplar.parameters()}
+    return [{"params": [p for p in generator.parameters() if id(p) not in exemplar], "base_lr": lr},
+            {"params": list(generator.exemplar.parameters()), "lr": lr_exemplar, "base_lr": lr_exemplar}]
+
+
 def learning_rate(args, epoch: int, base: float) -> float:
     """`base` constant, then (from --lr_decay_start) linear decay reaching 0 after --epochs (pix2pix)."""
     if args.lr_decay_start is None or epoch <= args.lr_decay_start:
@@ -389,7 +422,7 @@ def train(args, hardware: str = ""):
     generator, discriminator = build_training_networks(config)
     ema = ModelEMA(generator, args.ema_decay) if args.ema_decay > 0 else None
     betas = adam_betas(args.adam_betas)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=betas)
+    opt_g = torch.optim.Adam(generator_parameter_groups(generator, args.lr, args.lr_exemplar), lr=args.lr, betas=betas)
     d_parameters = [p for p in discriminator.parameters() if p.requires_grad]  # the projected D's heads only
     opt_d = torch.optim.Adam(d_parameters, lr=args.lr_d or args.lr, betas=betas)
     adversarial = AdversarialLoss(args.gan_loss)
@@ -448,7 +481,7 @@ def train(args, hardware: str = ""):
             generator.train(), discriminator.train()
             for optimizer, base in ((opt_g, args.lr), (opt_d, args.lr_d or args.lr)):
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(args, epoch, base)
+                    group["lr"] = learning_rate(args, epoch, group.get("base_lr", base))
             epoch_log = EpochLog(loader, epoch, args.epochs, loss_log, args.log_interval, accelerator)
             for batch in epoch_log:
                 losses = train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, args, accelerator,
@@ -484,10 +517,9 @@ def export(generator, config: dict, args):
     if args.texture_scale != 1:
         generator = scale_texture(copy.deepcopy(generator), args.texture_scale)
         config = {**config, "texture_scale": args.texture_scale}
-    fine, mid = number_pair(args.exemplar_scale, "--exemplar_scale", "1,1.5")
-    if (fine, mid) != (1, 1):
-        generator = scale_exemplar(copy.deepcopy(generator), fine, mid)
-        config = {**config, "exemplar_scale": [fine, mid]}
+    if any(scale != 1 for scale in args.exemplar_scale):
+        generator = scale_exemplar(copy.deepcopy(generator), *args.exemplar_scale)
+        config = {**config, "exemplar_scale": list(args.exemplar_scale)}
     return export_generator(generator, config, args.export)
 
 

@@ -36,6 +36,7 @@ from models.harmonic import harmonic_fill
 PATCH = 16  # px at the model's resolution: a source patch (the gap task's squares are 51 px at 128²)
 OVERLAP = 4  # px of cross-fade between neighbouring patches
 SIGMAS = (2.0, 5.0)  # the bands' edges: fine = x - G(2), mid = G(2) - G(5)
+COARSE_SIGMAS = (5.0, 10.0)  # the optional coarse band G(5) - G(10), laid at half resolution (`coarse_band`)
 SOURCES = 2  # the known pixels of the bottom half, of the top half
 RMS_FLOOR = 0.5  # normalised patches: a patch smoother than this fraction of its source's detail is not raised further
 
@@ -65,19 +66,43 @@ def bands(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     return torch.cat([levels[i] - levels[i + 1] for i in range(len(SIGMAS))], dim=1) * region
 
 
-def known_detail_prior(masked: torch.Tensor, mask: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
-    """masked (B, 3, S, S), mask (B, 1, S, S) -> (B, len(SIGMAS), S, S): each band's local RMS detail over the known
-    pixels (a masked blur of its square, sigma px), carried into the hole as a harmonic (Laplace) interpolation.
+def coarse_band(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """image (B, 3, S, S), region (B, 1, S, S) -> (B, 3, S, S): the known pixels' coarse band G(5) x - G(10) x
+    (COARSE_SIGMAS; 0 outside the region): structure of about 5-20 px, which the two finer bands lack (waves,
+    leaves, stones: the 32-px level of the patch SWD)."""
+    low, high = COARSE_SIGMAS
+    return (masked_blur(image.float(), region, low) - masked_blur(image.float(), region, high)) * region
+
+
+def known_band_energy(masked: torch.Tensor, known: torch.Tensor, coarse: bool = False) -> torch.Tensor:
+    """masked (B, 3, S, S), known (B, 1, S, S) -> (B, len(SIGMAS) (+1 with coarse), S, S): each band's squared
+    amplitude (mean over RGB) at every known pixel, 0 elsewhere."""
+    detail = bands(masked, known)
+    if coarse:
+        detail = torch.cat([detail, coarse_band(masked, known)], dim=1)
+    return detail.pow(2).unflatten(1, (-1, 3)).mean(dim=2)
+
+
+def known_detail_prior(masked: torch.Tensor, mask: torch.Tensor, sigma: float = 4.0, coarse: bool = False,
+                       relative: bool = False) -> torch.Tensor:
+    """masked (B, 3, S, S), mask (B, 1, S, S) -> (B, len(SIGMAS) (+1 with coarse), S, S): each band's local RMS
+    detail over the known pixels (a masked blur of its square, sigma px), carried into the hole as a harmonic
+    (Laplace) interpolation.
 
     A guess of how much detail of each scale the hole has where, from nothing but the squares: a hole region near
     a textured square's edge is likely textured. On val it predicts where the truth has detail a little less well
     than the shipped generator's own fill, and adds to it (docs/model_card.md, benchmarks/probe_detail_placement.py).
-    No gradient."""
+    relative: divided by the band's RMS over all known pixels (1 = as detailed as the squares on average; clamped
+    to [0, 4]), the scale-free form the exemplar gates take as input. No gradient."""
     with torch.no_grad():
         known = 1.0 - mask.float()
-        energy = bands(masked, known).pow(2).unflatten(1, (len(SIGMAS), 3)).mean(dim=2)  # (B, bands, S, S)
+        energy = known_band_energy(masked, known, coarse)  # (B, bands, S, S)
         local = masked_blur(energy, known, sigma).clamp_min(0).sqrt() * known
-        return harmonic_fill(local, mask).clamp_min(0)
+        prior = harmonic_fill(local, mask).clamp_min(0)
+        if relative:
+            mean = energy.sum(dim=(2, 3)) / known.sum(dim=(2, 3)).clamp_min(1.0)  # (B, bands)
+            prior = (prior / mean.sqrt().clamp_min(1e-4)[:, :, None, None]).clamp_max(4.0)
+        return prior
 
 
 def sine_window(size: int, overlap: int) -> torch.Tensor:
@@ -222,14 +247,23 @@ class ExemplarTexture(nn.Module):
     the guide's there (`colour_scores`; the guide is the generator's own fill before any texture).
     normalise: every patch's bands at their source's RMS detail (`normalise_patches`), so that the gates, not the
     draw, decide how much detail goes where.
+    coarse: a third band per source, G(5) - G(10) (`coarse_band`), laid at half resolution (its 16-px patches span
+    32 px there, then a bilinear 2x upsampling): cross-faded over 4 px at full resolution, a band this smooth
+    would switch patches visibly along the grid.
+    prior: the gates also see `known_detail_prior(relative=True)` (one channel per band), the squares' detail
+    carried into the hole: a cue to where the scene has detail that the decoder's features give only weakly.
     """
 
-    def __init__(self, feature_channels: int, guide_temperature: float = 0.0, normalise: bool = False):
+    def __init__(self, feature_channels: int, guide_temperature: float = 0.0, normalise: bool = False,
+                 coarse: bool = False, prior: bool = False):
         super().__init__()
-        self.canvases = SOURCES * len(SIGMAS)
+        self.bands = len(SIGMAS) + coarse
+        self.canvases = SOURCES * self.bands  # gate channels: per source, one per band (fine, mid, coarse)
         self.guide_temperature = guide_temperature
         self.normalise = normalise
-        self.gate = nn.Conv2d(feature_channels, self.canvases, 3, 1, 1)
+        self.coarse = coarse
+        self.prior = prior
+        self.gate = nn.Conv2d(feature_channels + (self.bands if prior else 0), self.canvases, 3, 1, 1)
         nn.init.zeros_(self.gate.weight)  # no-op at the start: it can be added to a trained generator
         nn.init.zeros_(self.gate.bias)
 
@@ -244,7 +278,7 @@ class ExemplarTexture(nn.Module):
 
     @torch.no_grad()
     def canvas(self, masked: torch.Tensor, mask: torch.Tensor, guide: torch.Tensor = None) -> torch.Tensor:
-        """(B, SOURCES * len(SIGMAS) * 3, S, S): per source, its bands' canvases (one draw per source).
+        """(B, SOURCES * bands * 3, S, S): per source, its bands' canvases (one draw per source and resolution).
 
         In fp32 and the contiguous layout, outside autocast: a depthwise convolution on a channels-last bf16
         tensor is ~100x slower on the CPU (a 1-D blur took minutes per step).
@@ -254,21 +288,35 @@ class ExemplarTexture(nn.Module):
             return self._canvas(masked.float().contiguous(), mask.float().contiguous(), guide)
 
     def _canvas(self, masked: torch.Tensor, mask: torch.Tensor, guide: torch.Tensor = None) -> torch.Tensor:
-        s = masked.shape[-1]
-        n, side = grid_cells(s), s - PATCH + 1
-        guided = self.guide_temperature > 0 and guide is not None
+        guide = guide if self.guide_temperature > 0 else None
         regions = source_regions(mask)
         out = []
         for k in range(SOURCES):
             region = regions[:, k:k + 1]
-            uniforms, offset = self.draw((n * n, side * side) if guided else (n * n,))
-            scores = colour_scores(masked, guide, self.guide_temperature, offset) if guided else None
-            out.append(patch_canvas(bands(masked, region), region, uniforms, offset, scores, self.normalise))
+            out.append(self._lay(bands(masked, region), region, masked, guide))
+            if self.coarse:  # (B, 3, S/2, S/2) band and region (a coarse pixel is in it when its four pixels are)
+                half = -F.max_pool2d(-region, 2)
+                small = self._lay(F.avg_pool2d(coarse_band(masked, region), 2) * half, half, F.avg_pool2d(masked, 2),
+                                  None if guide is None else F.avg_pool2d(guide, 2))
+                out.append(F.interpolate(small, scale_factor=2, mode="bilinear", align_corners=False))
         return torch.cat(out, dim=1)
+
+    def _lay(self, band: torch.Tensor, region: torch.Tensor, masked: torch.Tensor, guide: torch.Tensor = None):
+        """One draw of `band`'s patches over a canvas of its size (colour-guided when `guide` is given)."""
+        s = band.shape[-1]
+        n, side = grid_cells(s), s - PATCH + 1
+        uniforms, offset = self.draw((n * n,) if guide is None else (n * n, side * side))
+        scores = None if guide is None else colour_scores(masked, guide, self.guide_temperature, offset)
+        return patch_canvas(band, region, uniforms, offset, scores, self.normalise)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor,
                 guide: torch.Tensor = None) -> torch.Tensor:
         b, _, s, _ = masked.shape
         canvas = self.canvas(masked, mask, guide).to(features.dtype).view(b, self.canvases, 3, s, s)
+        if self.prior:  # (B, F + bands, S, S)
+            with torch.autocast(masked.device.type, enabled=False):
+                prior = known_detail_prior(masked.float().contiguous(), mask.float().contiguous(),
+                                           coarse=self.coarse, relative=True)
+            features = torch.cat([features, prior.to(features.dtype)], dim=1)
         gates = self.gate(features)  # (B, canvases, S, S)
         return (gates[:, :, None] * canvas).sum(dim=1)

@@ -138,7 +138,9 @@ class UNetGenerator(nn.Module):
                   laid over the hole in random cross-faded patches and gated per pixel from the last decoder
                   features (zero-initialised: it can be added to a trained model); exemplar_guide > 0 draws
                   each patch by its colour's match with the U-Net's own fill (the colour temperature);
-                  exemplar_normalise lays every patch at its source's RMS detail, so the gates set the amount.
+                  exemplar_normalise lays every patch at its source's RMS detail, so the gates set the amount;
+                  exemplar_coarse adds a coarser band (G5 - G10, laid at half resolution); exemplar_prior gives
+                  the gates the squares' detail carried into the hole (`known_detail_prior`) as extra inputs.
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
@@ -187,8 +189,8 @@ class UNetGenerator(nn.Module):
                 nn.Conv2d(2 * widths[0] + texture_noise, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True),
                 nn.Conv2d(ngf, ngf, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(ngf, in_channels, 3, 1, 1))
         # Exemplar texture at S x S, gated from the same upsampled decoder input (2 ngf channels).
-        self.exemplar = ExemplarTexture(2 * widths[0], config.exemplar_guide,
-                                        config.exemplar_normalise) if config.exemplar else None
+        self.exemplar = ExemplarTexture(2 * widths[0], config.exemplar_guide, config.exemplar_normalise,
+                                        config.exemplar_coarse, config.exemplar_prior) if config.exemplar else None
         init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar) if m is not None]))
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
             last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]

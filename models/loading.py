@@ -71,17 +71,22 @@ def scale_texture(generator: UNetGenerator, scale: float) -> UNetGenerator:
     return generator
 
 
-def scale_exemplar(generator: UNetGenerator, fine: float, mid: float) -> UNetGenerator:
+def scale_exemplar(generator: UNetGenerator, fine: float, mid: float, coarse: float = 1.0) -> UNetGenerator:
     """Multiply the exemplar layer's gates (models/exemplar.py; linear in its last convolution) by `fine` for the
-    fine band (x - G2 x) and `mid` for the mid band (G2 x - G5 x) of both sources, in place: the strength of the
-    copied detail, picked on a validation split (benchmarks/probe_exemplar_strength.py) as --texture_scale is."""
-    from models.exemplar import SIGMAS, SOURCES
-    if (fine, mid) == (1, 1):
+    fine band (x - G2 x), `mid` for the mid band (G2 x - G5 x) and `coarse` for the coarse band (G5 x - G10 x,
+    with exemplar_coarse) of both sources, in place: the strength of the copied detail, picked on a validation
+    split (benchmarks/probe_exemplar_strength.py) as --texture_scale is."""
+    from models.exemplar import SOURCES
+    if (fine, mid, coarse) == (1, 1, 1):
         return generator
     if generator.exemplar is None:
         raise InputError("--exemplar_scale needs a generator with an exemplar layer (trained with --exemplar_texture)")
-    scales = torch.tensor([fine, mid] * SOURCES)  # gate channels: per source, one per band
-    assert len(SIGMAS) == 2 and scales.numel() == generator.exemplar.gate.out_channels
+    if coarse != 1 and not generator.exemplar.coarse:
+        raise InputError("a coarse --exemplar_scale needs an exemplar layer with the coarse band "
+                         "(trained with --exemplar_coarse): give FINE,MID only")
+    per_source = [fine, mid] + ([coarse] if generator.exemplar.coarse else [])
+    scales = torch.tensor(per_source * SOURCES)  # gate channels: per source, one per band
+    assert scales.numel() == generator.exemplar.gate.out_channels
     with torch.no_grad():
         generator.exemplar.gate.weight.mul_(scales.view(-1, 1, 1, 1))
         generator.exemplar.gate.bias.mul_(scales)

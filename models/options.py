@@ -35,6 +35,8 @@ class GeneratorConfig:
     exemplar: bool = False
     exemplar_guide: float = 0.0
     exemplar_normalise: bool = False
+    exemplar_coarse: bool = False
+    exemplar_prior: bool = False
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GeneratorConfig":
@@ -44,12 +46,13 @@ class GeneratorConfig:
         blocks, grey start, no texture head, no attention). ValueError on a combination that cannot be built."""
         flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False,
                  "texture_noise": 0, "attention": False, "exemplar_texture": False, "exemplar_guide": 0.0,
-                 "exemplar_normalise": False, **flags}
+                 "exemplar_normalise": False, "exemplar_coarse": False, "exemplar_prior": False, **flags}
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
                    exemplar=flags["exemplar_texture"], exemplar_guide=flags["exemplar_guide"],
-                   exemplar_normalise=flags["exemplar_normalise"])
+                   exemplar_normalise=flags["exemplar_normalise"], exemplar_coarse=flags["exemplar_coarse"],
+                   exemplar_prior=flags["exemplar_prior"])
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
@@ -65,8 +68,9 @@ class GeneratorConfig:
             raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
         if self.exemplar and not self.harmonic:
             raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")
-        if (self.exemplar_guide or self.exemplar_normalise) and not self.exemplar:
-            raise ValueError("exemplar_guide and exemplar_normalise are options of the exemplar layer: they need "
-                             "exemplar=True (--exemplar_texture)")
+        options = (self.exemplar_guide, self.exemplar_normalise, self.exemplar_coarse, self.exemplar_prior)
+        if any(options) and not self.exemplar:
+            raise ValueError("exemplar_guide, exemplar_normalise, exemplar_coarse and exemplar_prior are options of "
+                             "the exemplar layer: they need exemplar=True (--exemplar_texture)")
         if self.exemplar_guide < 0:
             raise ValueError(f"exemplar_guide is a colour temperature >= 0 (0: random patches), got {self.exemplar_guide}")

@@ -4,9 +4,9 @@ import torch
 
 from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
-from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, colour_scores, grid_cells,
-                             guided_corners, known_detail_prior, masked_blur, normalise_patches, patch_canvas,
-                             sine_window, source_regions)
+from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, coarse_band, colour_scores,
+                             grid_cells, guided_corners, known_detail_prior, masked_blur, normalise_patches,
+                             patch_canvas, sine_window, source_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -67,25 +67,79 @@ def test_a_mask_without_room_for_a_patch_gives_an_empty_canvas():
     assert layer.canvas(image, mask).eq(0).all()
 
 
-def test_the_layer_starts_as_a_no_op_learns_and_fills_reproducibly():
+@pytest.mark.parametrize("size, options", [(32, {}), (64, {"exemplar_coarse": True, "exemplar_prior": True})])
+def test_the_layer_starts_as_a_no_op_learns_and_fills_reproducibly(size, options):
     torch.manual_seed(0)
-    without = UNetGenerator(GeneratorConfig(32, 8, texture_noise=2))
-    with_exemplar = UNetGenerator(GeneratorConfig(32, 8, texture_noise=2, exemplar=True))
+    without = UNetGenerator(GeneratorConfig(size, 8, texture_noise=2))
+    with_exemplar = UNetGenerator(GeneratorConfig(size, 8, texture_noise=2, exemplar=True, **options))
     missing, unexpected = with_exemplar.load_state_dict(without.state_dict(), strict=False)
     assert unexpected == [] and missing and all(k.startswith("exemplar.") for k in missing)
-    masked, mask = masked_input(torch.rand(2, 3, 32, 32) * 2 - 1, 0.5)  # squares of 16 px
+    masked, mask = masked_input(torch.rand(2, 3, size, size) * 2 - 1, 0.5)  # squares of S/2 px
     without.eval(), with_exemplar.eval()
     assert torch.equal(with_exemplar(masked, mask), without(masked, mask))  # zero-initialised gates
     torch.nn.init.normal_(with_exemplar.exemplar.gate.weight, 0, 0.1)
     torch.nn.init.constant_(with_exemplar.exemplar.gate.bias, 0.5)
     filled = with_exemplar(masked, mask)
     assert not torch.equal(filled, without(masked, mask))
-    assert torch.allclose(filled[:1], with_exemplar(masked[:1], mask[:1]), atol=1e-5)  # eval: alone = in a batch
+    # Eval: an image's copied detail is the same alone and in a batch (checked on the layer: a random decoder's
+    # features themselves may differ by ~1e-3 between batch sizes).
+    layer = with_exemplar.exemplar
+    features = torch.randn(2, layer.gate.in_channels - layer.bands * layer.prior, size, size)
+    assert torch.allclose(layer(masked, mask, features)[:1], layer(masked[:1], mask[:1], features[:1]), atol=1e-5)
     assert torch.equal(filled, with_exemplar(masked, mask))  # and the same every time
     assert torch.equal(filled * (1 - mask), masked * (1 - mask))  # the known pixels are kept
     with_exemplar.train()
     with_exemplar(masked, mask).mean().backward()
     assert with_exemplar.exemplar.gate.weight.grad.abs().sum() > 0
+
+
+def test_the_coarse_band_is_laid_in_larger_patches_and_the_prior_feeds_the_gates():
+    torch.manual_seed(0)
+    size = 128  # squares of 51 px: 25 px at half resolution, room for the coarse band's patches
+    rows = torch.arange(size, dtype=torch.float32)
+    waves = torch.sin(2 * torch.pi * rows / 24).view(1, 1, size, 1) * torch.sin(2 * torch.pi * rows / 30)
+    image = 0.3 * waves.expand(2, 3, size, size) + 0.1 * torch.randn(2, 3, size, size)  # coarse waves + fine grain
+    masked, mask = masked_input(image, 0.4)
+    layer = ExemplarTexture(4, coarse=True, prior=True).eval()
+    canvas = layer.canvas(masked, mask).view(2, 2, 3, 3, size, size)  # (B, sources, bands, RGB, S, S)
+    assert layer.gate.in_channels == 4 + 3 and layer.gate.out_channels == 6
+
+    def fine_share(x):  # the share of a canvas's energy finer than G(1)
+        return (x - masked_blur(x, torch.ones_like(x[:, :1]), 1.0)).pow(2).mean() / x.pow(2).mean()
+    fine, coarse = canvas[:, :, 0].flatten(0, 1), canvas[:, :, 2].flatten(0, 1)
+    assert fine_share(coarse) < 0.05 < 0.5 < fine_share(fine)  # the waves, not the grain
+    assert coarse.std() > 0.5 * (coarse_band(masked, 1 - mask)).std()  # laid with its energy
+    assert (coarse.abs().amax(dim=1) > 0).float().mean() > 0.99  # the whole image covered
+    features = torch.randn(2, 4, size, size)
+    torch.nn.init.normal_(layer.gate.weight, 0, 0.1)
+    layer.train()
+    layer(masked, mask, features).pow(2).mean().backward()
+    assert layer.gate.weight.grad[:, 4:].abs().sum() > 0  # the prior's input channels learn too
+
+
+def test_the_relative_prior_is_scale_free_and_bounded():
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 64, 64) * 0.05
+    image[:, :, 38:, :26] *= 6.0
+    masked, mask = masked_input(image, 0.4)
+    absolute, relative = known_detail_prior(masked, mask, coarse=True), known_detail_prior(masked, mask, coarse=True,
+                                                                                             relative=True)
+    assert absolute.shape == relative.shape == (1, 3, 64, 64)
+    assert torch.allclose(known_detail_prior(3 * masked, mask, coarse=True), 3 * absolute, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(known_detail_prior(3 * masked, mask, coarse=True, relative=True), relative, atol=1e-4)
+    assert relative.max() <= 4.0 and relative[0, :, 40, 30].gt(1).all() and relative[0, :, 22, 36].lt(1).all()
+
+
+def test_exemplar_scales_need_the_bands_they_scale():
+    from models.loading import scale_exemplar
+    from utils.errors import InputError
+    plain = UNetGenerator(GeneratorConfig(32, 8, texture_noise=2, exemplar=True))
+    with pytest.raises(InputError, match="--exemplar_coarse"):
+        scale_exemplar(plain, 1, 1, 2)
+    coarse = UNetGenerator(GeneratorConfig(32, 8, texture_noise=2, exemplar=True, exemplar_coarse=True))
+    torch.nn.init.constant_(coarse.exemplar.gate.bias, 1.0)
+    scale_exemplar(coarse, 2, 3)  # two scales: the coarse band keeps its strength
+    assert coarse.exemplar.gate.bias.tolist() == [2.0, 3.0, 1.0, 2.0, 3.0, 1.0]
 
 
 def test_training_draws_come_from_the_global_rng():
@@ -103,8 +157,9 @@ def test_exemplar_needs_the_harmonic_start():
         GeneratorConfig(harmonic=False, texture_noise=0, exemplar=True)
     with pytest.raises(ValueError, match="temperature"):
         GeneratorConfig(exemplar=True, exemplar_guide=-1)
-    with pytest.raises(ValueError, match="exemplar=True"):
-        GeneratorConfig(exemplar_normalise=True)
+    for option in ("exemplar_normalise", "exemplar_coarse", "exemplar_prior"):
+        with pytest.raises(ValueError, match="exemplar=True"):
+            GeneratorConfig(**{option: True})
 
 
 def test_normalised_patches_take_the_sources_rms_and_smooth_ones_are_raised_by_a_bounded_gain():
@@ -155,7 +210,9 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
         return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
     gan.main(args(tmp_path / "a"))
     source = str(tmp_path / "a" / "checkpoint_epoch_1.pth")
-    added = ("--init_from", source, "--exemplar_texture")
+    # The layer with all its parts, its gates in an Adam group of their own (--lr_exemplar): the state to resume.
+    added = ("--init_from", source, "--exemplar_texture", "--exemplar_coarse", "--exemplar_prior",
+             "--lr_exemplar", "1e-3")
     gan.main(args(tmp_path / "straight", *added, "--epochs", "2"))  # saves the last epoch only
     gan.main(args(tmp_path / "split", *added, "--epochs", "1"))
     torch.manual_seed(99)  # a resumed run takes its RNG from the checkpoint, not from here
@@ -165,17 +222,20 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
     split = load_checkpoint(tmp_path / "split" / "checkpoint_epoch_2.pth", kinds=("gan",))
     assert straight["model_args"]["exemplar"] and straight["config"]["exemplar_texture"]
     assert straight["generator"]["exemplar.gate.weight"].abs().sum() > 0  # the gates trained from zero
+    groups = straight["opt_g"]["param_groups"]
+    assert [g["lr"] for g in groups] == [2e-4, 1e-3] and len(groups[1]["params"]) == 2  # the gate's weight, bias
     for key, value in straight["generator"].items():
         assert torch.equal(value, split["generator"][key]), f"generator.{key} differs after resume"
-    # Export with stronger mid-band gates: those channels scaled (per source: fine, mid), the scale recorded.
+    # Export with stronger mid- and coarse-band gates: those channels scaled (per source: fine, mid, coarse), the
+    # scales recorded.
     trained = tmp_path / "straight" / "checkpoint_epoch_2.pth"
     gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(trained), "--epochs", "2",
-                             "--export", str(tmp_path / "g.pth"), "--exemplar_scale", "1,2"]))
+                             "--export", str(tmp_path / "g.pth"), "--exemplar_scale", "1,2,3"]))
     exported = load_checkpoint(tmp_path / "g.pth", kinds=("gan_generator",))
-    assert exported["config"]["exemplar_scale"] == [1.0, 2.0]
+    assert exported["config"]["exemplar_scale"] == [1.0, 2.0, 3.0]
     gate = exported["generator"]["exemplar.gate.bias"]
     ema_gate = straight["generator_ema"]["module"]["exemplar.gate.bias"]
-    assert torch.allclose(gate.float(), ema_gate * torch.tensor([1.0, 2.0, 1.0, 2.0]), atol=1e-6)
+    assert torch.allclose(gate.float(), ema_gate * torch.tensor([1.0, 2.0, 3.0] * 2), atol=1e-6)
     with pytest.raises(InputError, match="exemplar layer"):  # a model without one has nothing to scale
         gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", source, "--epochs", "1",
                                  "--export", str(tmp_path / "h.pth"), "--exemplar_scale", "1,2"]))

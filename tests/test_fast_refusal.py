@@ -83,8 +83,15 @@ def test_the_choice_names_are_those_the_modules_implement():
             make_sampler(name, config)
 
 
+def test_an_exemplar_learning_rate_without_the_layer_is_refused_before_torch(tmp_path):
+    messages, _, torch_imported = refuse("main.py", "--mode", "train", "--lr_exemplar", "1e-3", tmp_path=tmp_path)
+    assert len(messages) == 1 and "--lr_exemplar" in messages[0] and "--exemplar_texture" in messages[0]
+    assert not torch_imported
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--exemplar_normalise"], "need exemplar=True (--exemplar_texture)"),
+    (["--exemplar_coarse", "--exemplar_prior"], "need exemplar=True (--exemplar_texture)"),
     (["--no-harmonic_start", "--texture_noise", "0", "--exemplar_texture"], "it needs harmonic=True"),
 ])
 def test_generator_flags_that_cannot_build_a_network_are_refused_before_torch(tmp_path, flags, message):
