@@ -41,7 +41,8 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lr_decay_start", "min_crop_scale", "perceptual", "lambda_detail", "d_layers", "texture_noise",
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
-               "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar")
+               "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
+               "lambda_placement")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr", "ssim")
@@ -168,6 +169,9 @@ def parse_args(argv=None):
                           help="squared error on the hole (what PSNR measures), beside or instead of L1")
     ablation.add_argument("--lambda_detail", type=float, default=0.0,
                           help="local detail (texture) energy in the hole, phase-free (losses.detail_loss)")
+    ablation.add_argument("--lambda_placement", type=float, default=0.0,
+                          help="where the hole's detail goes: 1 - the correlation of the fill's and the truth's "
+                               "block detail (losses.placement_loss)")
     ablation.add_argument("--detail_variant", choices=DETAIL_VARIANTS, default="auto",
                           help="what --lambda_detail compares (see main.detail_term); auto: the high band and the "
                                "hole's total with --recon_lowpass, the whole image at 2 scales without")
@@ -238,7 +242,8 @@ if __name__ == "__main__":
 import torch  # noqa: E402
 
 from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss,  # noqa: E402
-                    hole_l1, hole_mse, lowpass, masked_hinge_discriminator, masked_hinge_generator, ssim_loss)
+                    hole_l1, hole_mse, lowpass, masked_hinge_discriminator, masked_hinge_generator, placement_loss,
+                    ssim_loss)
 from models.baselines import BASELINES  # noqa: E402
 from models.gan import PatchDiscriminator  # noqa: E402
 from models.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: E402,F401
@@ -304,14 +309,18 @@ def generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perc
     g_mse = hole_mse(fake_low, image_low, mask) if args.lambda_mse else zero
     g_perc = perceptual(fake, image) if perceptual is not None else zero
     g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
+    g_place = placement_loss(fake, image, mask) if args.lambda_placement else zero
     g_total = (args.lambda_l1 * g_l1 + args.lambda_mse * g_mse + args.lambda_ssim * g_ssim
                + args.lambda_perc * g_perc + args.lambda_adv * g_gan + args.lambda_fm * g_fm
-               + args.lambda_detail * g_detail)
+               + args.lambda_detail * g_detail + args.lambda_placement * g_place)
     accelerator.backward(g_total)
     opt_g.step()
-    return {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_MSE": g_mse.item(), "G_SSIM": g_ssim.item(),
-            "G_perc": g_perc.item(), "G_detail": g_detail.item(), "G_GAN": g_gan.item(), "G_FM": g_fm.item(),
-            "D_real": d_real.item(), "D_fake": d_fake.item()}
+    losses = {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_MSE": g_mse.item(), "G_SSIM": g_ssim.item(),
+              "G_perc": g_perc.item(), "G_detail": g_detail.item(), "G_GAN": g_gan.item(), "G_FM": g_fm.item(),
+              "D_real": d_real.item(), "D_fake": d_fake.item()}
+    if args.lambda_placement:  # a column only where the term exists: older runs' losses.csv resume unchanged
+        losses["G_place"] = g_place.item()
+    return losses
 
 
 def projected_train_step(batch, generator, discriminator, opt_g, opt_d, perceptual, args, accelerator,

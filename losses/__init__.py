@@ -260,6 +260,37 @@ def local_detail_energy(x: torch.Tensor, level: int, window: int = 9) -> torch.T
     return F.avg_pool2d(torch.cat([dx, dy], dim=1), window, stride=1, padding=window // 2, count_include_pad=False)
 
 
+def placement_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, block: int = 8) -> torch.Tensor:
+    """1 - Pearson correlation, per image, of the 8x8-block means of the local detail energy (`local_detail_energy`
+    at full resolution, summed over channels and orientations) of pred and target, over the blocks wholly inside
+    the hole; the mean over the images whose target's detail varies there (0 if none does).
+
+    Scale-free: it asks *where* the detail goes, not how much of it (the detail loss, the perceptual and the
+    adversarial terms set the amount and its look). detail_loss's local L1 pulls each window towards its own
+    energy, but where a fill cannot know the truth's texture that pull is weak against the adversarial terms,
+    and fills spread their detail about evenly (detail placement ~0.3 on val, docs/model_card.md).
+    pred/target (B, C, S, S), mask (B, 1, S, S) with 1 = hole; the target gets no gradient.
+    """
+    def blocks(x):  # (B, S/block * S/block)
+        return F.avg_pool2d(local_detail_energy(x, 0).sum(dim=1, keepdim=True), block).flatten(1)
+
+    inside = (-F.max_pool2d(-mask.float(), block) > 0.5).flatten(1).float()  # blocks wholly inside the hole
+    count = inside.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+    def centred(x):
+        return (x - (x * inside).sum(dim=1, keepdim=True) / count) * inside
+    p = centred(blocks(pred))
+    with torch.no_grad():
+        t = centred(blocks(target))
+    valid = (t.norm(dim=1) > 1e-6) & (count[:, 0] >= 3)
+    if not valid.any():
+        return pred.float().sum() * 0.0
+    # 0.1 % of the truth's variance added to the fill's keeps the gradient bounded for a flat fill (p = 0; it then
+    # points towards the truth's map); it costs < 1 % of the correlation for a fill with >= 0.3x the truth's spread.
+    correlation = (p * t).sum(dim=1) / ((p.pow(2).sum(dim=1) + 1e-3 * t.pow(2).sum(dim=1)).sqrt() * t.norm(dim=1))
+    return (1.0 - correlation)[valid].mean()
+
+
 def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels: int = 2,
                 highpass_sigma: float = 0.0, hole_total: bool = False) -> torch.Tensor:
     """Relative error of the local oriented detail energy in the hole, averaged over `levels` scales.

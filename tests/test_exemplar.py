@@ -212,7 +212,7 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
     source = str(tmp_path / "a" / "checkpoint_epoch_1.pth")
     # The layer with all its parts, its gates in an Adam group of their own (--lr_exemplar): the state to resume.
     added = ("--init_from", source, "--exemplar_texture", "--exemplar_coarse", "--exemplar_prior",
-             "--lr_exemplar", "1e-3")
+             "--lr_exemplar", "1e-3", "--lambda_placement", "1")
     gan.main(args(tmp_path / "straight", *added, "--epochs", "2"))  # saves the last epoch only
     gan.main(args(tmp_path / "split", *added, "--epochs", "1"))
     torch.manual_seed(99)  # a resumed run takes its RNG from the checkpoint, not from here
@@ -222,6 +222,7 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
     split = load_checkpoint(tmp_path / "split" / "checkpoint_epoch_2.pth", kinds=("gan",))
     assert straight["model_args"]["exemplar"] and straight["config"]["exemplar_texture"]
     assert straight["generator"]["exemplar.gate.weight"].abs().sum() > 0  # the gates trained from zero
+    assert "G_place" in (tmp_path / "split" / "train" / "losses.csv").read_text().splitlines()[0]
     groups = straight["opt_g"]["param_groups"]
     assert [g["lr"] for g in groups] == [2e-4, 1e-3] and len(groups[1]["params"]) == 2  # the gate's weight, bias
     for key, value in straight["generator"].items():

@@ -226,3 +226,34 @@ def test_lambda_detail_trains_and_is_logged(data, tmp_path):
     assert rows and all(float(r["G_detail"]) > 0 for r in rows)
     from utils.checkpoint import load_checkpoint
     assert load_checkpoint(tmp_path / "checkpoint_epoch_1.pth", kinds=("gan",))["config"]["lambda_detail"] == 5
+
+
+def test_placement_loss_asks_where_the_detail_goes_not_how_much():
+    from losses import placement_loss
+    torch.manual_seed(0)
+    noise = torch.rand(2, 3, 128, 128) * 2 - 1
+    columns = torch.arange(128).view(1, 1, 1, 128)
+    left, right = (columns < 64).float(), (columns >= 64).float()
+    truth = 0.8 * noise * left  # detail on the left half only
+    _, mask = masked_input(truth, 0.4)
+    assert placement_loss(truth, truth, mask) < 0.01
+    assert placement_loss(0.3 * truth, truth, mask) < 0.01  # less of it, in the same place: as good
+    other = torch.rand(2, 3, 128, 128) * 2 - 1
+    assert placement_loss(0.8 * other * left, truth, mask) < 0.1  # other texture, same place
+    assert placement_loss(0.8 * other * right, truth, mask) > 1.5  # the detail on the wrong side
+    faint = (1e-4 * torch.randn_like(truth)).requires_grad_()  # all but flat: detail nowhere in particular
+    target = truth.clone().requires_grad_()
+    loss = placement_loss(faint, target, mask)
+    assert loss.item() == pytest.approx(1.0, abs=0.2)
+    loss.backward()
+    assert torch.isfinite(faint.grad).all() and faint.grad.abs().sum() > 0 and target.grad is None
+    fill = (0.05 * torch.randn_like(truth)).requires_grad_()  # descending it moves the detail to the left
+    optimizer = torch.optim.Adam([fill], lr=0.02)
+    for _ in range(30):
+        optimizer.zero_grad()
+        placement_loss(fill, truth, mask).backward()
+        optimizer.step()
+    assert placement_loss(fill, truth, mask) < 0.3
+    even = torch.rand(2, 3, 128, 128) * 2 - 1  # a truth whose detail is the same everywhere still varies a little
+    assert placement_loss(truth, torch.zeros_like(truth), mask) == 0  # a flat truth: nothing to place
+    assert 0 < placement_loss(truth, even, mask) < 2
