@@ -271,17 +271,25 @@ def placement_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     and fills spread their detail about evenly (detail placement ~0.3 on val, docs/model_card.md).
     pred/target (B, C, S, S), mask (B, 1, S, S) with 1 = hole; the target gets no gradient.
     """
-    def blocks(x):  # (B, S/block * S/block)
-        return F.avg_pool2d(local_detail_energy(x, 0).sum(dim=1, keepdim=True), block).flatten(1)
+    def blocks(x):  # (B, S/block, S/block)
+        return F.avg_pool2d(local_detail_energy(x, 0).sum(dim=1, keepdim=True), block)[:, 0]
 
-    inside = (-F.max_pool2d(-mask.float(), block) > 0.5).flatten(1).float()  # blocks wholly inside the hole
+    inside = -F.max_pool2d(-mask.float(), block)[:, 0] > 0.5  # (B, S/block, S/block) blocks wholly inside the hole
+    return block_correlation_loss(blocks(pred), blocks(target), inside)
+
+
+def block_correlation_loss(pred: torch.Tensor, target: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """1 - Pearson correlation, per image, of two block maps pred/target (B, n, n) over the blocks where inside
+    (B, n, n) is true; the mean over the images whose target varies there over >= 3 blocks (0 if none does). The
+    target gets no gradient. Used by `placement_loss` and to train `models.detail_map.DetailMapHead`."""
+    pred, inside = pred.flatten(1), inside.flatten(1).float()
     count = inside.sum(dim=1, keepdim=True).clamp_min(1.0)
 
     def centred(x):
         return (x - (x * inside).sum(dim=1, keepdim=True) / count) * inside
-    p = centred(blocks(pred))
+    p = centred(pred)
     with torch.no_grad():
-        t = centred(blocks(target))
+        t = centred(target.flatten(1).float())
     valid = (t.norm(dim=1) > 1e-6) & (count[:, 0] >= 3)
     if not valid.any():
         return pred.float().sum() * 0.0

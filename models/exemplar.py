@@ -215,6 +215,25 @@ def colour_scores(image: torch.Tensor, guide: torch.Tensor, temperature: float, 
     return -distance / temperature ** 2
 
 
+def pattern_scores(image: torch.Tensor, guide: torch.Tensor, temperature: float, offset: tuple,
+                   cells: int = 4) -> torch.Tensor:
+    """(B, N, K) log-weights like `colour_scores`, but d is the RMS difference of the windows' cells x cells grids
+    of mean colours (each PATCH / cells px square): a candidate patch must match the guide's coarse pattern over
+    the cell (a horizon, a trunk's edge), not only its mean colour, so structure is copied where the layout has it."""
+    s = image.shape[-1]
+    step, side = PATCH // cells, s - PATCH + 1
+
+    def descriptors(x):  # (B, 3 cells², K): every window's grid of step x step means
+        return F.unfold(F.avg_pool2d(x, step, stride=1), cells, dilation=step)
+    source = descriptors(image)
+    rows, cols = ((c - PATCH // 2).clamp(0, s - PATCH).to(guide.device) for c in cell_centres(s, offset))
+    grid = descriptors(guide).unflatten(2, (side, side))
+    cells_d = grid[:, :, rows][:, :, :, cols].flatten(2)  # (B, D, N): the guide's windows over the cells
+    distance = ((cells_d ** 2).sum(1)[:, :, None] + (source ** 2).sum(1)[:, None, :]
+                - 2 * torch.einsum("bdn,bdk->bnk", cells_d, source)).clamp_min(0) / source.shape[1]
+    return -distance / temperature ** 2
+
+
 def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple,
                  scores: torch.Tensor = None, normalise: bool = False) -> torch.Tensor:
     """Patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region` (B, 1, S, S),
@@ -245,6 +264,8 @@ class ExemplarTexture(nn.Module):
 
     guide_temperature: 0 lays random patches; > 0 draws each cell's patch by how well its mean colour matches
     the guide's there (`colour_scores`; the guide is the generator's own fill before any texture).
+    guide_cells > 1: patches drawn by how well their guide_cells x guide_cells grid of mean colours matches the
+    guide's over the cell (`pattern_scores`), not only their mean colour.
     normalise: every patch's bands at their source's RMS detail (`normalise_patches`), so that the gates, not the
     draw, decide how much detail goes where.
     coarse: a third band per source, G(5) - G(10) (`coarse_band`), laid at half resolution (its 16-px patches span
@@ -255,8 +276,11 @@ class ExemplarTexture(nn.Module):
     """
 
     def __init__(self, feature_channels: int, guide_temperature: float = 0.0, normalise: bool = False,
-                 coarse: bool = False, prior: bool = False):
+                 coarse: bool = False, prior: bool = False, guide_cells: int = 1):
         super().__init__()
+        if PATCH % guide_cells:
+            raise ValueError(f"guide_cells must divide the patch side {PATCH}, got {guide_cells}")
+        self.guide_cells = guide_cells
         self.bands = len(SIGMAS) + coarse
         self.canvases = SOURCES * self.bands  # gate channels: per source, one per band (fine, mid, coarse)
         self.guide_temperature = guide_temperature
@@ -306,7 +330,12 @@ class ExemplarTexture(nn.Module):
         s = band.shape[-1]
         n, side = grid_cells(s), s - PATCH + 1
         uniforms, offset = self.draw((n * n,) if guide is None else (n * n, side * side))
-        scores = None if guide is None else colour_scores(masked, guide, self.guide_temperature, offset)
+        if guide is None:
+            scores = None
+        elif self.guide_cells > 1:
+            scores = pattern_scores(masked, guide, self.guide_temperature, offset, self.guide_cells)
+        else:
+            scores = colour_scores(masked, guide, self.guide_temperature, offset)
         return patch_canvas(band, region, uniforms, offset, scores, self.normalise)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor,

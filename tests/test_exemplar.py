@@ -6,7 +6,7 @@ from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
 from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, coarse_band, colour_scores,
                              grid_cells, guided_corners, known_detail_prior, masked_blur, normalise_patches,
-                             patch_canvas, sine_window, source_regions)
+                             patch_canvas, pattern_scores, sine_window, source_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -320,3 +320,23 @@ def test_the_placement_probe_prints_its_maps_and_fills(data, tmp_path, capsys):
     rows = [line for line in out.splitlines() if line.startswith("| + copied detail, even")]
     sharpness = [float(row.split("|")[4]) for row in rows]
     assert sharpness[1] > sharpness[0]  # copied detail at x2: a sharper fill than none
+
+
+def test_pattern_scores_match_the_coarse_pattern_where_mean_colours_tie():
+    size = 32
+    image = torch.zeros(1, 3, size, size)
+    image[:, 0, :16, :8] = 1.0  # window at corner (0, 0): its left half red
+    image[:, 0, 16:24, 16:32] = 1.0  # window at corner (16, 16): its top half red; both means 0.5 red
+    guide = torch.zeros(1, 3, size, size)
+    guide[:, 0, :, : size // 2] = 1.0  # the guide: red on the left
+    guide[:, 0, :, size // 2:] = 0.0
+    side = size - PATCH + 1
+    left, top = 0, 16 * side + 16
+    colour = colour_scores(image, guide, 0.1, (0, 0))[0]
+    pattern = pattern_scores(image, guide, 0.1, (0, 0), cells=4)[0]
+    assert pattern.shape == colour.shape
+    cell = 1  # the first row's second cell: its guide window, columns 8-23, is red on its left half
+    assert abs(float(colour[cell, left] - colour[cell, top])) < 1e-4  # mean colours tie (both half red)
+    assert pattern[cell, left] > pattern[cell, top] + 10  # the left-half-red patch matches the pattern
+    with pytest.raises(ValueError, match="guide_cells"):
+        ExemplarTexture(4, 0.3, guide_cells=3)

@@ -1,0 +1,109 @@
+"""Fills whose copied detail is placed by a trained detail map (issue 17, docs/model_card.md, run 21). Prints
+markdown rows (a benchmark, not a test).
+
+    python benchmarks/probe_detail_predictor.py --train_dir data/scenery_large/train \
+        --val_dir data/scenery_large/val --save runs/detail_head.pt
+    python benchmarks/probe_placed_exemplar.py --test_dir data/scenery_large/val --head runs/detail_head.pt
+
+The fill is `models.detail_map.PlacedExemplarTexture` on the generator's fill: its layout (the fill blurred by
+G(--layout_sigma)) plus the known squares' fine, mid and coarse bands in normalised, colour-guided patches, made
+even in local detail and multiplied by the head's gain, without their coarsest levels. Every combination of the
+comma lists --strength, --spread, --coarse is a row; scored like `main.py --mode eval` (fp32).
+"""
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from utils.cli import numbers  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--test_dir", required=True, help="folder of photos (a validation split)")
+    parser.add_argument("--head", required=True, help="a trained DetailMapHead state dict (.pt) of the default inputs")
+    parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints/gan_scenery_128.pth"),
+                        help="the generator whose fill is the base (training checkpoint or export)")
+    parser.add_argument("--width", type=int, default=32, help="the head's channels (as trained)")
+    parser.add_argument("--strength", type=numbers, default=[1.0], help="x the copied detail")
+    parser.add_argument("--spread", type=numbers, default=[1.0], help="how far the gain follows the head's map")
+    parser.add_argument("--coarse", type=numbers, default=[1.0], help="the coarse band's strength (fine = mid = 1)")
+    parser.add_argument("--mid", type=float, default=1.0, help="the mid band's strength")
+    parser.add_argument("--guide", type=float, default=0.3, help="colour-guide temperature (0: random patches)")
+    parser.add_argument("--guide_cells", type=int, default=1,
+                        help="> 1: patches chosen by a grid of this many x this many mean colours, not one")
+    parser.add_argument("--layout_sigma", type=float, default=2.0, help="0: the generator's fill kept as it is")
+    parser.add_argument("--even_floor", type=float, default=0.3, help="0: the copied detail not made even")
+    parser.add_argument("--keep_levels", type=int, default=3, help="0: the copied detail's coarse levels kept")
+    parser.add_argument("--exponential_gain", action="store_true", help="gain exp(spread x map), not linear")
+    parser.add_argument("--sheet", default=None, help="write a picture of the first combination's fills here (.png)")
+    parser.add_argument("--batch_size", type=int, default=15)
+    return parser.parse_args(argv)
+
+
+def main(args):
+    from utils.files import check_checkpoint_path
+    check_checkpoint_path(args.checkpoint, "--checkpoint")
+    if not Path(args.head).is_file():
+        raise SystemExit(f"--head: no file {args.head}; train one with benchmarks/probe_detail_predictor.py --save")
+    import itertools
+    import torch
+    import torch.nn.functional as F
+    from models.detail_map import PlacedExemplarTexture
+    from models.loading import generator_fill, load_generator
+    from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_scores
+
+    generator, config = load_generator(args.checkpoint)
+    base = generator_fill(generator, "cpu", "no")
+    head = torch.load(args.head, weights_only=True)
+
+    def placed(strength, spread, coarse):
+        layer = PlacedExemplarTexture(args.width, strength=strength, spread=spread,
+                                      band_strengths=(1.0, args.mid, coarse), guide_temperature=args.guide,
+                                      layout_sigma=args.layout_sigma, even_floor=args.even_floor,
+                                      keep_levels=args.keep_levels, exponential_gain=args.exponential_gain,
+                                      guide_cells=args.guide_cells)
+        layer.head.load_state_dict(head)
+        layer.eval()
+
+        @torch.no_grad()
+        def fill(masked, mask):
+            return layer(masked, mask, base(masked, mask))
+        return fill
+
+    combinations = list(itertools.product(args.strength, args.spread, args.coarse))
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for strength, spread, coarse in combinations:
+            name = f"x{strength:g}, spread {spread:g}, coarse {coarse:g}"
+            summary = evaluate_folder(placed(strength, spread, coarse), args.test_dir, config["image_size"],
+                                      config["crop_ratio"], scratch, "cpu", batch_size=args.batch_size,
+                                      save_images=False, desc=name)
+            rows.append(f"| {name} | {markdown_scores(summary)} |")
+    if args.sheet:  # the first combination's fills of every len/8-th photo, beside the base and shift-map
+        from data.datasets import ImageFolderDataset
+        from data.masks import apply_mask
+        from models.baselines import BASELINES
+        from utils.images import save_grid
+        dataset = ImageFolderDataset(args.test_dir, config["image_size"], config["crop_ratio"], train=False)
+        picks = list(range(0, len(dataset), max(1, len(dataset) // 8)))[:8]
+        truth = torch.stack([dataset[i]["image"] for i in picks])
+        mask = torch.stack([dataset[i]["mask"] for i in picks])
+        masked = apply_mask(truth, mask)
+        columns = [masked, base(masked, mask), placed(*combinations[0])(masked, mask),
+                   BASELINES["shiftmap"](masked, mask), truth]
+        columns = [F.interpolate(c.float(), scale_factor=2, mode="nearest") for c in columns]
+        print(f"sheet (input | base | placed | shift-map | truth, 2x): {save_grid(columns, args.sheet)}")
+    print(f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells), even floor "
+          f"{args.even_floor:g}, keep levels {args.keep_levels}, {'exponential' if args.exponential_gain else 'linear'}"
+          f" gain")
+    print(f"\n| fill on {Path(args.checkpoint).name} | {SCORE_COLUMNS} |\n|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    from utils.cli import run
+    sys.exit(run(main, parse_args))
