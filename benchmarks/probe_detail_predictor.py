@@ -58,7 +58,7 @@ def parse_args(argv=None):
     parser.add_argument("--holdout", type=int, default=52,
                         help="training photos (the last ones) kept out of training to choose the epoch on")
     parser.add_argument("--cache", default=None, help="inputs cache (.pt): written if absent, read if present")
-    parser.add_argument("--save", default=None, help="write the trained head's state dict here (.pt)")
+    parser.add_argument("--save", default=None, help="write the chosen epoch's head here (.pt, with its config)")
     return parser.parse_args(argv)
 
 
@@ -72,7 +72,7 @@ def main(args):
     from losses import block_correlation_loss
     from models.detail_map import INPUT_GROUPS, DetailMapHead, detail_map_inputs, select_groups
     from models.effnet import load_effnet_lite0
-    from models.loading import generator_fill, load_generator
+    from models.loading import generator_fill, load_generator, save_detail_head
     from utils.realism import block_detail
 
     torch.manual_seed(args.seed)
@@ -80,8 +80,12 @@ def main(args):
     fill = generator_fill(generator, "cpu", "no")
     effnet = None
     cache = Path(args.cache) if args.cache else None
-    if {"s8", "s16", "s32"} & set(args.inputs) or (cache is not None and not cache.is_file()):
-        effnet, reason = load_effnet_lite0()  # a cache holds every group, so it is built with the features
+    # what the inputs below hold: a cache every group (so it is built with the features), otherwise the groups
+    # asked for and own and hole (the known squares' mean detail)
+    every_group = cache is not None or bool({"s8", "s16", "s32"} & set(args.inputs))
+    groups = tuple(INPUT_GROUPS) if every_group else tuple(dict.fromkeys([*args.inputs, "own", "hole"]))
+    if every_group and not (cache is not None and cache.is_file()):
+        effnet, reason = load_effnet_lite0()
         if effnet is None:
             raise SystemExit(reason)
         effnet.eval().requires_grad_(False)
@@ -103,8 +107,6 @@ def main(args):
                 xs.append(x), targets.append(target), insides.append(inside)
         return [torch.cat(t) for t in (xs, targets, insides)]
 
-    # what the inputs below hold: a cache every group; own and hole always (the known squares' mean detail)
-    groups = tuple(INPUT_GROUPS) if effnet is not None else tuple(dict.fromkeys([*args.inputs, "own", "hole"]))
     if cache is not None and cache.is_file():
         train, holdout, val = torch.load(cache, weights_only=True)
     else:
@@ -138,6 +140,7 @@ def main(args):
     if "own" in args.inputs:
         offset = sum(INPUT_GROUPS[g] for g in args.inputs[:args.inputs.index("own")])
         rows.append(("the generator's own block detail (log)", correlation(val[0][:, offset], val[1], val[2])))
+    torch.manual_seed(args.seed)  # the head's start and batches depend on --seed alone, cache or not
     head = DetailMapHead(train[0].shape[1], args.width, args.dropout)
     optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs)
@@ -159,7 +162,9 @@ def main(args):
         if scores[0] > best[0]:
             best = (scores[0], epoch + 1, scores[1])
             if args.save:
-                torch.save(head.state_dict(), args.save)
+                save_detail_head(head, args.inputs, {"generator": Path(args.checkpoint).name, "image_size": size,
+                                                     "crop_ratio": ratio, "objective": args.objective,
+                                                     "epoch": epoch + 1, "held_out": round(scores[0], 4)}, args.save)
     rows.append((f"trained head, epoch {best[1]} (best on {args.holdout} held-out training photos: "
                  f"{best[0]:.3f})", best[2]))
     print(f"objective {args.objective}; inputs: {','.join(args.inputs)}; width {args.width}, dropout {args.dropout}, "

@@ -1,14 +1,17 @@
 """Fills whose copied detail is placed by a trained detail map (issue 17, docs/model_card.md, run 21). Prints
 markdown rows (a benchmark, not a test).
 
+    python benchmarks/probe_placed_exemplar.py --test_dir data/scenery_large/val
+
+--head defaults to checkpoints/detail_map_head_128.pth (run 21's head, on the shipped generator); train another with
     python benchmarks/probe_detail_predictor.py --train_dir data/scenery_large/train \
-        --val_dir data/scenery_large/val --save runs/detail_head.pt
-    python benchmarks/probe_placed_exemplar.py --test_dir data/scenery_large/val --head runs/detail_head.pt
+        --val_dir data/scenery_large/val --epochs 30 --width 32 --weight_decay 0.05 --lr 3e-4 --save HEAD.pth
 
 The fill is `models.detail_map.PlacedExemplarTexture` on the generator's fill: its layout (the fill blurred by
 G(--layout_sigma)) plus the known squares' fine, mid and coarse bands in normalised, colour-guided patches, made
 even in local detail and multiplied by the head's gain, without their coarsest levels. Every combination of the
-comma lists --strength, --spread, --coarse is a row; scored like `main.py --mode eval` (fp32).
+comma lists --strength, --spread, --coarse is a row; scored like `main.py --mode eval` (fp32), with the seconds
+per image of the generator and the texture together (evaluate_folder's fill time, batch --batch_size).
 """
 import argparse
 import sys
@@ -24,10 +27,10 @@ from utils.cli import numbers  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test_dir", required=True, help="folder of photos (a validation split)")
-    parser.add_argument("--head", required=True, help="a trained DetailMapHead state dict (.pt) of the default inputs")
+    parser.add_argument("--head", default=str(ROOT / "checkpoints/detail_map_head_128.pth"),
+                        help="a detail map head (benchmarks/probe_detail_predictor.py --save), trained on this generator")
     parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints/gan_scenery_128.pth"),
                         help="the generator whose fill is the base (training checkpoint or export)")
-    parser.add_argument("--width", type=int, default=32, help="the head's channels (as trained)")
     parser.add_argument("--strength", type=numbers, default=[1.0], help="x the copied detail")
     parser.add_argument("--spread", type=numbers, default=[1.0], help="how far the gain follows the head's map")
     parser.add_argument("--coarse", type=numbers, default=[1.0], help="the coarse band's strength (fine = mid = 1)")
@@ -35,6 +38,8 @@ def parse_args(argv=None):
     parser.add_argument("--guide", type=float, default=0.3, help="colour-guide temperature (0: random patches)")
     parser.add_argument("--guide_cells", type=int, default=1,
                         help="> 1: patches chosen by a grid of this many x this many mean colours, not one")
+    parser.add_argument("--stationary", type=float, default=0.0,
+                        help="> 0: patches with one edge or object carrying their detail drawn less often")
     parser.add_argument("--layout_sigma", type=float, default=2.0, help="0: the generator's fill kept as it is")
     parser.add_argument("--even_floor", type=float, default=0.3, help="0: the copied detail not made even")
     parser.add_argument("--keep_levels", type=int, default=3, help="0: the copied detail's coarse levels kept")
@@ -47,26 +52,29 @@ def parse_args(argv=None):
 def main(args):
     from utils.files import check_checkpoint_path
     check_checkpoint_path(args.checkpoint, "--checkpoint")
-    if not Path(args.head).is_file():
-        raise SystemExit(f"--head: no file {args.head}; train one with benchmarks/probe_detail_predictor.py --save")
+    check_checkpoint_path(args.head, "--head")
     import itertools
     import torch
     import torch.nn.functional as F
     from models.detail_map import PlacedExemplarTexture
-    from models.loading import generator_fill, load_generator
+    from models.loading import generator_fill, load_detail_head, load_generator
     from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_scores
 
     generator, config = load_generator(args.checkpoint)
     base = generator_fill(generator, "cpu", "no")
-    head = torch.load(args.head, weights_only=True)
+    head_args, head_weights, head_config = load_detail_head(args.head)
+    if head_config.get("image_size") != config["image_size"] or head_config.get("crop_ratio") != config["crop_ratio"]:
+        raise SystemExit(f"--head {args.head} was trained at {head_config.get('image_size')} px, crop ratio "
+                         f"{head_config.get('crop_ratio')}; --checkpoint fills at {config['image_size']} px, crop "
+                         f"ratio {config['crop_ratio']}")
 
     def placed(strength, spread, coarse):
-        layer = PlacedExemplarTexture(args.width, strength=strength, spread=spread,
+        layer = PlacedExemplarTexture(head_args["width"], head_args["groups"], strength=strength, spread=spread,
                                       band_strengths=(1.0, args.mid, coarse), guide_temperature=args.guide,
                                       layout_sigma=args.layout_sigma, even_floor=args.even_floor,
                                       keep_levels=args.keep_levels, exponential_gain=args.exponential_gain,
-                                      guide_cells=args.guide_cells)
-        layer.head.load_state_dict(head)
+                                      guide_cells=args.guide_cells, stationary=args.stationary)
+        layer.head.load_state_dict(head_weights)
         layer.eval()
 
         @torch.no_grad()
@@ -82,7 +90,7 @@ def main(args):
             summary = evaluate_folder(placed(strength, spread, coarse), args.test_dir, config["image_size"],
                                       config["crop_ratio"], scratch, "cpu", batch_size=args.batch_size,
                                       save_images=False, desc=name)
-            rows.append(f"| {name} | {markdown_scores(summary)} |")
+            rows.append(f"| {name} | {markdown_scores(summary)} | {summary['seconds_per_image']:.3f} |")
     if args.sheet:  # the first combination's fills of every len/8-th photo, beside the base and shift-map
         from data.datasets import ImageFolderDataset
         from data.masks import apply_mask
@@ -97,10 +105,11 @@ def main(args):
                    BASELINES["shiftmap"](masked, mask), truth]
         columns = [F.interpolate(c.float(), scale_factor=2, mode="nearest") for c in columns]
         print(f"sheet (input | base | placed | shift-map | truth, 2x): {save_grid(columns, args.sheet)}")
-    print(f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells), even floor "
+    print(f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, stationary {args.stationary:g}), even floor "
           f"{args.even_floor:g}, keep levels {args.keep_levels}, {'exponential' if args.exponential_gain else 'linear'}"
           f" gain")
-    print(f"\n| fill on {Path(args.checkpoint).name} | {SCORE_COLUMNS} |\n|---|---|---|---|---|---|---|")
+    print(f"\n| fill on {Path(args.checkpoint).name} | {SCORE_COLUMNS} | s / image (generator + texture) |\n"
+          "|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

@@ -234,6 +234,17 @@ def pattern_scores(image: torch.Tensor, guide: torch.Tensor, temperature: float,
     return -distance / temperature ** 2
 
 
+def peakiness(band: torch.Tensor, cells: int = 4) -> torch.Tensor:
+    """band (B, C, S, S) -> (B, K) for every PATCH x PATCH window (K = (S - PATCH + 1)^2): the largest of its
+    cells x cells sub-squares' mean band energy over the window's mean, in [1, cells²]. About 1-2 for a texture
+    (grass, foliage, rock grain), higher where one edge or object carries the window's detail (a dome's outline,
+    a mast, an eye)."""
+    step = PATCH // cells
+    energy = F.avg_pool2d(band.float().pow(2).sum(1, keepdim=True), step, stride=1)  # (B, 1, S - step + 1, .)
+    sub = F.unfold(energy, cells, dilation=step)  # (B, cells², K)
+    return sub.amax(dim=1) / sub.mean(dim=1).clamp_min(1e-8)
+
+
 def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple,
                  scores: torch.Tensor = None, normalise: bool = False) -> torch.Tensor:
     """Patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region` (B, 1, S, S),
@@ -266,6 +277,8 @@ class ExemplarTexture(nn.Module):
     the guide's there (`colour_scores`; the guide is the generator's own fill before any texture).
     guide_cells > 1: patches drawn by how well their guide_cells x guide_cells grid of mean colours matches the
     guide's over the cell (`pattern_scores`), not only their mean colour.
+    stationary > 0 (guided draws only): log-weights lowered by stationary x log `peakiness` of the candidate
+    window, so that textures are copied rather than fragments of the squares' objects.
     normalise: every patch's bands at their source's RMS detail (`normalise_patches`), so that the gates, not the
     draw, decide how much detail goes where.
     coarse: a third band per source, G(5) - G(10) (`coarse_band`), laid at half resolution (its 16-px patches span
@@ -276,8 +289,9 @@ class ExemplarTexture(nn.Module):
     """
 
     def __init__(self, feature_channels: int, guide_temperature: float = 0.0, normalise: bool = False,
-                 coarse: bool = False, prior: bool = False, guide_cells: int = 1):
+                 coarse: bool = False, prior: bool = False, guide_cells: int = 1, stationary: float = 0.0):
         super().__init__()
+        self.stationary = stationary
         if PATCH % guide_cells:
             raise ValueError(f"guide_cells must divide the patch side {PATCH}, got {guide_cells}")
         self.guide_cells = guide_cells
@@ -336,6 +350,8 @@ class ExemplarTexture(nn.Module):
             scores = pattern_scores(masked, guide, self.guide_temperature, offset, self.guide_cells)
         else:
             scores = colour_scores(masked, guide, self.guide_temperature, offset)
+        if scores is not None and self.stationary > 0:  # prefer texture to the outlines of objects
+            scores = scores - self.stationary * peakiness(band).log()[:, None, :]
         return patch_canvas(band, region, uniforms, offset, scores, self.normalise)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor,

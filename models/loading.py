@@ -20,6 +20,24 @@ SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2
 SHIPPED_DIFFUSION = str(repo_path("checkpoints/diffusion_scenery_64.pth"))
 
 
+# --- The detail map head (models/detail_map.py, benchmarks/probe_detail_predictor.py) --------------------------
+DETAIL_HEAD_KIND = "detail_map_head"
+
+
+def save_detail_head(head, groups, config: dict, path) -> Path:
+    """Write a DetailMapHead with what rebuilds it (its input groups and width) and `config` (what it was trained
+    on: the generator whose fill it reads, the image size, the crop ratio, the objective), atomically."""
+    width = head.net[1].out_channels
+    return save_checkpoint({"kind": DETAIL_HEAD_KIND, "state_dict": head.state_dict(),
+                            "model_args": {"groups": list(groups), "width": width}, "config": dict(config)}, path)
+
+
+def load_detail_head(path) -> tuple:
+    """(model_args {"groups", "width"}, state_dict, config) of a head written by `save_detail_head`."""
+    state = load_checkpoint(path, kinds=(DETAIL_HEAD_KIND,))
+    return state["model_args"], state["state_dict"], state["config"]
+
+
 # --- GAN (main.py) ---------------------------------------------------------------------------------
 def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
     """The architecture of a checkpoint (its "config" and "model_args"), or of a run (main.py's flags as a dict).

@@ -179,16 +179,32 @@ def test_the_probes_train_a_head_and_fill_with_it(data, tmp_path, capsys):
     torch.manual_seed(0)
     path = export_generator(UNetGenerator(GeneratorConfig(64, 8, texture_noise=2)),
                             {"image_size": 64, "crop_ratio": 0.4}, tmp_path / "g.pth")
-    head = tmp_path / "head.pt"
+    head = tmp_path / "head.pth"
     train_probe(train_args(["--train_dir", str(data / "train"), "--val_dir", str(data / "test"), "--checkpoint",
                             str(path), "--crops", "2", "--epochs", "2", "--holdout", "1", "--width", "8",
                             "--save", str(head)]))
     assert "| trained head, epoch" in capsys.readouterr().out and head.is_file()
     fill_probe(fill_args(["--test_dir", str(data / "test"), "--head", str(head), "--checkpoint", str(path),
-                          "--width", "8", "--strength", "0,2"]))
+                          "--strength", "0,2"]))
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| x")]
     sharpness = [float(row.split("|")[4]) for row in rows]
     assert len(rows) == 2 and sharpness[1] > sharpness[0]
     with pytest.raises(SystemExit):
         train_args(["--train_dir", "a", "--val_dir", "b", "--inputs", "own,sky"])
     assert "unknown input group(s) ['sky']" in capsys.readouterr().err
+
+
+def test_the_committed_head_loads_with_its_config_and_the_probe_refuses_another_size(data, tmp_path):
+    from benchmarks.probe_placed_exemplar import main as fill_probe, parse_args as fill_args
+    from models import GeneratorConfig, UNetGenerator
+    from models.loading import export_generator, load_detail_head
+    from utils.files import repo_path
+    head = repo_path("checkpoints/detail_map_head_128.pth")
+    model_args, weights, config = load_detail_head(head)
+    assert tuple(model_args["groups"]) == DEFAULT_GROUPS and config["image_size"] == 128
+    layer = PlacedExemplarTexture(model_args["width"], model_args["groups"])
+    layer.head.load_state_dict(weights)  # strict: every weight has its place
+    path = export_generator(UNetGenerator(GeneratorConfig(64, 8)), {"image_size": 64, "crop_ratio": 0.4},
+                            tmp_path / "g64.pth")
+    with pytest.raises(SystemExit, match="trained at 128 px"):
+        fill_probe(fill_args(["--test_dir", str(data / "test"), "--checkpoint", str(path), "--head", str(head)]))

@@ -6,7 +6,7 @@ from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
 from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, coarse_band, colour_scores,
                              grid_cells, guided_corners, known_detail_prior, masked_blur, normalise_patches,
-                             patch_canvas, pattern_scores, sine_window, source_regions)
+                             patch_canvas, pattern_scores, peakiness, sine_window, source_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -340,3 +340,25 @@ def test_pattern_scores_match_the_coarse_pattern_where_mean_colours_tie():
     assert pattern[cell, left] > pattern[cell, top] + 10  # the left-half-red patch matches the pattern
     with pytest.raises(ValueError, match="guide_cells"):
         ExemplarTexture(4, 0.3, guide_cells=3)
+
+
+def test_peakiness_tells_an_edge_from_a_texture_and_the_draw_avoids_edges():
+    torch.manual_seed(0)
+    size = 48
+    texture = torch.randn(1, 3, size, size) * 0.1
+    edge = torch.zeros(1, 3, size, size)
+    edge[..., :, 22] = 1.0  # one bright vertical line
+    k = (size - PATCH + 1) // 2 * (size - PATCH + 1) + 16  # a window holding the line (columns 16-31): in 4 of its 16 cells
+    assert peakiness(texture).shape == (1, (size - PATCH + 1) ** 2)
+    assert float(peakiness(texture).median()) < 2.5
+    assert abs(float(peakiness(edge)[0, k]) - 4.0) < 1e-3
+    # a square with texture on its left and one bright line on its right: stationary draws copy the texture
+    band = torch.zeros(1, 3, size, size)
+    band[..., :, :24] = texture[..., :, :24] / 2  # std 0.05: never above 0.4
+    band[..., :, 36:37] = 0.5
+    region, guide = torch.ones(1, 1, size, size), torch.zeros(1, 3, size, size)
+    for stationary, check in ((0.0, lambda counts: counts > 0), (10.0, lambda counts: counts == 0)):
+        layer = ExemplarTexture(4, guide_temperature=1.0, stationary=stationary).eval()
+        canvas = layer._lay(band, region, torch.zeros(1, 3, size, size), guide)
+        line_pixels = int((canvas.abs() > 0.4).any(dim=1).sum())  # where a copy of the line lies
+        assert check(line_pixels), (stationary, line_pixels)
