@@ -219,7 +219,8 @@ def pattern_scores(image: torch.Tensor, guide: torch.Tensor, temperature: float,
                    cells: int = 4) -> torch.Tensor:
     """(B, N, K) log-weights like `colour_scores`, but d is the RMS difference of the windows' cells x cells grids
     of mean colours (each PATCH / cells px square): a candidate patch must match the guide's coarse pattern over
-    the cell (a horizon, a trunk's edge), not only its mean colour, so structure is copied where the layout has it."""
+    the cell (a horizon, a trunk's edge), not only its mean colour (on val no better than mean colour for the placed
+    texture of docs/model_card.md, run 21)."""
     s = image.shape[-1]
     step, side = PATCH // cells, s - PATCH + 1
 
@@ -236,9 +237,9 @@ def pattern_scores(image: torch.Tensor, guide: torch.Tensor, temperature: float,
 
 def peakiness(band: torch.Tensor, cells: int = 4) -> torch.Tensor:
     """band (B, C, S, S) -> (B, K) for every PATCH x PATCH window (K = (S - PATCH + 1)^2): the largest of its
-    cells x cells sub-squares' mean band energy over the window's mean, in [1, cells²]. About 1-2 for a texture
-    (grass, foliage, rock grain), higher where one edge or object carries the window's detail (a dome's outline,
-    a mast, an eye)."""
+    cells x cells sub-squares' mean band energy over the window's mean, in [1, cells²]. Low for a texture (grass,
+    foliage, rock grain; ≈ 1.4 for white noise), higher where one edge or object carries the window's detail (a
+    dome's outline, a mast, an eye: 4 for one straight line through 4 of the 16 sub-squares)."""
     step = PATCH // cells
     energy = F.avg_pool2d(band.float().pow(2).sum(1, keepdim=True), step, stride=1)  # (B, 1, S - step + 1, .)
     sub = F.unfold(energy, cells, dilation=step)  # (B, cells², K)
