@@ -31,7 +31,8 @@ def input_groups(text: str) -> list:
     groups = [g for g in text.split(",") if g]
     unknown = [g for g in groups if g not in GROUP_NAMES]
     if unknown or not groups:
-        raise argparse.ArgumentTypeError(f"unknown input group(s) {unknown or text!r}; choose from {','.join(GROUP_NAMES)}")
+        raise argparse.ArgumentTypeError(f"unknown input group(s) {unknown or text!r}; "
+                                         f"choose from {','.join(GROUP_NAMES)}")
     return groups
 
 

@@ -28,7 +28,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test_dir", required=True, help="folder of photos (a validation split)")
     parser.add_argument("--head", default=str(ROOT / "checkpoints/detail_map_head_128.pth"),
-                        help="a detail map head (benchmarks/probe_detail_predictor.py --save), trained on this generator")
+                        help="a detail map head (benchmarks/probe_detail_predictor.py --save) trained on this generator")
     parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints/gan_scenery_128.pth"),
                         help="the generator whose fill is the base (training checkpoint or export)")
     parser.add_argument("--strength", type=numbers, default=[1.0], help="x the copied detail")
@@ -105,9 +105,9 @@ def main(args):
                    BASELINES["shiftmap"](masked, mask), truth]
         columns = [F.interpolate(c.float(), scale_factor=2, mode="nearest") for c in columns]
         print(f"sheet (input | base | placed | shift-map | truth, 2x): {save_grid(columns, args.sheet)}")
-    print(f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, stationary {args.stationary:g}), even floor "
-          f"{args.even_floor:g}, keep levels {args.keep_levels}, {'exponential' if args.exponential_gain else 'linear'}"
-          f" gain")
+    print(f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
+          f"stationary {args.stationary:g}), even floor {args.even_floor:g}, keep levels {args.keep_levels}, "
+          f"{'exponential' if args.exponential_gain else 'linear'} gain")
     print(f"\n| fill on {Path(args.checkpoint).name} | {SCORE_COLUMNS} | s / image (generator + texture) |\n"
           "|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))

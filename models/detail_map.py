@@ -3,7 +3,10 @@ metrics' detail placement target, utils/realism.block_detail) from frozen per-bl
 
 Why: a fill can only place its texture as well as it knows where the scene has texture. The shipped generator's
 own fill and the known squares' detail carried into the hole say it with correlations of ~0.31 and ~0.27 on val
-(docs/model_card.md); benchmarks/probe_detail_predictor.py asks whether a trained head does better.
+(docs/model_card.md); a head trained on cheap per-block inputs says it with ~0.40 on val
+(benchmarks/probe_detail_predictor.py).
+`PlacedExemplarTexture` lays the known squares' band-passed texture over a generator's blurred fill by that map
+(benchmarks/probe_placed_exemplar.py; run 21 in the model card).
 """
 import torch
 import torch.nn as nn
@@ -56,11 +59,10 @@ def detail_map_inputs(masked: torch.Tensor, mask: torch.Tensor, filled: torch.Te
     return torch.cat([parts[g] for g in groups], dim=1)
 
 
-
-
 class DetailMapHead(nn.Module):
     """(B, C, n, n) per-block inputs -> (B, n, n) a detail map, on an arbitrary scale (trained with a scale-free
-    correlation loss): channel dropout, a 1x1 reduction, then three 3x3 convolutions (receptive field 7 blocks = 56 px at 128²)."""
+    correlation loss): channel dropout, a 1x1 reduction, then three 3x3 convolutions (receptive field 7 blocks,
+    56 px at 128²)."""
 
     def __init__(self, in_channels: int, width: int = 64, dropout: float = 0.0):
         super().__init__()
