@@ -40,6 +40,8 @@ def parse_args(argv=None):
                         help="> 1: patches chosen by a grid of this many x this many mean colours, not one")
     parser.add_argument("--stationary", type=float, default=0.0,
                         help="> 0: patches with one edge or object carrying their detail drawn less often")
+    parser.add_argument("--isotropic", type=float, default=0.0,
+                        help="> 0: patches of one orientation (straight edges, stripes) drawn less often")
     parser.add_argument("--layout_sigma", type=float, default=2.0, help="0: the generator's fill kept as it is")
     parser.add_argument("--even_floor", type=float, default=0.3, help="0: the copied detail not made even")
     parser.add_argument("--keep_levels", type=int, default=3, help="0: the copied detail's coarse levels kept")
@@ -73,7 +75,8 @@ def main(args):
                                       band_strengths=(1.0, args.mid, coarse), guide_temperature=args.guide,
                                       layout_sigma=args.layout_sigma, even_floor=args.even_floor,
                                       keep_levels=args.keep_levels, exponential_gain=args.exponential_gain,
-                                      guide_cells=args.guide_cells, stationary=args.stationary)
+                                      guide_cells=args.guide_cells, stationary=args.stationary,
+                                      isotropic=args.isotropic)
         layer.head.load_state_dict(head_weights)
         layer.eval()
 
@@ -106,7 +109,7 @@ def main(args):
         columns = [F.interpolate(c.float(), scale_factor=2, mode="nearest") for c in columns]
         print(f"sheet (input | base | placed | shift-map | truth, 2x): {save_grid(columns, args.sheet)}")
     print(f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
-          f"stationary {args.stationary:g}), even floor {args.even_floor:g}, keep levels {args.keep_levels}, "
+          f"stationary {args.stationary:g}, isotropic {args.isotropic:g}), even floor {args.even_floor:g}, keep levels {args.keep_levels}, "
           f"{'exponential' if args.exponential_gain else 'linear'} gain")
     print(f"\n| fill on {Path(args.checkpoint).name} | {SCORE_COLUMNS} | s / image (generator + texture) |\n"
           "|---|---|---|---|---|---|---|---|")

@@ -145,12 +145,12 @@ class PlacedExemplarTexture(nn.Module):
     def __init__(self, head_width: int = 32, groups=DEFAULT_GROUPS, strength: float = 1.0, spread: float = 1.0,
                  band_strengths=(1.0, 1.0, 1.0), guide_temperature: float = 0.3, layout_sigma: float = 2.0,
                  even_floor: float = 0.3, keep_levels: int = 3, exponential_gain: bool = False, guide_cells: int = 1,
-                 stationary: float = 0.0):
+                 stationary: float = 0.0, isotropic: float = 0.0):
         super().__init__()
         self.groups = tuple(groups)
         self.head = DetailMapHead(sum(INPUT_GROUPS[g] for g in self.groups), head_width)
         self.texture = ExemplarTexture(1, guide_temperature, normalise=True, coarse=True, guide_cells=guide_cells,
-                                       stationary=stationary)
+                                       stationary=stationary, isotropic=isotropic)
         del self.texture.gate  # only its canvases are used
         self.strength, self.spread, self.layout_sigma = strength, spread, layout_sigma
         self.register_buffer("band_strengths", torch.tensor(band_strengths, dtype=torch.float32), persistent=False)

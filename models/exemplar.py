@@ -246,6 +246,18 @@ def peakiness(band: torch.Tensor, cells: int = 4) -> torch.Tensor:
     return sub.amax(dim=1) / sub.mean(dim=1).clamp_min(1e-8)
 
 
+def coherence(band: torch.Tensor) -> torch.Tensor:
+    """band (B, C, S, S) -> (B, K) for every PATCH x PATCH window: the coherence of its structure tensor (the grey
+    band's gradients' outer product averaged over the window), ((Jxx - Jyy)² + 4 Jxy²) / (Jxx + Jyy)², in [0, 1]:
+    ≈ 0 for an isotropic texture (foliage, gravel, noise), 1 for one orientation (a straight edge, stripes,
+    railings), the pieces that repeat as streaks and ripples when copied over a hole."""
+    grey = band.float().unflatten(1, (-1, 3)).sum(dim=(1, 2))[:, None]  # (B, 1, S, S): all bands, all channels
+    gx = F.pad(grey[..., :, 1:] - grey[..., :, :-1], (0, 1))
+    gy = F.pad(grey[..., 1:, :] - grey[..., :-1, :], (0, 0, 0, 1))
+    jxx, jyy, jxy = (F.avg_pool2d(t, PATCH, stride=1).flatten(1) for t in (gx * gx, gy * gy, gx * gy))
+    return ((jxx - jyy) ** 2 + 4 * jxy ** 2) / (jxx + jyy).pow(2).clamp_min(1e-12)
+
+
 def patch_canvas(band: torch.Tensor, region: torch.Tensor, uniforms: torch.Tensor, offset: tuple,
                  scores: torch.Tensor = None, normalise: bool = False) -> torch.Tensor:
     """Patches of `band` (B, C, S, S) whose PATCH x PATCH window lies wholly inside `region` (B, 1, S, S),
@@ -279,7 +291,8 @@ class ExemplarTexture(nn.Module):
     guide_cells > 1: patches drawn by how well their guide_cells x guide_cells grid of mean colours matches the
     guide's over the cell (`pattern_scores`), not only their mean colour.
     stationary > 0 (guided draws only): log-weights lowered by stationary x log `peakiness` of the candidate
-    window, so that textures are copied rather than fragments of the squares' objects.
+    window, so that textures are copied rather than fragments of the squares' objects; isotropic > 0 likewise by
+    isotropic x the window's `coherence` (straight edges, stripes).
     normalise: every patch's bands at their source's RMS detail (`normalise_patches`), so that the gates, not the
     draw, decide how much detail goes where.
     coarse: a third band per source, G(5) - G(10) (`coarse_band`), laid at half resolution (its 16-px patches span
@@ -290,9 +303,10 @@ class ExemplarTexture(nn.Module):
     """
 
     def __init__(self, feature_channels: int, guide_temperature: float = 0.0, normalise: bool = False,
-                 coarse: bool = False, prior: bool = False, guide_cells: int = 1, stationary: float = 0.0):
+                 coarse: bool = False, prior: bool = False, guide_cells: int = 1, stationary: float = 0.0,
+                 isotropic: float = 0.0):
         super().__init__()
-        self.stationary = stationary
+        self.stationary, self.isotropic = stationary, isotropic
         if PATCH % guide_cells:
             raise ValueError(f"guide_cells must divide the patch side {PATCH}, got {guide_cells}")
         self.guide_cells = guide_cells
@@ -353,6 +367,8 @@ class ExemplarTexture(nn.Module):
             scores = colour_scores(masked, guide, self.guide_temperature, offset)
         if scores is not None and self.stationary > 0:  # prefer texture to the outlines of objects
             scores = scores - self.stationary * peakiness(band).log()[:, None, :]
+        if scores is not None and self.isotropic > 0:  # and to straight edges and stripes
+            scores = scores - self.isotropic * coherence(band)[:, None, :]
         return patch_canvas(band, region, uniforms, offset, scores, self.normalise)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor, features: torch.Tensor,

@@ -6,7 +6,7 @@ from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
 from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, coarse_band, colour_scores,
                              grid_cells, guided_corners, known_detail_prior, masked_blur, normalise_patches,
-                             patch_canvas, pattern_scores, peakiness, sine_window, source_regions)
+                             patch_canvas, pattern_scores, peakiness, coherence, sine_window, source_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -362,3 +362,22 @@ def test_peakiness_tells_an_edge_from_a_texture_and_the_draw_avoids_edges():
         canvas = layer._lay(band, region, torch.zeros(1, 3, size, size), guide)
         line_pixels = int((canvas.abs() > 0.4).any(dim=1).sum())  # where a copy of the line lies
         assert check(line_pixels), (stationary, line_pixels)
+
+
+def test_coherence_is_high_for_stripes_and_low_for_an_isotropic_texture():
+    torch.manual_seed(0)
+    size = 40
+    noise = torch.randn(1, 3, size, size)
+    columns = torch.arange(size).float()
+    stripes = torch.sin(columns + columns.view(-1, 1)).expand(1, 3, size, size)  # diagonal stripes
+    assert coherence(noise).shape == (1, (size - PATCH + 1) ** 2)
+    assert float(coherence(noise).mean()) < 0.35  # 16 x 16 px of white noise still lean a little one way
+    assert float(coherence(stripes).mean()) > 0.9
+    band = torch.cat([noise[..., :, :20] * 0.05, stripes[..., :, 20:] * 0.05], dim=-1)  # noise | stripes
+    laid = []
+    for isotropic in (0.0, 10.0):
+        layer = ExemplarTexture(4, guide_temperature=1.0, isotropic=isotropic).eval()
+        canvas = layer._lay(band, torch.ones(1, 1, size, size), torch.zeros(1, 3, size, size),
+                            torch.zeros(1, 3, size, size))
+        laid.append(float(coherence(canvas).mean()))
+    assert laid[0] > 0.45 and laid[1] < 0.4  # with the penalty the copies are mostly of the noise half
