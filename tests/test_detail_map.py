@@ -118,7 +118,7 @@ def _layer(**kwargs):
     return layer
 
 
-def test_the_placed_fill_keeps_the_known_pixels_and_adds_only_copied_detail():
+def test_the_placed_fill_keeps_the_known_pixels_is_reproducible_and_adds_detail():
     torch.manual_seed(0)
     image = torch.rand(2, 3, 64, 64) * 2 - 1
     masked, mask = masked_input(image, 0.4)
