@@ -10,7 +10,8 @@ markdown rows (a benchmark, not a test).
 The fill is `models.detail_map.PlacedExemplarTexture` on the generator's fill: its layout (the fill blurred by
 G(--layout_sigma)) plus the known squares' fine, mid and coarse bands in normalised, colour-guided patches, made
 even in local detail and multiplied by the head's gain, without their coarsest levels. Every combination of the
-comma lists --strength, --spread, --coarse is a row; scored like `main.py --mode eval` (fp32), with the seconds
+comma lists --strength, --spread, --coarse is a row (after a line with how well the head's map and the generator's
+own detail correlate with where the truth has detail); scored like `main.py --mode eval` (fp32), with the seconds
 per image of the generator and the texture together (evaluate_folder's fill time, batch --batch_size).
 """
 import argparse
@@ -58,7 +59,7 @@ def main(args):
     import itertools
     import torch
     import torch.nn.functional as F
-    from models.detail_map import PlacedExemplarTexture
+    from models.detail_map import INPUT_GROUPS, PlacedExemplarTexture
     from models.loading import generator_fill, load_detail_head, load_generator
     from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_scores
 
@@ -94,12 +95,32 @@ def main(args):
                                       config["crop_ratio"], scratch, "cpu", batch_size=args.batch_size,
                                       save_images=False, desc=name)
             rows.append(f"| {name} | {markdown_scores(summary)} | {summary['seconds_per_image']:.3f} |")
+    # Where the detail goes, before any texture: the head's map and the generator's own block detail against the
+    # truth's (the fills' placement is what the texture makes of the map).
+    from data.datasets import ImageFolderDataset
+    from data.masks import apply_mask
+    from models.detail_map import DetailMapHead, detail_map_inputs
+    from utils.realism import block_correlations, block_detail
+    dataset = ImageFolderDataset(args.test_dir, config["image_size"], config["crop_ratio"], train=False)
+    head_alone = DetailMapHead(sum(INPUT_GROUPS[g] for g in head_args["groups"]), head_args["width"]).eval()
+    head_alone.load_state_dict(head_weights)
+    maps = {"head": [], "own": []}
+    for start in range(0, len(dataset.files), args.batch_size):
+        items = [dataset[i] for i in range(start, min(start + args.batch_size, len(dataset.files)))]
+        truth = torch.stack([item["image"] for item in items])
+        mask = torch.stack([item["mask"] for item in items])
+        masked = apply_mask(truth, mask)
+        with torch.no_grad():
+            filled = base(masked, mask)
+            maps["head"] += block_correlations(head_alone(detail_map_inputs(masked, mask, filled, None,
+                                                                            head_args["groups"])), truth, mask)
+        maps["own"] += block_correlations(block_detail((filled + 1) / 2, mask)[0], truth, mask)
+    means = {k: sum(v for v in vs if v == v) / max(1, sum(v == v for v in vs)) for k, vs in maps.items()}
+    print(f"correlation with the truth's block detail: the head's map {means['head']:.3f}, "
+          f"the generator's own detail {means['own']:.3f}")
     if args.sheet:  # the first combination's fills of every len/8-th photo, beside the base and shift-map
-        from data.datasets import ImageFolderDataset
-        from data.masks import apply_mask
         from models.baselines import BASELINES
         from utils.images import save_grid
-        dataset = ImageFolderDataset(args.test_dir, config["image_size"], config["crop_ratio"], train=False)
         picks = list(range(0, len(dataset), max(1, len(dataset) // 8)))[:8]
         truth = torch.stack([dataset[i]["image"] for i in picks])
         mask = torch.stack([dataset[i]["mask"] for i in picks])

@@ -186,7 +186,9 @@ def test_the_probes_train_a_head_and_fill_with_it(data, tmp_path, capsys):
     assert "| trained head, epoch" in capsys.readouterr().out and head.is_file()
     fill_probe(fill_args(["--test_dir", str(data / "test"), "--head", str(head), "--checkpoint", str(path),
                           "--strength", "0,2"]))
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| x")]
+    out = capsys.readouterr().out
+    assert "correlation with the truth's block detail: the head's map" in out
+    rows = [line for line in out.splitlines() if line.startswith("| x")]
     sharpness = [float(row.split("|")[4]) for row in rows]
     assert len(rows) == 2 and sharpness[1] > sharpness[0]
     with pytest.raises(SystemExit):
