@@ -130,8 +130,8 @@ def main(args):
         columns = [F.interpolate(c.float(), scale_factor=2, mode="nearest") for c in columns]
         print(f"sheet (input | base | placed | shift-map | truth, 2x): {save_grid(columns, args.sheet)}")
     print(f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
-          f"stationary {args.stationary:g}, isotropic {args.isotropic:g}), even floor {args.even_floor:g}, keep levels {args.keep_levels}, "
-          f"{'exponential' if args.exponential_gain else 'linear'} gain")
+          f"stationary {args.stationary:g}, isotropic {args.isotropic:g}), even floor {args.even_floor:g}, "
+          f"keep levels {args.keep_levels}, {'exponential' if args.exponential_gain else 'linear'} gain")
     print(f"\n| fill on {Path(args.checkpoint).name} | {SCORE_COLUMNS} | s / image (generator + texture) |\n"
           "|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
