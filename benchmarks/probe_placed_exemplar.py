@@ -29,7 +29,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test_dir", required=True, help="folder of photos (a validation split)")
     parser.add_argument("--head", default=str(ROOT / "checkpoints/detail_map_head_128.pth"),
-                        help="a detail map head (benchmarks/probe_detail_predictor.py --save) trained on this generator")
+                        help="a detail map head (probe_detail_predictor.py --save) trained on this generator")
     parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints/gan_scenery_128.pth"),
                         help="the generator whose fill is the base (training checkpoint or export)")
     parser.add_argument("--strength", type=numbers, default=[1.0], help="x the copied detail")
