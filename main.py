@@ -42,7 +42,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
-               "lambda_placement")
+               "lambda_placement", "noise_injection")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr", "ssim")
@@ -93,6 +93,10 @@ def parse_args(argv=None):
                                 "(--no-harmonic_start: grey)")
     generator.add_argument("--texture_noise", type=int, default=architecture.texture_noise,
                            help="noise channels of the generator's full-resolution texture head (0: no head)")
+    generator.add_argument("--noise_injection", action=argparse.BooleanOptionalAction,
+                           default=architecture.noise_injection,
+                           help="noise added to the decoder's S/8-S/2 maps with learned per-channel strengths that "
+                                "start at zero (StyleGAN); starts as a no-op, so --init_from may add it")
     generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
                            help="contextual attention on the generator's S/4 decoder map: hole features copied from "
                                 "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
@@ -539,8 +543,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
     main process's accelerator.print under `accelerate launch`)."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
     source, target = generator_config(state["config"], state.get("model_args")), generator.config
-    # A texture head, an attention or an exemplar layer may be added (all start as no-ops), and a texture head dropped
-    # (the U-Net's own fill remains); a head is not resized, and everything else must match.
+    # A texture head, an attention or an exemplar layer and noise strengths may be added (all start as no-ops), a
+    # texture head dropped (the U-Net's own fill remains); a head is not resized, and everything else must match.
     flag = {"harmonic": "harmonic_start"}
     different = [f"--{flag.get(k, k)} {getattr(source, k)} (not {getattr(target, k)})"
                  for k in ("image_size", "ngf", "norm", "upsampling", "res_blocks", "harmonic")
@@ -551,6 +555,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
         different.append("--attention (not --no-attention)")
     if source.exemplar and not target.exemplar:
         different.append("--exemplar_texture (not --no-exemplar_texture)")
+    if source.noise_injection and not target.noise_injection:
+        different.append("--noise_injection (not --no-noise_injection)")
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
     load_generator_weights(generator, state["generator"], source, log)
@@ -566,15 +572,17 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
 
 
 def load_generator_weights(generator, weights: dict, source: GeneratorConfig, log=print) -> None:
-    """Load weights of the `source` architecture: strict, except that the parts `generator` adds (a texture
-    head, an attention or an exemplar layer) keep their no-op initialisation, and a texture head it drops is left out
-    (what remains is the U-Net's fill without the noise-driven grain)."""
+    """Load weights of the `source` architecture: strict, except that the parts `generator` adds (a texture head,
+    an attention or an exemplar layer, noise strengths) keep their no-op initialisation, and a texture head it drops is
+    left out (what remains is the U-Net's fill without the noise-driven grain)."""
     if source.texture_noise and generator.texture is None:
         log("--init_from: the source's texture head is dropped (--texture_noise 0)")
         weights = {k: v for k, v in weights.items() if not k.startswith("texture.")}
     added = tuple(prefix for prefix, there, here in (("texture.", source.texture_noise, generator.texture),
                                                       ("attention.", source.attention, generator.attention),
-                                                      ("exemplar.", source.exemplar, generator.exemplar))
+                                                      ("exemplar.", source.exemplar, generator.exemplar),
+                                                      ("noise_strength.", source.noise_injection,
+                                                       generator.noise_strength))
                   if here is not None and not there)
     missing, unexpected = generator.load_state_dict(weights, strict=False)
     if unexpected or [k for k in missing if not k.startswith(added)]:  # startswith(()) is False

@@ -141,6 +141,11 @@ class UNetGenerator(nn.Module):
                   exemplar_normalise lays every patch at its source's RMS detail, so the gates set the amount;
                   exemplar_coarse adds a coarser band (G5 - G10, laid at half resolution); exemplar_prior gives
                   the gates the squares' detail carried into the hole (`known_detail_prior`) as extra inputs.
+      noise_injection  one noise map added to each of the decoder's S/8, S/4 and S/2 maps with a learned
+                  per-channel strength that starts at zero (StyleGAN, Karras et al. 2019 sec. 3.2; MI-GAN), in
+                  place of or beside the texture head: detail from noise at the scales and in the channels
+                  where training rewards it, passed through the decoder's remaining layers. Noise as for
+                  texture_noise (global RNG in training, one seeded pattern per size in eval).
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
@@ -191,6 +196,11 @@ class UNetGenerator(nn.Module):
         # Exemplar texture at S x S, gated from the same upsampled decoder input (2 ngf channels).
         self.exemplar = ExemplarTexture(2 * widths[0], config.exemplar_guide, config.exemplar_normalise,
                                         config.exemplar_coarse, config.exemplar_prior) if config.exemplar else None
+        # Per-channel noise strengths on the decoder's S/8, S/4 and S/2 maps (the outputs of up[3], up[2], up[1]),
+        # zero at the start (StyleGAN; MI-GAN): grain appears only where the training rewards it.
+        self.noise_strength = nn.ParameterDict({
+            str(i): nn.Parameter(torch.zeros(1, widths[i - 1], 1, 1)) for i in (3, 2, 1) if i < depth
+        }) if config.noise_injection else None
         init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar) if m is not None]))
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
             last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]
@@ -199,6 +209,15 @@ class UNetGenerator(nn.Module):
         if self.texture is not None:  # an added head starts as a no-op
             nn.init.zeros_(self.texture[-1].weight)
             nn.init.zeros_(self.texture[-1].bias)
+
+    def injected_noise(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) standard normal noise for a decoder map x (B, C, H, W): torch's global RNG in training
+        (checkpoints store it), one pattern seeded by the map's size in eval (a fill does not depend on its batch)."""
+        b, _, h, w = x.shape
+        if self.training:
+            return torch.randn((b, 1, h, w), device=x.device, dtype=x.dtype)
+        generator = torch.Generator().manual_seed(h)
+        return torch.randn((1, 1, h, w), generator=generator).to(x.device, x.dtype).expand(b, 1, h, w)
 
     def texture_noise_like(self, features: torch.Tensor) -> torch.Tensor:
         """(B, texture_noise, S, S) standard normal noise (see the class docstring for its RNG)."""
@@ -227,6 +246,8 @@ class UNetGenerator(nn.Module):
                 x = self.attention(x, mask)
             features = torch.cat([x, skips[i]], dim=1)  # at i = 0: (B, 2 ngf, S/2, S/2)
             x = self.up[i](features)
+            if self.noise_strength is not None and str(i) in self.noise_strength:
+                x = x + self.noise_strength[str(i)].to(x.dtype) * self.injected_noise(x)
         unet = x  # the U-Net's residual, before the texture sources
         if self.texture is not None or self.exemplar is not None:
             up = nn.functional.interpolate(features, scale_factor=2, mode="nearest")  # (B, 2 ngf, S, S)

@@ -37,6 +37,7 @@ class GeneratorConfig:
     exemplar_normalise: bool = False
     exemplar_coarse: bool = False
     exemplar_prior: bool = False
+    noise_injection: bool = False
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GeneratorConfig":
@@ -46,13 +47,14 @@ class GeneratorConfig:
         blocks, grey start, no texture head, no attention). ValueError on a combination that cannot be built."""
         flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False,
                  "texture_noise": 0, "attention": False, "exemplar_texture": False, "exemplar_guide": 0.0,
-                 "exemplar_normalise": False, "exemplar_coarse": False, "exemplar_prior": False, **flags}
+                 "exemplar_normalise": False, "exemplar_coarse": False, "exemplar_prior": False,
+                 "noise_injection": False, **flags}
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
                    exemplar=flags["exemplar_texture"], exemplar_guide=flags["exemplar_guide"],
                    exemplar_normalise=flags["exemplar_normalise"], exemplar_coarse=flags["exemplar_coarse"],
-                   exemplar_prior=flags["exemplar_prior"])
+                   exemplar_prior=flags["exemplar_prior"], noise_injection=flags["noise_injection"])
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
