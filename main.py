@@ -93,10 +93,10 @@ def parse_args(argv=None):
                                 "(--no-harmonic_start: grey)")
     generator.add_argument("--texture_noise", type=int, default=architecture.texture_noise,
                            help="noise channels of the generator's full-resolution texture head (0: no head)")
-    generator.add_argument("--noise_injection", action=argparse.BooleanOptionalAction,
-                           default=architecture.noise_injection,
-                           help="noise added to the decoder's S/8-S/2 maps with learned per-channel strengths that "
-                                "start at zero (StyleGAN); starts as a no-op, so --init_from may add it")
+    generator.add_argument("--noise_injection", type=int, default=architecture.noise_injection, metavar="N",
+                           help="noise added to the decoder's N finest maps (1: S/2; 3: S/2, S/4, S/8) with learned "
+                                "per-channel strengths that start at zero (StyleGAN); a no-op at the start, so "
+                                "--init_from may add it (0: none)")
     generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
                            help="contextual attention on the generator's S/4 decoder map: hole features copied from "
                                 "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
@@ -555,8 +555,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
         different.append("--attention (not --no-attention)")
     if source.exemplar and not target.exemplar:
         different.append("--exemplar_texture (not --no-exemplar_texture)")
-    if source.noise_injection and not target.noise_injection:
-        different.append("--noise_injection (not --no-noise_injection)")
+    if source.noise_injection not in (0, target.noise_injection):
+        different.append(f"--noise_injection {source.noise_injection} (not {target.noise_injection})")
     if different:
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
     load_generator_weights(generator, state["generator"], source, log)

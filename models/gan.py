@@ -141,7 +141,8 @@ class UNetGenerator(nn.Module):
                   exemplar_normalise lays every patch at its source's RMS detail, so the gates set the amount;
                   exemplar_coarse adds a coarser band (G5 - G10, laid at half resolution); exemplar_prior gives
                   the gates the squares' detail carried into the hole (`known_detail_prior`) as extra inputs.
-      noise_injection  one noise map added to each of the decoder's S/8, S/4 and S/2 maps with a learned
+      noise_injection  N > 0: one noise map added to each of the decoder's N finest maps (S/2, S/4, S/8 in that
+                  order: 3 = all three) with a learned
                   per-channel strength that starts at zero (StyleGAN, Karras et al. 2019 sec. 3.2; MI-GAN), in
                   place of or beside the texture head: detail from noise at the scales and in the channels
                   where training rewards it, passed through the decoder's remaining layers. Noise as for
@@ -196,10 +197,12 @@ class UNetGenerator(nn.Module):
         # Exemplar texture at S x S, gated from the same upsampled decoder input (2 ngf channels).
         self.exemplar = ExemplarTexture(2 * widths[0], config.exemplar_guide, config.exemplar_normalise,
                                         config.exemplar_coarse, config.exemplar_prior) if config.exemplar else None
-        # Per-channel noise strengths on the decoder's S/8, S/4 and S/2 maps (the outputs of up[3], up[2], up[1]),
+        # Per-channel noise strengths on the decoder's noise_injection finest maps (S/2, S/4, S/8: the outputs of
+        # up[1], up[2], up[3]),
         # zero at the start (StyleGAN; MI-GAN): grain appears only where the training rewards it.
         self.noise_strength = nn.ParameterDict({
-            str(i): nn.Parameter(torch.zeros(1, widths[i - 1], 1, 1)) for i in (3, 2, 1) if i < depth
+            str(i): nn.Parameter(torch.zeros(1, widths[i - 1], 1, 1)) for i in range(1, config.noise_injection + 1)
+            if i < depth
         }) if config.noise_injection else None
         init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar) if m is not None]))
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill

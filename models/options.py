@@ -37,7 +37,7 @@ class GeneratorConfig:
     exemplar_normalise: bool = False
     exemplar_coarse: bool = False
     exemplar_prior: bool = False
-    noise_injection: bool = False
+    noise_injection: int = 0
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GeneratorConfig":
@@ -48,7 +48,7 @@ class GeneratorConfig:
         flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False,
                  "texture_noise": 0, "attention": False, "exemplar_texture": False, "exemplar_guide": 0.0,
                  "exemplar_normalise": False, "exemplar_coarse": False, "exemplar_prior": False,
-                 "noise_injection": False, **flags}
+                 "noise_injection": 0, **flags}
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
@@ -74,5 +74,8 @@ class GeneratorConfig:
         if any(options) and not self.exemplar:
             raise ValueError("exemplar_guide, exemplar_normalise, exemplar_coarse and exemplar_prior are options of "
                              "the exemplar layer: they need exemplar=True (--exemplar_texture)")
+        if not 0 <= self.noise_injection <= 3:
+            raise ValueError(f"noise_injection is how many decoder maps get noise (0-3: S/2, S/4, S/8), "
+                             f"got {self.noise_injection}")
         if self.exemplar_guide < 0:
             raise ValueError(f"exemplar_guide is a colour temperature >= 0 (0: random patches), got {self.exemplar_guide}")

@@ -10,7 +10,7 @@ from models import GeneratorConfig, UNetGenerator
 def _pair():
     torch.manual_seed(0)
     plain = UNetGenerator(GeneratorConfig(64, 8, texture_noise=0)).eval()
-    noisy = UNetGenerator(GeneratorConfig(64, 8, texture_noise=0, noise_injection=True)).eval()
+    noisy = UNetGenerator(GeneratorConfig(64, 8, texture_noise=0, noise_injection=3)).eval()
     missing, unexpected = noisy.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("noise_strength.") for k in missing) and missing
     return plain, noisy
@@ -74,7 +74,7 @@ def test_init_from_adds_the_strengths_and_a_resumed_run_is_the_same_run(data, tm
         return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
     gan.main(args(tmp_path / "a"))
     source = str(tmp_path / "a" / "checkpoint_epoch_1.pth")
-    added = ("--init_from", source, "--noise_injection")
+    added = ("--init_from", source, "--noise_injection", "3")
     gan.main(args(tmp_path / "straight", *added, "--epochs", "2"))
     gan.main(args(tmp_path / "split", *added, "--epochs", "1"))
     torch.manual_seed(99)  # a resumed run takes its RNG from the checkpoint, not from here
@@ -82,7 +82,7 @@ def test_init_from_adds_the_strengths_and_a_resumed_run_is_the_same_run(data, tm
                                                 str(tmp_path / "split" / "checkpoint_epoch_1.pth"))))
     straight = load_checkpoint(tmp_path / "straight" / "checkpoint_epoch_2.pth", kinds=("gan",))
     split = load_checkpoint(tmp_path / "split" / "checkpoint_epoch_2.pth", kinds=("gan",))
-    assert straight["model_args"]["noise_injection"] and straight["config"]["noise_injection"]
+    assert straight["model_args"]["noise_injection"] == 3 and straight["config"]["noise_injection"] == 3
     strengths = [v for k, v in straight["generator"].items() if k.startswith("noise_strength.")]
     assert len(strengths) == 3 and all(s.abs().sum() > 0 for s in strengths)  # trained from zero
     for key, value in straight["generator"].items():
@@ -93,5 +93,12 @@ def test_init_from_adds_the_strengths_and_a_resumed_run_is_the_same_run(data, tm
 
 def test_old_flags_build_a_generator_without_injected_noise():
     config = GeneratorConfig.from_flags({"image_size": 64, "ngf": 8})
-    assert config.noise_injection is False
+    assert config.noise_injection == 0
     assert UNetGenerator(config).noise_strength is None
+
+
+def test_the_count_picks_the_finest_maps_and_bad_counts_are_refused():
+    one = UNetGenerator(GeneratorConfig(64, 8, texture_noise=0, noise_injection=1))
+    assert [p.shape[1] for p in one.noise_strength.values()] == [8]  # the S/2 map only (ngf channels)
+    with pytest.raises(ValueError, match="noise_injection"):
+        GeneratorConfig(64, 8, texture_noise=0, noise_injection=4)
