@@ -142,11 +142,11 @@ class UNetGenerator(nn.Module):
                   exemplar_coarse adds a coarser band (G5 - G10, laid at half resolution); exemplar_prior gives
                   the gates the squares' detail carried into the hole (`known_detail_prior`) as extra inputs.
       noise_injection  N > 0: one noise map added to each of the decoder's N finest maps (S/2, S/4, S/8 in that
-                  order: 3 = all three) with a learned
-                  per-channel strength that starts at zero (StyleGAN, Karras et al. 2019 sec. 3.2; MI-GAN), in
-                  place of or beside the texture head: detail from noise at the scales and in the channels
-                  where training rewards it, passed through the decoder's remaining layers. Noise as for
-                  texture_noise (global RNG in training, one seeded pattern per size in eval).
+                  order: 3 = all three) with a learned per-channel strength that starts at zero (StyleGAN,
+                  Karras et al. 2019 sec. 3.2; MI-GAN), in place of or beside the texture head: detail from
+                  noise at the scales and in the channels where training rewards it, passed through the
+                  decoder's remaining layers. Noise as for texture_noise (global RNG in training, one seeded
+                  pattern per size in eval). On val it drew a tartan of stripes (docs/model_card.md, runs 22-23).
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
@@ -198,8 +198,7 @@ class UNetGenerator(nn.Module):
         self.exemplar = ExemplarTexture(2 * widths[0], config.exemplar_guide, config.exemplar_normalise,
                                         config.exemplar_coarse, config.exemplar_prior) if config.exemplar else None
         # Per-channel noise strengths on the decoder's noise_injection finest maps (S/2, S/4, S/8: the outputs of
-        # up[1], up[2], up[3]),
-        # zero at the start (StyleGAN; MI-GAN): grain appears only where the training rewards it.
+        # up[1], up[2], up[3]), zero at the start (StyleGAN; MI-GAN): grain appears only where training rewards it.
         self.noise_strength = nn.ParameterDict({
             str(i): nn.Parameter(torch.zeros(1, widths[i - 1], 1, 1)) for i in range(1, config.noise_injection + 1)
             if i < depth

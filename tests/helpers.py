@@ -35,6 +35,22 @@ def tiny_gan_train_argv(data, out, *extra) -> list:
             "--ndf", "8", "--batch_size", "2", "--perceptual", "none", "--epochs", "1", *extra]
 
 
+def train_straight_and_resumed(data, root, *flags) -> tuple:
+    """Train the tiny GAN with `flags` for two epochs straight (root/straight) and for one epoch, then resumed for
+    the second from its checkpoint (root/split; the global RNG reseeded in between, which a resumed run must not
+    see); -> the two epoch-2 checkpoints, loaded, which an exact resume makes equal."""
+    import torch
+    import main as gan
+    from utils.checkpoint import load_checkpoint
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, root / "straight", *flags, "--epochs", "2")))
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, root / "split", *flags, "--epochs", "1")))
+    torch.manual_seed(99)  # a resumed run takes its RNG from the checkpoint, not from here
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, root / "split", "--epochs", "2", "--checkpoint_path",
+                                                str(root / "split" / "checkpoint_epoch_1.pth"))))
+    return tuple(load_checkpoint(root / run / "checkpoint_epoch_2.pth", kinds=("gan",))
+                 for run in ("straight", "split"))
+
+
 def interrupt_at_step(monkeypatch, script, step: int = 2) -> None:
     """Make `script.train_step` raise KeyboardInterrupt (as Ctrl-C would) at its `step`-th call."""
     calls = []

@@ -202,7 +202,7 @@ def test_a_normalised_canvas_lays_even_detail_over_a_source_of_uneven_contrast()
 
 def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_path):
     import main as gan
-    from tests.helpers import tiny_gan_train_argv
+    from tests.helpers import tiny_gan_train_argv, train_straight_and_resumed
     from utils.checkpoint import load_checkpoint
     from utils.errors import InputError
 
@@ -213,13 +213,7 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
     # The layer with all its parts, its gates in an Adam group of their own (--lr_exemplar): the state to resume.
     added = ("--init_from", source, "--exemplar_texture", "--exemplar_coarse", "--exemplar_prior",
              "--lr_exemplar", "1e-3", "--lambda_placement", "1")
-    gan.main(args(tmp_path / "straight", *added, "--epochs", "2"))  # saves the last epoch only
-    gan.main(args(tmp_path / "split", *added, "--epochs", "1"))
-    torch.manual_seed(99)  # a resumed run takes its RNG from the checkpoint, not from here
-    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path / "split", "--epochs", "2", "--checkpoint_path",
-                                                str(tmp_path / "split" / "checkpoint_epoch_1.pth"))))
-    straight = load_checkpoint(tmp_path / "straight" / "checkpoint_epoch_2.pth", kinds=("gan",))
-    split = load_checkpoint(tmp_path / "split" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    straight, split = train_straight_and_resumed(data, tmp_path, *added)
     assert straight["model_args"]["exemplar"] and straight["config"]["exemplar_texture"]
     assert straight["generator"]["exemplar.gate.weight"].abs().sum() > 0  # the gates trained from zero
     assert "G_place" in (tmp_path / "split" / "train" / "losses.csv").read_text().splitlines()[0]

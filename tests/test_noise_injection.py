@@ -66,22 +66,14 @@ def test_in_eval_the_noise_is_one_pattern_whatever_the_batch():
 
 def test_init_from_adds_the_strengths_and_a_resumed_run_is_the_same_run(data, tmp_path):
     import main as gan
-    from tests.helpers import tiny_gan_train_argv
-    from utils.checkpoint import load_checkpoint
+    from tests.helpers import tiny_gan_train_argv, train_straight_and_resumed
     from utils.errors import InputError
 
     def args(out, *extra):
         return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
     gan.main(args(tmp_path / "a"))
     source = str(tmp_path / "a" / "checkpoint_epoch_1.pth")
-    added = ("--init_from", source, "--noise_injection", "3")
-    gan.main(args(tmp_path / "straight", *added, "--epochs", "2"))
-    gan.main(args(tmp_path / "split", *added, "--epochs", "1"))
-    torch.manual_seed(99)  # a resumed run takes its RNG from the checkpoint, not from here
-    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path / "split", "--epochs", "2", "--checkpoint_path",
-                                                str(tmp_path / "split" / "checkpoint_epoch_1.pth"))))
-    straight = load_checkpoint(tmp_path / "straight" / "checkpoint_epoch_2.pth", kinds=("gan",))
-    split = load_checkpoint(tmp_path / "split" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    straight, split = train_straight_and_resumed(data, tmp_path, "--init_from", source, "--noise_injection", "3")
     assert straight["model_args"]["noise_injection"] == 3 and straight["config"]["noise_injection"] == 3
     strengths = [v for k, v in straight["generator"].items() if k.startswith("noise_strength.")]
     assert len(strengths) == 3 and all(s.abs().sum() > 0 for s in strengths)  # trained from zero
