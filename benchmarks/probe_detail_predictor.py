@@ -22,8 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.options import DETAIL_MAP_GROUPS  # noqa: E402  (torch-free: the parser refuses a bad group at once)
 
-GROUP_NAMES = ("s8", "s16", "s32", "own", "prior", "colour", "hole", "position")  # models.detail_map.INPUT_GROUPS
+GROUP_NAMES = tuple(DETAIL_MAP_GROUPS)
 
 
 def input_groups(text: str) -> list:

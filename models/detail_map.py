@@ -14,10 +14,11 @@ import torch.nn.functional as F
 
 from data.masks import keep_known
 from models.exemplar import SOURCES, ExemplarTexture, known_detail_prior, masked_blur
+from models.options import DETAIL_MAP_GROUPS
 from utils.realism import block_detail, pyr_down, pyr_up
 
 # Channel groups of `detail_map_inputs`, in order: name -> channels.
-INPUT_GROUPS = {"s8": 40, "s16": 112, "s32": 320, "own": 1, "prior": 2, "colour": 3, "hole": 1, "position": 2}
+INPUT_GROUPS = DETAIL_MAP_GROUPS
 # The groups a head needs no feature network for; on val they predict best (docs/model_card.md).
 DEFAULT_GROUPS = ("own", "prior", "colour", "hole", "position")
 
