@@ -59,7 +59,7 @@ def main(args):
     import itertools
     import torch
     import torch.nn.functional as F
-    from models.detail_map import INPUT_GROUPS, PlacedExemplarTexture
+    from models.detail_map import PlacedExemplarTexture
     from models.loading import generator_fill, load_detail_head, load_generator
     from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_scores
 
@@ -71,7 +71,7 @@ def main(args):
                          f"{head_config.get('crop_ratio')}; --checkpoint fills at {config['image_size']} px, crop "
                          f"ratio {config['crop_ratio']}")
 
-    def placed(strength, spread, coarse):
+    def placed_layer(strength, spread, coarse):
         layer = PlacedExemplarTexture(head_args["width"], head_args["groups"], strength=strength, spread=spread,
                                       band_strengths=(1.0, args.mid, coarse), guide_temperature=args.guide,
                                       layout_sigma=args.layout_sigma, even_floor=args.even_floor,
@@ -79,7 +79,10 @@ def main(args):
                                       guide_cells=args.guide_cells, stationary=args.stationary,
                                       isotropic=args.isotropic)
         layer.head.load_state_dict(head_weights)
-        layer.eval()
+        return layer.eval()
+
+    def placed(strength, spread, coarse):
+        layer = placed_layer(strength, spread, coarse)
 
         @torch.no_grad()
         def fill(masked, mask):
@@ -99,11 +102,10 @@ def main(args):
     # truth's (the fills' placement is what the texture makes of the map).
     from data.datasets import ImageFolderDataset
     from data.masks import apply_mask
-    from models.detail_map import DetailMapHead, detail_map_inputs
+    from models.detail_map import detail_map_inputs
     from utils.realism import block_correlations, block_detail
     dataset = ImageFolderDataset(args.test_dir, config["image_size"], config["crop_ratio"], train=False)
-    head_alone = DetailMapHead(sum(INPUT_GROUPS[g] for g in head_args["groups"]), head_args["width"]).eval()
-    head_alone.load_state_dict(head_weights)
+    head_alone = placed_layer(*combinations[0]).head
     maps = {"head": [], "own": []}
     for start in range(0, len(dataset.files), args.batch_size):
         items = [dataset[i] for i in range(start, min(start + args.batch_size, len(dataset.files)))]
