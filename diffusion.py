@@ -80,7 +80,8 @@ from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, 
 from utils.evaluation import eval_device, run_eval_mode  # noqa: E402
 from utils.hardware import AUTOCAST_DTYPES, configure_threads, resolve_mixed_precision  # noqa: E402
 from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch,  # noqa: E402
-                            make_accelerator, make_train_loader, run_config, save_samples, start_run)
+                            make_accelerator, make_train_loader, run_config, save_samples, start_run,
+                            TimeBudget)
 
 
 def train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator) -> dict:
@@ -162,6 +163,7 @@ def train(args, hardware: str = ""):
                 "model": accelerator.unwrap_model(model).state_dict(), "ema": ema.state_dict(),
                 "optimizer": optimizer.state_dict()}
 
+    budget = TimeBudget(args.max_minutes)
     with checkpoint_on_interrupt(accelerator, lambda: training_state(epoch - 1), args.checkpoint_dir, loss_log):
         for epoch in range(start_epoch + 1, args.epochs + 1):
             model.train()
@@ -170,13 +172,16 @@ def train(args, hardware: str = ""):
                 losses = train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator)
                 step += 1
                 epoch_log.record(step, losses, len(batch["image"]))
+            out_of_time = budget.spent(accelerator)
             if not accelerator.is_main_process:
+                if out_of_time:
+                    break
                 continue
 
-            # End of epoch: every --save_every epochs (and at the last) a sample grid and a checkpoint; sampling
-            # costs --num_inference_steps forward passes, too many to do every epoch.
+            # End of epoch: every --save_every epochs, at the last and when --max_minutes is spent, a sample grid
+            # and a checkpoint; sampling costs --num_inference_steps forward passes, too many to do every epoch.
             loss_log.flush()
-            if epoch % args.save_every == 0 or epoch == args.epochs:
+            if epoch % args.save_every == 0 or epoch == args.epochs or out_of_time:
                 masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
                 output_s = sample_with_ema(accelerator.unwrap_model(model), ema, sampler, masked_s, mask_s,
                                            args, accelerator.device)
@@ -184,6 +189,10 @@ def train(args, hardware: str = ""):
                              masked_s, output_s, image_s)
                 path = save_checkpoint(training_state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
                 print(f"saved {path}")
+            if out_of_time:
+                print(f"stopped after epoch {epoch} of {args.epochs}: --max_minutes {args.max_minutes:g} spent; "
+                      f"resume with --checkpoint_path {path}")
+                break
 
 
 def main(args):

@@ -262,7 +262,8 @@ from utils.evaluation import (eval_device, evaluate_folder, format_swd, read_csv
 from utils.hardware import (configure_threads, emulated_bf16, keep_freed_memory,  # noqa: E402
                             resolve_mixed_precision)
 from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch,  # noqa: E402
-                            make_accelerator, make_train_loader, run_config, save_samples, start_run)
+                            make_accelerator, make_train_loader, run_config, save_samples, start_run,
+                            TimeBudget)
 
 
 def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, args, accelerator,
@@ -489,6 +490,7 @@ def train(args, hardware: str = ""):
                 "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
 
+    budget = TimeBudget(args.max_minutes)
     with checkpoint_on_interrupt(accelerator, lambda: training_state(epoch - 1), args.checkpoint_dir, loss_log):
         for epoch in range(start_epoch + 1, args.epochs + 1):
             generator.train(), discriminator.train()
@@ -503,21 +505,29 @@ def train(args, hardware: str = ""):
                     ema.update(plain_generator)
                 step, images_seen = step + 1, images_seen + len(batch["image"]) * accelerator.num_processes
                 epoch_log.record(step, losses, len(batch["image"]))
+            out_of_time = budget.spent(accelerator)
             if not accelerator.is_main_process:
+                if out_of_time:
+                    break
                 continue
 
-            # End of epoch: the sample grid; every --save_every epochs (and at the last) a checkpoint and val.
+            # End of epoch: the sample grid; every --save_every epochs, at the last and when --max_minutes is
+            # spent, a checkpoint and val.
             loss_log.flush()
             eval_generator.eval()
             fill = make_fill(eval_generator, accelerator.device, args.mixed_precision)
             masked_s, mask_s, image_s = (t.to(accelerator.device) for t in samples)
             save_samples(Path(args.results_dir) / "train" / "samples" / f"epoch_{epoch:04d}.png", masked_s,
                          fill(masked_s, mask_s), image_s)
-            if epoch % args.save_every == 0 or epoch == args.epochs:
+            if epoch % args.save_every == 0 or epoch == args.epochs or out_of_time:
                 path = save_checkpoint(training_state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
                 print(f"saved {path}")
                 if args.val_dir:
                     log_validation(fill, args, epoch, step, accelerator.device)
+            if out_of_time:
+                print(f"stopped after epoch {epoch} of {args.epochs}: --max_minutes {args.max_minutes:g} spent; "
+                      f"resume with --checkpoint_path {path}")
+                break
 
     # Save.
     if accelerator.is_main_process and args.export:

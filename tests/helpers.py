@@ -65,6 +65,19 @@ def interrupt_at_step(monkeypatch, script, step: int = 2) -> None:
     monkeypatch.setattr(script, "train_step", interrupted)
 
 
+def minute_per_clock_read(monkeypatch) -> None:
+    """Make --max_minutes's clock (utils.training.TimeBudget.clock) advance one minute at every read: the budget is
+    read once at the start of training and once after each epoch, so `--max_minutes N` stops after epoch N."""
+    from utils.training import TimeBudget
+    reads = []
+
+    def clock():
+        reads.append(1)
+        return 60.0 * (len(reads) - 1)
+
+    monkeypatch.setattr(TimeBudget, "clock", staticmethod(clock))
+
+
 def tiny_vgg19(weights=None):
     """Stand-in for torchvision's vgg19 (same interface and layer indices in `.features`, 1/16 of the
     widths): a 0.1 MB state dict instead of VGG19's 548 MB, for tests that save and load one."""

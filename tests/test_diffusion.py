@@ -18,7 +18,7 @@ import main as gan
 from data.masks import masked_input, patch_size
 from models.diffusion import (SAMPLERS, InpaintUNet, forward_noise, make_noise_scheduler, make_sampler,
                               repaint_sample, scheduler_config)
-from tests.helpers import interrupt_at_step
+from tests.helpers import interrupt_at_step, minute_per_clock_read
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.cli import run
 from utils.evaluation import pair_name
@@ -190,6 +190,13 @@ def test_ctrl_c_saves_a_checkpoint(data, tmp_path, monkeypatch):
     assert exit_info.value.code == 130
     state = load_checkpoint(tmp_path / "ckpt" / "checkpoint_interrupted.pth", kinds=("diffusion",))
     assert state["epoch"] == 0 and state["step"] == 1
+
+
+def test_max_minutes_stops_at_an_epoch_boundary_with_a_checkpoint(data, tmp_path, monkeypatch, capsys):
+    minute_per_clock_read(monkeypatch)
+    diffusion.main(train_args(data, tmp_path, "--epochs", "4", "--save_every", "10", "--max_minutes", "1"))
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("checkpoint_*.pth")) == ["checkpoint_epoch_1.pth"]
+    assert "stopped after epoch 1 of 4: --max_minutes 1 spent" in capsys.readouterr().out
 
 
 def test_bad_input_errors(data, tmp_path, capsys):

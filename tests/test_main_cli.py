@@ -11,7 +11,7 @@ from PIL import Image
 
 import main as gan
 from data.masks import patch_size
-from tests.helpers import interrupt_at_step
+from tests.helpers import interrupt_at_step, minute_per_clock_read
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.cli import run
 from utils.evaluation import pair_name
@@ -126,6 +126,23 @@ def test_ctrl_c_saves_a_checkpoint(data, tmp_path, monkeypatch):
     assert state["epoch"] == 0 and state["step"] == 1  # resuming re-runs the unfinished epoch 1
 
 
+def test_max_minutes_stops_at_an_epoch_boundary_with_a_checkpoint(data, tmp_path, monkeypatch, capsys):
+    minute_per_clock_read(monkeypatch)
+    export = tmp_path / "export.pth"
+    gan.main(train_args(data, tmp_path, "--epochs", "5", "--save_every", "10", "--max_minutes", "2",
+                        "--export", str(export)))
+    saved = sorted(p.name for p in (tmp_path / "ckpt").glob("checkpoint_*.pth"))
+    assert saved == ["checkpoint_epoch_2.pth"]  # the stop epoch is saved although --save_every is 10
+    assert "stopped after epoch 2 of 5: --max_minutes 2 spent" in capsys.readouterr().out
+    assert export.is_file()  # the run's end: the export of what was trained
+    state = load_checkpoint(tmp_path / "ckpt" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    assert state["epoch"] == 2 and state["step"] == 4
+    gan.main(gan.parse_args(["--mode", "train", "--epochs", "3", "--checkpoint_path",
+                             str(tmp_path / "ckpt" / "checkpoint_epoch_2.pth"), "--train_dir", str(data / "train"),
+                             "--checkpoint_dir", str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "results")]))
+    assert load_checkpoint(tmp_path / "ckpt" / "checkpoint_epoch_3.pth", kinds=("gan",))["step"] == 6
+
+
 def test_atomic_checkpoint_write_leaves_no_temp_files(tmp_path):
     save_checkpoint({"kind": "gan", "config": {}}, tmp_path / "a.pth")
     assert [p.name for p in tmp_path.iterdir()] == ["a.pth"]
@@ -151,6 +168,7 @@ def test_bad_input_errors(data, tmp_path, capsys):
         (["--mode", "eval", "--checkpoint_path", str(gen), "--test_dir", str(tmp_path / "empty")], "no images"),
         (["--mode", "train", "--train_dir", str(tmp_path / "empty")], "no images"),
         (["--mode", "train", "--crop_ratio", "0.6"], "--crop_ratio"),
+        (["--mode", "train", "--max_minutes", "0"], "--max_minutes must be > 0"),
         (["--mode", "train", "--image_size", "100"], "--image_size"),
         (["--mode", "eval_2", "--checkpoint_path", str(gen), "--image1", str(data / "test" / "img_100.png")],
          "--image2"),

@@ -174,6 +174,9 @@ def add_shared_args(parser: Parser, default_size: int, default_batch: int, defau
                           help="train: start a new run in folders that hold another run's files, deleting its "
                                "checkpoint_epoch_*.pth, checkpoint_interrupted.pth and <results_dir>/train logs")
     training.add_argument("--save_every", type=int, default=5, help="write a checkpoint every N epochs (and the last)")
+    training.add_argument("--max_minutes", type=float, default=None,
+                          help="stop after the epoch during which this many minutes of training have passed, with a "
+                               "checkpoint (resume it with --checkpoint_path); for a session or device time limit")
     training.add_argument("--log_interval", type=int, default=10, help="log losses to CSV every N steps")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--repeat", type=int, default=1,
@@ -212,6 +215,8 @@ def check_shared_args(parser: Parser, args, eval_flags=(), eval_only_flags=()) -
         args.mode = "eval_2"
     if args.epochs < 1 or args.batch_size < 1 or args.save_every < 1 or args.log_interval < 1:
         parser.error("--epochs, --batch_size, --save_every and --log_interval must be >= 1")
+    if getattr(args, "max_minutes", None) is not None and not args.max_minutes > 0:
+        raise InputError(f"--max_minutes must be > 0, got {args.max_minutes:g}")
     check_crop_ratio(args.crop_ratio)
     if args.mode == "train":
         check_image_size(args.image_size)

@@ -204,6 +204,31 @@ class EpochLog:
         self.tick = time.perf_counter()
 
 
+class TimeBudget:
+    """--max_minutes: whether training should stop after the epoch that just ended.
+
+    Measured from the construction (the start of the training loop); checked once per epoch, so a run stops
+    at an epoch boundary with a checkpoint and may overrun the budget by up to one epoch. With several
+    processes the main process's clock decides for all (gathered), so that they leave the loop together.
+    """
+
+    clock = staticmethod(time.monotonic)  # seconds; a test replaces it
+
+    def __init__(self, minutes=None):
+        self.seconds = None if minutes is None else 60.0 * minutes
+        self.started = self.clock()
+
+    def spent(self, accelerator=None) -> bool:
+        if self.seconds is None:
+            return False
+        over = self.clock() - self.started >= self.seconds
+        if accelerator is None or accelerator.num_processes == 1:
+            return over
+        import torch
+        flag = torch.tensor([1.0 if over and accelerator.is_main_process else 0.0], device=accelerator.device)
+        return bool(accelerator.gather(flag).max() > 0)
+
+
 @contextlib.contextmanager
 def checkpoint_on_interrupt(accelerator, make_state, checkpoint_dir, loss_log=None):
     """Ctrl-C inside the block writes <checkpoint_dir>/checkpoint_interrupted.pth (make_state() gives the
