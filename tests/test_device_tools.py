@@ -1,0 +1,91 @@
+"""The GPU-run tools: tools/pack_device_run.py (what travels) and tools/select_checkpoint.py (the selection rule)."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import main as gan
+from tests.helpers import tiny_gan_train_argv, write_images
+from tools import pack_device_run, select_checkpoint
+from utils.cli import run
+from utils.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rows(*pairs) -> list:
+    return [{"epoch": str(2 * (i + 1)), "step": str(10 * (i + 1)), "swd": str(swd), "psnr_lowpass": str(lowpass),
+             "swd_levels": "1/2/3/4", "psnr_hole": "15", "placement": "0.3", "sharpness": "0.6"}
+            for i, (swd, lowpass) in enumerate(pairs)]
+
+
+def test_the_rule_takes_the_lowest_swd_above_the_line():
+    table = rows((30.0, 17.2), (20.0, 16.7), (25.0, 16.9), (22.0, 16.81))
+    assert select_checkpoint.pick_row(table, 16.81)["epoch"] == "8"  # 20.0 is lower but under the line
+    assert select_checkpoint.pick_row(table, 16.0)["epoch"] == "4"
+    with pytest.raises(InputError, match="no checkpoint keeps the layout: the best val low-pass hole PSNR is 17.20"):
+        select_checkpoint.pick_row(table, 17.5)
+
+
+def test_select_and_export_a_trained_run(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, out, "--epochs", "2", "--save_every", "1",
+                                                "--val_dir", str(data / "test"))))
+    metrics = out / "train" / "val_metrics.csv"
+    with open(metrics, newline="") as f:
+        scored = list(csv.DictReader(f))
+    assert [row["epoch"] for row in scored] == ["1", "2"]
+    capsys.readouterr()
+    export = tmp_path / "pick.pth"
+    assert run(select_checkpoint.main, select_checkpoint.parse_args,
+               ["--val_metrics", str(metrics), "--harmonic_dir", str(data / "test"), "--margin", "-100",
+                "--export", str(export)]) == 0
+    expected = min(scored, key=lambda row: float(row["swd"]))["epoch"]
+    assert f"pick: epoch {expected} " in capsys.readouterr().out
+    generator, config = gan.load_generator(export)
+    assert config["image_size"] == 64 and sum(p.numel() for p in generator.parameters()) > 0
+    # A line nobody reaches: one error line, exit status 2, nothing exported.
+    assert run(select_checkpoint.main, select_checkpoint.parse_args,
+               ["--val_metrics", str(metrics), "--min_lowpass", "99", "--export", str(tmp_path / "no.pth")]) == 2
+    assert "no checkpoint keeps the layout" in capsys.readouterr().err and not (tmp_path / "no.pth").exists()
+
+
+def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
+    write_images(tmp_path / "set" / "train", 3, size=(80, 64))
+    write_images(tmp_path / "set" / "val", 2, start_seed=50, size=(30, 24))
+    (tmp_path / "set" / "CREDITS.csv").write_text("file,author\ntrain/img_000.png,someone\n")
+    out = tmp_path / "pack"
+    assert run(pack_device_run.main, pack_device_run.parse_args,
+               ["--train_dir", str(tmp_path / "set" / "train"), "--val_dir", str(tmp_path / "set" / "val"),
+                "--out", str(out), "--short_side", "32"]) == 0
+    assert "3 train + 2 val photos" in capsys.readouterr().out
+    assert sorted(Image.open(p).size for p in (out / "train").glob("*.jpg")) == [(40, 32)] * 3
+    assert sorted(Image.open(p).size for p in (out / "val").glob("*.jpg")) == [(30, 24)] * 2  # never enlarged
+    assert "someone" in (out / "CREDITS.csv").read_text()
+    assert (out / "site" / "pytorch_msssim" / "__init__.py").is_file()
+
+    # On the device the stand-in package comes first on PYTHONPATH: the weights are found there and load.
+    site = out / "site"
+    found = subprocess.run([sys.executable, "-c", "from models.effnet import find_effnet_lite0_weights as f; "
+                            "print(f()[0])"], cwd=ROOT, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"})
+    standin = Path(found.stdout.strip())
+    assert found.returncode == 0 and standin.is_relative_to(site), found.stderr
+    from models.effnet import find_effnet_lite0_weights, load_effnet_lite0
+    original, _ = load_effnet_lite0()
+    carried, reason = load_effnet_lite0(standin)
+    assert reason is None and standin.stat().st_size < 0.6 * find_effnet_lite0_weights()[0].stat().st_size
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    for a, b in zip(original.features(x), carried.features(x)):
+        assert ((a - b).norm() / a.norm()).item() < 0.02  # fp16 rounding only
+
+    # Over the size limit: one error line naming the fix.
+    assert run(pack_device_run.main, pack_device_run.parse_args,
+               ["--train_dir", str(tmp_path / "set" / "train"), "--val_dir", str(tmp_path / "set" / "val"),
+                "--out", str(out), "--limit_mib", "1"]) == 2
+    assert "over --limit_mib 1: pass a smaller --short_side" in capsys.readouterr().err

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Train one recipe on a lent GPU machine in a single device call, pick its checkpoint on val, and send back what
+# fits (docs/gan.md, "Training on a lent GPU").
+#
+#   here:    python tools/pack_device_run.py
+#   device:  run(command="bash tools/device_train.sh configs/realistic_128.yaml 6.5", carry=[".device"],
+#                timeout_s=600)
+#   here:    cat FILES_AT/pick.pth.part* > runs/device/pick.pth
+#            python benchmarks/score.py --test_dir data/scenery_large/val --checkpoint runs/device/pick.pth
+#
+# Arguments: a configs/ recipe, the training minutes (main.py --max_minutes: the run stops after the epoch that
+# passes them, so leave a minute or two of the call for the start, the last checkpoint, val and the pick), then
+# any main.py flags, which override the recipe. --epochs is set high so that the minutes decide (recipes with
+# --lr_decay_start need an explicit --epochs).
+# Back under $OUT (8 files at most, 16 MiB each): train.log, losses.csv, val_metrics.csv, pick.txt,
+# last_samples.png and the picked generator export in 15 MiB parts (pick.pth.part0, part1, ...). The training
+# checkpoints (about 170 MB each) stay behind: the device machine is bare on every start.
+set -euo pipefail
+if [ $# -lt 2 ]; then
+    echo "usage: bash tools/device_train.sh CONFIG MINUTES [main.py flags]" >&2
+    exit 2
+fi
+config=$1 minutes=$2
+shift 2
+[ -d .device/train ] || { echo "error: .device/train missing: run python tools/pack_device_run.py here and carry .device" >&2; exit 2; }
+out=${OUT:-runs/device_out}
+run=runs/device
+mkdir -p "$out"
+# The pack's packages (pytorch_msssim, the EfficientNet-Lite0 weights) first, then the machine's own.
+export PYTHONPATH="$PWD/.device/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python=${PYTHON:-python3}
+
+# Training: the log to $OUT/train.log, the lines that matter to the call's output.
+status=0
+"$python" main.py --mode train --config "$config" --train_dir .device/train --val_dir .device/val \
+    --checkpoint_dir "$run" --results_dir "$run" --overwrite --epochs 100000 --save_every 4 --num_workers 6 \
+    --min_crop_scale 0.4 --max_minutes "$minutes" "$@" > "$out/train.log" 2>&1 || status=$?
+grep -a -E "^(using|initialised|saved|val epoch|stopped|error)|Error" "$out/train.log" | tail -n 40 || true
+cp "$run/train/losses.csv" "$run/train/val_metrics.csv" "$out/" 2>/dev/null || true
+last=$(ls "$run"/train/samples/*.png 2>/dev/null | tail -n 1 || true)
+[ -z "$last" ] || cp "$last" "$out/last_samples.png"
+[ "$status" -eq 0 ] || { echo "training failed (exit $status): the end of $out/train.log:" >&2; tail -n 20 "$out/train.log" >&2; exit "$status"; }
+
+# The pick by the rule on val (the line: the harmonic fill on the same photos + 0.5 dB), exported and split.
+"$python" tools/select_checkpoint.py --val_metrics "$run/train/val_metrics.csv" --harmonic_dir .device/val \
+    --export "$run/pick.pth" > "$out/pick.txt" 2>&1 || status=$?
+tr "\r" "\n" < "$out/pick.txt" | grep -a -E "^(pick|exported|error)" || true
+[ "$status" -eq 0 ] || exit "$status"
+split -b 15M -d -a 1 "$run/pick.pth" "$out/pick.pth.part"
+ls -l "$out"
