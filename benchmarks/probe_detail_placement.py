@@ -90,14 +90,10 @@ def main(args):
                 rows.append(f"| + copied detail, {amount} amount, x{strength:g} | {markdown_scores(summary)} |")
 
     # Part 1 on the same images and masks (the eval dataset's), filled by the base generator alone.
-    from data.datasets import ImageFolderDataset
-    from data.masks import apply_mask
+    from data.datasets import ImageFolderDataset, masked_batches
     dataset = ImageFolderDataset(args.test_dir, config["image_size"], config["crop_ratio"], train=False)
-    items = [dataset[i] for i in range(len(dataset))]  # (its __getitem__ wraps around: no list(dataset))
-    for start in range(0, len(items), args.batch_size):
-        truth = torch.stack([item["image"] for item in items[start:start + args.batch_size]])
-        mask = torch.stack([item["mask"] for item in items[start:start + args.batch_size]])
-        masked = apply_mask(truth, mask)
+    # (its __getitem__ wraps around: indices, not list(dataset))
+    for truth, mask, masked in masked_batches(dataset, range(len(dataset)), args.batch_size):
         record_maps(masked, mask, base(masked, mask), truth)
     print("| map | correlation with the truth's block detail |\n|---|---|")
     for name, scores in maps.items():

@@ -69,8 +69,7 @@ def main(args):
     check_checkpoint_path(args.checkpoint, "--checkpoint")
     import torch
     from tqdm import tqdm
-    from data.datasets import ImageFolderDataset
-    from data.masks import apply_mask
+    from data.datasets import ImageFolderDataset, masked_batches
     from losses import block_correlation_loss
     from models.detail_map import INPUT_GROUPS, DetailMapHead, detail_map_inputs, select_groups
     from models.effnet import load_effnet_lite0
@@ -98,11 +97,8 @@ def main(args):
         indices = list(indices(len(dataset.files)))
         xs, targets, insides = [], [], []
         for _ in range(passes):
-            for start in tqdm(range(0, len(indices), 16), desc=f"inputs {Path(folder).name}", leave=False):
-                items = [dataset[i] for i in indices[start:start + 16]]
-                truth = torch.stack([item["image"] for item in items])
-                mask = torch.stack([item["mask"] for item in items])
-                masked = apply_mask(truth, mask)
+            for truth, mask, masked in tqdm(masked_batches(dataset, indices, 16), total=-(-len(indices) // 16),
+                                            desc=f"inputs {Path(folder).name}", leave=False):
                 with torch.no_grad():
                     x = detail_map_inputs(masked, mask, fill(masked, mask), effnet, groups)
                 target, inside = block_detail((truth + 1) / 2, mask)

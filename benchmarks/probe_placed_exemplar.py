@@ -100,18 +100,13 @@ def main(args):
             rows.append(f"| {name} | {markdown_scores(summary)} | {summary['seconds_per_image']:.3f} |")
     # Where the detail goes, before any texture: the head's map and the generator's own block detail against the
     # truth's (the fills' placement is what the texture makes of the map).
-    from data.datasets import ImageFolderDataset
-    from data.masks import apply_mask
+    from data.datasets import ImageFolderDataset, masked_batches
     from models.detail_map import detail_map_inputs
     from utils.realism import block_correlations, block_detail
     dataset = ImageFolderDataset(args.test_dir, config["image_size"], config["crop_ratio"], train=False)
     head_alone = placed_layer(*combinations[0]).head
     maps = {"head": [], "own": []}
-    for start in range(0, len(dataset.files), args.batch_size):
-        items = [dataset[i] for i in range(start, min(start + args.batch_size, len(dataset.files)))]
-        truth = torch.stack([item["image"] for item in items])
-        mask = torch.stack([item["mask"] for item in items])
-        masked = apply_mask(truth, mask)
+    for truth, mask, masked in masked_batches(dataset, range(len(dataset.files)), args.batch_size):
         with torch.no_grad():
             filled = base(masked, mask)
             maps["head"] += block_correlations(head_alone(detail_map_inputs(masked, mask, filled, None,
@@ -124,9 +119,7 @@ def main(args):
         from models.baselines import BASELINES
         from utils.images import save_grid
         picks = list(range(0, len(dataset), max(1, len(dataset) // 8)))[:8]
-        truth = torch.stack([dataset[i]["image"] for i in picks])
-        mask = torch.stack([dataset[i]["mask"] for i in picks])
-        masked = apply_mask(truth, mask)
+        truth, mask, masked = next(masked_batches(dataset, picks, len(picks)))
         columns = [masked, base(masked, mask), placed(*combinations[0])(masked, mask),
                    BASELINES["shiftmap"](masked, mask), truth]
         columns = [F.interpolate(c.float(), scale_factor=2, mode="nearest") for c in columns]

@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from data.images import MAX_PIXELS, check_image_size, image_name, list_images, load_image
-from data.masks import gap_mask, make_train_mask
+from data.masks import apply_mask, gap_mask, make_train_mask
 from utils.errors import InputError
 from utils.images import to_float
 
@@ -147,3 +147,14 @@ def _maybe_tqdm(items, enabled: bool, desc: str):
         return items
     from tqdm.auto import tqdm
     return tqdm(items, desc=desc, leave=False)
+
+
+def masked_batches(dataset, indices, batch_size: int):
+    """The items of `dataset` at `indices`, in order, `batch_size` at a time: per batch (truth (B, 3, S, S), mask
+    (B, 1, S, S), masked = the truth with the hole blanked), as the scoring probes feed a fill."""
+    indices = list(indices)
+    for start in range(0, len(indices), batch_size):
+        items = [dataset[i] for i in indices[start:start + batch_size]]
+        truth = torch.stack([item["image"] for item in items])
+        mask = torch.stack([item["mask"] for item in items])
+        yield truth, mask, apply_mask(truth, mask)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import ImageFolderDataset, center_crop, resize_short_side
+from data.datasets import ImageFolderDataset, center_crop, masked_batches, resize_short_side
 from data.images import list_images, load_image
 from utils.images import to_float, to_uint8
 from tests.helpers import smooth_image, write_images
@@ -90,6 +90,19 @@ def test_train_items_random_but_reproducible(tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert not torch.equal(first[0], first[2]), "repeats of one image get different crops"
     assert len(calls) == 2, "each file is decoded once, not once per item"
+
+
+def test_masked_batches_keep_the_order_and_blank_the_hole(tmp_path):
+    write_images(tmp_path, 5, size=(48, 40))
+    dataset = ImageFolderDataset(tmp_path, 32, 0.4, train=False)
+    batches = list(masked_batches(dataset, [4, 0, 2], 2))
+    assert [len(truth) for truth, _, _ in batches] == [2, 1]
+    truth = torch.cat([b[0] for b in batches])
+    assert torch.equal(truth, torch.stack([dataset[i]["image"] for i in (4, 0, 2)]))
+    mask, masked = torch.cat([b[1] for b in batches]), torch.cat([b[2] for b in batches])
+    hole = mask.bool().expand_as(truth)
+    assert hole.any() and (~hole).any()
+    assert torch.equal(masked[~hole], truth[~hole]) and not torch.equal(masked[hole], truth[hole])
 
 
 def test_uint8_round_trip_is_exact():
