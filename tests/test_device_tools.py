@@ -16,6 +16,19 @@ from utils.cli import run
 from utils.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
+# sitecustomize for a subprocess: the named top-level packages import only from the pack's site folder.
+BLOCKER = """import importlib.machinery, sys
+NAMES, SITE = {names!r}, {site!r}
+class DeviceImage:
+    def find_spec(self, name, path=None, target=None):
+        if name in NAMES:
+            spec = importlib.machinery.PathFinder.find_spec(name, [SITE])
+            if spec is None:
+                raise ModuleNotFoundError(name + " is not on the device")
+            return spec
+        return None
+sys.meta_path.insert(0, DeviceImage())
+"""
 
 
 def rows(*pairs) -> list:
@@ -67,7 +80,7 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
     assert sorted(Image.open(p).size for p in (out / "train").glob("*.jpg")) == [(40, 32)] * 3
     assert sorted(Image.open(p).size for p in (out / "val").glob("*.jpg")) == [(30, 24)] * 2  # never enlarged
     assert "someone" in (out / "CREDITS.csv").read_text()
-    assert (out / "site" / "pytorch_msssim" / "__init__.py").is_file()
+    assert all((out / "site" / name / "__init__.py").is_file() for name in pack_device_run.SITE_PACKAGES)
 
     # On the device the stand-in package comes first on PYTHONPATH: the weights are found there and load.
     site = out / "site"
@@ -83,6 +96,22 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     for a, b in zip(original.features(x), carried.features(x)):
         assert ((a - b).norm() / a.norm()).item() < 0.02  # fp16 rounding only
+
+    # As on the device: the packages its image lacks hidden, but for the carried ones. A run of the recipe's kind
+    # (EfficientNet-Lite0 perceptual loss and projected discriminator, SSIM, val with its Frechet distance) trains.
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(BLOCKER.format(names=pack_device_run.DEVICE_LACKS, site=str(site)))
+    argv = tiny_gan_train_argv(tmp_path / "set", tmp_path / "run", "--perceptual", "effnet", "--discriminator",
+                               "projected", "--gan_loss", "hinge", "--lambda_fm", "0", "--val_dir", str(out / "val"))
+    argv[argv.index("--test_dir") + 1] = str(out / "val")
+    trained = subprocess.run([sys.executable, "main.py", *argv], cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (block, site, ROOT)))})
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "val epoch 1:" in trained.stdout and (tmp_path / "run" / "checkpoint_epoch_1.pth").is_file()
+    hidden = subprocess.run([sys.executable, "-c", "import lpips"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (block, site, ROOT)))})
+    assert hidden.returncode != 0 and "not on the device" in hidden.stderr  # the blocker works
 
     # Over the size limit: one error line naming the fix.
     assert run(pack_device_run.main, pack_device_run.parse_args,

