@@ -79,9 +79,9 @@ from models.loading import make_diffusion_ema as make_ema  # noqa: E402
 from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, set_rng_state  # noqa: E402
 from utils.evaluation import eval_device, run_eval_mode  # noqa: E402
 from utils.hardware import AUTOCAST_DTYPES, configure_threads, resolve_mixed_precision  # noqa: E402
-from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch,  # noqa: E402
-                            make_accelerator, make_train_loader, run_config, save_samples, start_run,
-                            TimeBudget)
+from utils.training import (EpochLog, LossLog, TimeBudget, checkpoint_on_interrupt,  # noqa: E402
+                            fixed_sample_batch, make_accelerator, make_train_loader, run_config, save_samples,
+                            start_run)
 
 
 def train_step(batch, model, ema, optimizer, noise_scheduler, args, accelerator) -> dict:

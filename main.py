@@ -261,9 +261,9 @@ from utils.evaluation import (eval_device, evaluate_folder, format_swd, read_csv
                               write_csv_atomic)
 from utils.hardware import (configure_threads, emulated_bf16, keep_freed_memory,  # noqa: E402
                             resolve_mixed_precision)
-from utils.training import (EpochLog, LossLog, checkpoint_on_interrupt, fixed_sample_batch,  # noqa: E402
-                            make_accelerator, make_train_loader, run_config, save_samples, start_run,
-                            TimeBudget)
+from utils.training import (EpochLog, LossLog, TimeBudget, checkpoint_on_interrupt,  # noqa: E402
+                            fixed_sample_batch, make_accelerator, make_train_loader, run_config, save_samples,
+                            start_run)
 
 
 def train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, args, accelerator,
