@@ -126,3 +126,18 @@ def test_xphoto_fills_keep_the_known_pixels_and_fill_the_hole(name):
     assert out.shape == truths.shape and torch.equal(out[known], truths[known])
     hole = mask.bool().expand_as(out)
     assert out[hole].std() > 0.05  # not left grey: the hole holds the squares' colours and texture
+
+
+def test_stripe_share_tells_stripes_from_isotropic_detail():
+    from utils.metrics import stripe_share
+    torch.manual_seed(0)
+    mask = masked_input(torch.zeros(4, 3, 128, 128), 0.4)[1]
+    noise = torch.rand(4, 3, 128, 128)
+    assert abs(stripe_share(noise, mask).mean().item() - 2 / 16) < 0.03  # i.i.d. detail: 2 / tile side
+    columns = torch.rand(4, 1, 1, 128).expand(4, 3, 128, 128)  # vertical stripes
+    assert stripe_share(columns, mask).min() > 0.95
+    assert stripe_share(columns.transpose(2, 3), mask).min() > 0.95  # horizontal ones alike
+    # Only the hole counts: stripes in the known squares, noise in the hole, scores as noise.
+    mixed = torch.where(mask.bool(), noise, columns)
+    assert stripe_share(mixed, mask).mean() < 0.2
+    assert torch.equal(stripe_share(torch.full((1, 3, 64, 64), 0.5), mask[:1, :, :64, :64]), torch.zeros(1))

@@ -69,6 +69,31 @@ def checkerboard_energy(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (coeff * block_in_hole).sum(dim=(1, 2)) / block_in_hole.sum(dim=(1, 2)).clamp_min(1)
 
 
+def fine_detail(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 1, H, W) the grey image minus its 5x5 box blur (edges replicated)."""
+    g = _grey(x)[:, None]
+    return g - F.avg_pool2d(F.pad(g, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+
+
+def stripe_share(x: torch.Tensor, mask: torch.Tensor, block: int = 16) -> torch.Tensor:
+    """(B,) the share of the hole's fine detail that is axis-aligned stripes, over the block x block tiles inside it.
+
+    The grey image's fine detail (`fine_detail`) in each tile, centred; the energy of its column means
+    (vertical stripes) and row means (horizontal stripes) over the tile's total energy, pooled over the tiles of
+    the hole. Isotropic texture (and i.i.d. noise) gives about 2 / block, pure stripes 1; the tartan of runs 22-23
+    (docs/model_card.md), which patch SWD rewards and the checkerboard ratio misses, about 0.5. x (B, 3, S, S) in
+    [0, 1], mask (B, 1, S, S), 1 = hole.
+    """
+    detail = fine_detail(x)
+    h, w = detail.shape[-2] // block * block, detail.shape[-1] // block * block
+    tiles = detail[..., :h, :w].unfold(2, block, block).unfold(3, block, block)  # (B, 1, h/b, w/b, b, b)
+    inside = (F.avg_pool2d(mask[..., :h, :w].float(), block) > 0.999).float()  # (B, 1, h/b, w/b)
+    centred = tiles - tiles.mean(dim=(-2, -1), keepdim=True)
+    total = centred.pow(2).mean(dim=(-2, -1))
+    stripes = centred.mean(dim=-2).pow(2).mean(dim=-1) + centred.mean(dim=-1).pow(2).mean(dim=-1)
+    return (stripes * inside).sum(dim=(1, 2, 3)) / (total * inside).sum(dim=(1, 2, 3)).clamp_min(1e-12)
+
+
 def ratio_of_means(rows: list, key: str) -> float:
     """Summary of a detail ratio over images: sum of output energies / sum of truth energies.
 

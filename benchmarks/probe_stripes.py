@@ -1,0 +1,82 @@
+"""How much of a fill's fine detail is axis-aligned stripes (the tartan of runs 22-23, docs/model_card.md)? Prints a
+markdown table (a benchmark, not a test).
+
+    python benchmarks/probe_stripes.py --test_dir data/scenery_large/val \
+        --checkpoint shipped=checkpoints/gan_scenery_128.pth --checkpoint run23=runs/run23/checkpoint_epoch_3.pth
+
+Per method: `utils.metrics.stripe_share` (the share of the hole's fine detail, in 16-px tiles, carried by column
+and row means: about 2/16 for isotropic texture, 1 for pure stripes), its mean over the photos beside the truth's,
+and the fine detail's RMS relative to the truth's (a share of almost no detail, as in a smooth fill, means little).
+A generator with injected noise (--noise_injection) is scored a second time with its noise strengths set to zero,
+to tell stripes drawn from the noise from stripes the network draws anyway.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--test_dir", required=True, help="folder of photos (a validation split)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
+                        help="a generator (training checkpoint: its EMA weights, or an export); repeatable")
+    parser.add_argument("--floors", default="harmonic,telea,shiftmap", help="training-free fills to score too")
+    parser.add_argument("--image_size", type=int, default=128)
+    parser.add_argument("--crop_ratio", type=float, default=0.4)
+    parser.add_argument("--batch_size", type=int, default=15)
+    return parser.parse_args(argv)
+
+
+def main(args):
+    from utils.errors import InputError
+    from utils.files import check_checkpoint_path
+    checkpoints = [item.split("=", 1) if "=" in item else (Path(item).stem, item) for item in args.checkpoint]
+    for _, path in checkpoints:
+        check_checkpoint_path(path, "--checkpoint")
+    import torch
+    from data.datasets import ImageFolderDataset, masked_batches
+    from models.baselines import BASELINES
+    from models.loading import load_generator
+    from utils.metrics import fine_detail, stripe_share
+    floors = [name for name in args.floors.split(",") if name]
+    unknown = sorted(set(floors) - set(BASELINES))
+    if unknown:
+        raise InputError(f"--floors: unknown {', '.join(unknown)} (choose from {', '.join(sorted(BASELINES))})")
+
+    dataset = ImageFolderDataset(args.test_dir, args.image_size, args.crop_ratio, train=False)
+    batches = list(masked_batches(dataset, range(len(dataset.files)), args.batch_size))
+    methods = [(name, BASELINES[name]) for name in floors]
+    for label, path in checkpoints:
+        generator, _ = load_generator(path)
+        methods.append((label, generator))
+        if generator.noise_strength is not None:
+            silent, _ = load_generator(path)
+            with torch.no_grad():
+                for strength in silent.noise_strength.values():
+                    strength.zero_()
+            methods.append((f"{label}, noise strengths set to 0", silent))
+
+    def fine_rms(image, mask):  # (B,) RMS of the detail stripe_share measures, over the hole
+        return ((fine_detail(image) ** 2 * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp_min(1)).sqrt()
+
+    truth_share = torch.cat([stripe_share((truth + 1) / 2, mask) for truth, mask, _ in batches])
+    truth_rms = torch.cat([fine_rms((truth + 1) / 2, mask) for truth, mask, _ in batches])
+    print(f"| method ({len(truth_share)} photos of {args.test_dir}) | stripe share | fine detail RMS / truth's |")
+    print("|---|---|---|")
+    print(f"| the truth | {truth_share.mean():.2f} | 1.00 |")
+    for name, fill in methods:
+        shares, rms = [], []
+        for truth, mask, masked in batches:
+            with torch.no_grad():
+                output = (fill(masked, mask).float() + 1) / 2
+            shares.append(stripe_share(output, mask))
+            rms.append(fine_rms(output, mask))
+        print(f"| {name} | {torch.cat(shares).mean():.2f} | {torch.cat(rms).sum() / truth_rms.sum():.2f} |")
+
+
+if __name__ == "__main__":
+    from utils.cli import run
+    sys.exit(run(main, parse_args))
