@@ -53,6 +53,8 @@ def main(args):
         generator, _ = load_generator(path)
         methods.append((label, generator))
         if generator.noise_strength is not None:
+            strengths = torch.cat([s.detach().abs().flatten() for s in generator.noise_strength.values()])
+            print(f"{label}: noise strengths |s| mean {strengths.mean():.4f}, max {strengths.max():.4f}")
             silent, _ = load_generator(path)
             with torch.no_grad():
                 for strength in silent.noise_strength.values():
