@@ -26,7 +26,7 @@ shift 2
 out=${OUT:-runs/device_out}
 run=runs/device
 mkdir -p "$out"
-# The pack's packages (pytorch_msssim, the EfficientNet-Lite0 weights) first, then the machine's own.
+# The pack's packages (pytorch_msssim, pytorch_fid, the EfficientNet-Lite0 weights) first, then the machine's own.
 export PYTHONPATH="$PWD/.device/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python=${PYTHON:-python3}
 

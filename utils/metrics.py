@@ -80,9 +80,9 @@ def stripe_share(x: torch.Tensor, mask: torch.Tensor, block: int = 16) -> torch.
 
     The grey image's fine detail (`fine_detail`) in each tile, centred; the energy of its column means
     (vertical stripes) and row means (horizontal stripes) over the tile's total energy, pooled over the tiles of
-    the hole. Isotropic texture (and i.i.d. noise) gives about 2 / block, pure stripes 1; the tartan of runs 22-23
-    (docs/model_card.md), which patch SWD rewards and the checkerboard ratio misses, about 0.5. x (B, 3, S, S) in
-    [0, 1], mask (B, 1, S, S), 1 = hole.
+    the hole. Isotropic texture (and i.i.d. noise) gives about 2 / block, pure stripes 1; photos, with their
+    edges, lie between (docs/model_card.md gives val figures, among them the tartan of runs 22-23, which patch SWD
+    rewards and the checkerboard ratio misses). x (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = hole.
     """
     detail = fine_detail(x)
     h, w = detail.shape[-2] // block * block, detail.shape[-1] // block * block
