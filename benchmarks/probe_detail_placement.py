@@ -61,7 +61,7 @@ def main(args):
     from data.masks import keep_known
     from models.exemplar import ExemplarTexture, known_detail_prior
     from models.loading import generator_fill, load_generator
-    from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_scores
+    from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_head, markdown_scores
     from utils.realism import block_correlations, block_detail
 
     generator, config = load_generator(args.checkpoint)
@@ -99,7 +99,7 @@ def main(args):
     for name, scores in maps.items():
         valid = [s for s in scores if s == s]
         print(f"| {name} | {sum(valid) / max(len(valid), 1):.3f} |")
-    print(f"\n| fill on {Path(args.checkpoint).name} | {SCORE_COLUMNS} |\n|---|---|---|---|---|---|---|")
+    print("\n" + markdown_head(f"fill on {Path(args.checkpoint).name}", SCORE_COLUMNS))
     print("\n".join(rows))
 
 

@@ -39,8 +39,8 @@ def main(args):
     for path in args.checkpoint:
         check_checkpoint_path(path, "--checkpoint")
     from models.loading import generator_fill, load_generator, scale_exemplar, scale_texture
-    from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_scores
-    print(f"| checkpoint | scales (fine / mid / coarse / noise) | {SCORE_COLUMNS} |\n|---|---|---|---|---|---|---|---|")
+    from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_head, markdown_scores
+    print(markdown_head("checkpoint", "scales (fine / mid / coarse / noise)", SCORE_COLUMNS))
     with tempfile.TemporaryDirectory() as scratch:
         for path, fine, mid, coarse, noise in itertools.product(args.checkpoint, args.fine, args.mid, args.coarse,
                                                                 args.noise):

@@ -61,7 +61,7 @@ def main(args):
     import torch.nn.functional as F
     from models.detail_map import PlacedExemplarTexture
     from models.loading import generator_fill, load_detail_head, load_generator
-    from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_scores
+    from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_head, markdown_scores
 
     generator, config = load_generator(args.checkpoint)
     base = generator_fill(generator, "cpu", "no")
@@ -127,8 +127,8 @@ def main(args):
     print(f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
           f"stationary {args.stationary:g}, isotropic {args.isotropic:g}), even floor {args.even_floor:g}, "
           f"keep levels {args.keep_levels}, {'exponential' if args.exponential_gain else 'linear'} gain")
-    print(f"\n| fill on {Path(args.checkpoint).name} | {SCORE_COLUMNS} | s / image (generator + texture) |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("\n" + markdown_head(f"fill on {Path(args.checkpoint).name}", SCORE_COLUMNS,
+                               "s / image (generator + texture)"))
     print("\n".join(rows))
 
 

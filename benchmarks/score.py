@@ -34,6 +34,7 @@ from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E
 COLUMNS = (("psnr_hole", "hole PSNR (dB) ↑", "{:.2f}"), ("psnr_lowpass", "low-pass hole PSNR ↑", "{:.2f}"),
            ("sharpness", "sharpness (→1)", "{:.2f}"), ("placement", "detail placement ↑", "{:.2f}"),
            ("swd", "patch SWD ↓ (levels)", None), ("checkerboard", "checkerboard (≤1.3)", "{:.2f}"),
+           ("stripes", "stripe share", "{:.2f}"),
            ("kid_effnet", "KID (EffNet) ↓", "{:.4f}"), ("effnet_distance", "EffNet dist. ↓", "{:.4f}"),
            ("seconds_per_image", "s / image", "{:.3f}"))
 

@@ -23,11 +23,11 @@ from utils.files import atomic_write, write_text_atomic
 from utils.fullres import fill_at_resolution, model_input
 from utils.images import image_format, save_image, save_png, to_float, to_uint8
 from utils.metrics import (EffNetDistance, EffNetFrechetDistance, FIDMetric, LPIPSMetric, image_metrics,
-                           ratio_of_means)
+                           ratio_of_means, stripe_share)
 from utils.realism import PatchSWD, detail_placement, lowpass_hole_psnr
 
 METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass", "placement", "sharpness",
-                  "checkerboard", "effnet_distance", "lpips")
+                  "checkerboard", "stripes", "stripes_truth", "effnet_distance", "lpips")
 RATIO_COLUMNS = ("sharpness", "checkerboard")  # summarised as a ratio of sums (utils.metrics.ratio_of_means)
 OPTIONAL_COLUMNS = ("effnet_distance", "lpips")  # need pretrained weights
 
@@ -93,8 +93,10 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
         fill_seconds += time.perf_counter() - start
         scores = image_metrics(output, image, mask)
         lowpass_scores, placements = lowpass_hole_psnr(output, image, mask), detail_placement(output, image, mask)
-        for row, low, place in zip(scores, lowpass_scores, placements):
+        stripes, stripes_truth = stripe_share((output + 1) / 2, mask), stripe_share((image + 1) / 2, mask)
+        for row, low, place, stripe, stripe_truth in zip(scores, lowpass_scores, placements, stripes, stripes_truth):
             row["psnr_lowpass"], row["placement"] = low, place
+            row["stripes"], row["stripes_truth"] = float(stripe), float(stripe_truth)
         swd.update(output, image, mask)
         nan = [float("nan")] * len(scores)
         lpips_scores = lpips_metric(output, image) if lpips_metric.available else nan
@@ -176,7 +178,7 @@ def print_summary(summary: dict, results_dir, size: int = None, model_size: int 
     print("  PSNR {psnr:.2f} dB | SSIM {ssim:.4f} | hole PSNR {psnr_hole:.2f} dB | hole SSIM {ssim_hole:.4f} "
           "| hole L1 {l1_hole:.4f} | {seconds_per_image:.3f} s/image".format(**summary))
     print("  sharpness {sharpness:.3f} | checkerboard {checkerboard:.3f}   (output / truth in the hole: "
-          "< 0.5 blur, > 1.5 noise or grid)".format(**summary))
+          "< 0.5 blur, > 1.5 noise or grid) | stripe share {stripes:.2f} (truth {stripes_truth:.2f})".format(**summary))
     print(f"  patch SWD {format_swd(summary)} (truth against truth: {summary['swd_floor']:.1f}) | low-pass hole PSNR "
           f"{summary['psnr_lowpass']:.2f} dB | detail placement {summary['placement']:.3f}")
     labels = {"effnet_distance": "EfficientNet perceptual distance", "fid_effnet": "Frechet distance "
@@ -194,13 +196,21 @@ def format_swd(summary: dict) -> str:
     return f"{summary['swd']:.1f} (" + " / ".join(f"{v:.1f}" for v in summary["swd_levels"]) + ")"
 
 
-SCORE_COLUMNS = "hole PSNR | low-pass PSNR | sharpness | placement | patch SWD (128 / 64 / 32 / 16 px) | checkerboard"
+SCORE_COLUMNS = ("hole PSNR | low-pass PSNR | sharpness | placement | patch SWD (128 / 64 / 32 / 16 px) | checkerboard "
+                 "| stripes")
+
+
+def markdown_head(*titles: str) -> str:
+    """A markdown table's header and delimiter rows for these column titles (SCORE_COLUMNS counts as its columns)."""
+    header = " | ".join(titles)
+    return f"| {header} |\n|" + "---|" * (header.count("|") + 1)
 
 
 def markdown_scores(summary: dict) -> str:
     """The realism columns of a markdown row (SCORE_COLUMNS) from an `evaluate_folder` summary."""
     return (f"{summary['psnr_hole']:.2f} | {summary['psnr_lowpass']:.2f} | {summary['sharpness']:.2f} | "
-            f"{summary['placement']:.2f} | {format_swd(summary)} | {summary['checkerboard']:.2f}")
+            f"{summary['placement']:.2f} | {format_swd(summary)} | {summary['checkerboard']:.2f} | "
+            f"{summary['stripes']:.2f}")
 
 
 def pair_name(image1, image2) -> str:
