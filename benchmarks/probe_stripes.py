@@ -40,6 +40,7 @@ def main(args):
     from data.datasets import ImageFolderDataset, masked_batches
     from models.baselines import BASELINES
     from models.loading import load_generator
+    from utils.evaluation import quantize
     from utils.metrics import fine_detail, stripe_share
     floors = [name for name in args.floors.split(",") if name]
     unknown = sorted(set(floors) - set(BASELINES))
@@ -73,7 +74,7 @@ def main(args):
         shares, rms = [], []
         for truth, mask, masked in batches:
             with torch.no_grad():
-                output = (fill(masked, mask).float() + 1) / 2
+                output = (quantize(fill(masked, mask).float()) + 1) / 2  # to 8 bits, as eval scores a fill
             shares.append(stripe_share(output, mask))
             rms.append(fine_rms(output, mask))
         print(f"| {name} | {torch.cat(shares).mean():.2f} | {torch.cat(rms).sum() / truth_rms.sum():.2f} |")
