@@ -23,7 +23,7 @@ from utils.files import atomic_write, write_text_atomic
 from utils.fullres import fill_at_resolution, model_input
 from utils.images import image_format, save_image, save_png, to_float, to_uint8
 from utils.metrics import (EffNetDistance, EffNetFrechetDistance, FIDMetric, LPIPSMetric, image_metrics,
-                           ratio_of_means, stripe_share)
+                           ratio_of_means)
 from utils.realism import PatchSWD, detail_placement, lowpass_hole_psnr
 
 METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass", "placement", "sharpness",
@@ -93,10 +93,8 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
         fill_seconds += time.perf_counter() - start
         scores = image_metrics(output, image, mask)
         lowpass_scores, placements = lowpass_hole_psnr(output, image, mask), detail_placement(output, image, mask)
-        stripes, stripes_truth = stripe_share((output + 1) / 2, mask), stripe_share((image + 1) / 2, mask)
-        for row, low, place, stripe, stripe_truth in zip(scores, lowpass_scores, placements, stripes, stripes_truth):
+        for row, low, place in zip(scores, lowpass_scores, placements):
             row["psnr_lowpass"], row["placement"] = low, place
-            row["stripes"], row["stripes_truth"] = float(stripe), float(stripe_truth)
         swd.update(output, image, mask)
         nan = [float("nan")] * len(scores)
         lpips_scores = lpips_metric(output, image) if lpips_metric.available else nan

@@ -105,11 +105,12 @@ def ratio_of_means(rows: list, key: str) -> float:
 
 
 def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> list:
-    """One dict per image: psnr, ssim, psnr_hole, ssim_hole, l1_hole, sharpness, checkerboard.
+    """One dict per image: psnr, ssim, psnr_hole, ssim_hole, l1_hole, sharpness, checkerboard, stripes.
 
     sharpness = `laplacian_energy` of the output / that of the truth, inside the hole (< 0.5 is
     blur, > 1.5 noise); checkerboard = `checkerboard_energy` ratio, likewise (> 1 is a grid the
-    truth does not have). The raw energies are kept as `<name>_out` / `<name>_true`.
+    truth does not have). The raw energies are kept as `<name>_out` / `<name>_true`. stripes = the output's
+    `stripe_share` (a share, not a ratio), stripes_truth the truth's.
     """
     x, y, mask = (pred.float() + 1) / 2, (target.float() + 1) / 2, mask.float()
     sq = (x - y) ** 2
@@ -128,6 +129,8 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
         for row, out, true in zip(rows, energy(x, mask), energy(y, mask)):
             row[f"{name}_out"], row[f"{name}_true"] = float(out), float(true)
             row[name] = float(out) / max(float(true), 1e-12)
+    for row, out, true in zip(rows, stripe_share(x, mask), stripe_share(y, mask)):
+        row["stripes"], row["stripes_truth"] = float(out), float(true)
     return rows
 
 
