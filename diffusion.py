@@ -190,8 +190,7 @@ def train(args, hardware: str = ""):
                 path = save_checkpoint(training_state(epoch), epoch_checkpoint_path(args.checkpoint_dir, epoch))
                 print(f"saved {path}")
             if out_of_time:
-                print(f"stopped after epoch {epoch} of {args.epochs}: --max_minutes {args.max_minutes:g} spent; "
-                      f"resume with --checkpoint_path {path}")
+                print(budget.stop_message(epoch, args.epochs, path))
                 break
 
 

@@ -526,8 +526,7 @@ def train(args, hardware: str = ""):
                 if args.val_dir:
                     log_validation(fill, args, epoch, step, accelerator.device)
             if out_of_time:
-                print(f"stopped after epoch {epoch} of {args.epochs}: --max_minutes {args.max_minutes:g} spent; "
-                      f"resume with --checkpoint_path {path}")
+                print(budget.stop_message(epoch, args.epochs, path))
                 break
 
     # Save.

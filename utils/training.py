@@ -215,8 +215,13 @@ class TimeBudget:
     clock = staticmethod(time.monotonic)  # seconds; a test replaces it
 
     def __init__(self, minutes=None):
+        self.minutes = minutes
         self.seconds = None if minutes is None else 60.0 * minutes
         self.started = self.clock()
+
+    def stop_message(self, epoch: int, epochs: int, checkpoint) -> str:
+        return (f"stopped after epoch {epoch} of {epochs}: --max_minutes {self.minutes:g} spent; resume with "
+                f"--checkpoint_path {checkpoint}")
 
     def spent(self, accelerator=None) -> bool:
         if self.seconds is None:
