@@ -55,21 +55,18 @@ def resize_folder(source: Path, target: Path, short_side: int, quality: int) -> 
     """Every image under `source` -> the same relative path under `target`, as .jpg, shorter side at most
     `short_side` (never enlarged). -> count."""
     from PIL import Image
-    from data.images import IMAGE_EXTENSIONS
-    paths = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not paths:
-        raise InputError(f"no images in {source} (build them with python tools/build_scenery_set.py)")
+    from data.images import list_images, load_image
+    paths = list_images(source)
     for path in paths:
         copy = (target / path.relative_to(source)).with_suffix(".jpg")
         if copy.exists():
             raise InputError(f"{source}: two images would both become {copy}: rename one")
         copy.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            scale = short_side / min(image.size)
-            if scale < 1:
-                image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
-            image.save(copy, quality=quality)
+        image = load_image(path)  # the training data's own opening rule: upright 8-bit RGB, alpha on white
+        scale = short_side / min(image.size)
+        if scale < 1:
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+        image.save(copy, quality=quality)
     return len(paths)
 
 
