@@ -13,7 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.masks import keep_known
-from models.exemplar import SOURCES, ExemplarTexture, known_detail_prior, masked_blur
+from models.exemplar import (SOURCES, ExemplarTexture, bands, coarse_band, flatten_detail, known_detail_prior,
+                             local_spectral_canvas, masked_blur, source_regions,
+                             spectral_canvas)
 from models.options import DETAIL_MAP_GROUPS
 from utils.realism import block_detail, pyr_down, pyr_up
 
@@ -21,6 +23,8 @@ from utils.realism import block_detail, pyr_down, pyr_up
 INPUT_GROUPS = DETAIL_MAP_GROUPS
 # The groups a head needs no feature network for; on val they predict best (docs/model_card.md).
 DEFAULT_GROUPS = ("own", "prior", "colour", "hole", "position")
+# Where PlacedExemplarTexture's texture comes from: the squares' 16-px patches, or random-phase textures of them.
+TEXTURE_SOURCES = ("patches", "spectral", "local_spectral")
 
 
 def select_groups(x: torch.Tensor, groups, present=tuple(INPUT_GROUPS)) -> torch.Tensor:
@@ -146,8 +150,12 @@ class PlacedExemplarTexture(nn.Module):
     def __init__(self, head_width: int = 32, groups=DEFAULT_GROUPS, strength: float = 1.0, spread: float = 1.0,
                  band_strengths=(1.0, 1.0, 1.0), guide_temperature: float = 0.3, layout_sigma: float = 2.0,
                  even_floor: float = 0.3, keep_levels: int = 3, exponential_gain: bool = False, guide_cells: int = 1,
-                 stationary: float = 0.0, isotropic: float = 0.0):
+                 stationary: float = 0.0, isotropic: float = 0.0, source: str = "patches",
+                 flatten_floor: float = 0.0, chroma: float = 1.0):
         super().__init__()
+        if source not in TEXTURE_SOURCES:
+            raise ValueError(f"source must be one of {TEXTURE_SOURCES}, got {source!r}")
+        self.source, self.flatten_floor, self.chroma = source, flatten_floor, chroma
         self.groups = tuple(groups)
         self.head = DetailMapHead(sum(INPUT_GROUPS[g] for g in self.groups), head_width)
         self.texture = ExemplarTexture(1, guide_temperature, normalise=True, coarse=True, guide_cells=guide_cells,
@@ -169,7 +177,8 @@ class PlacedExemplarTexture(nn.Module):
         with torch.no_grad():
             level = known_detail_prior(masked, mask, coarse=True, relative=True)  # (B, bands, S, S)
             level = (level * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1.0) * self.band_strengths
-            canvas = self.texture.canvas(masked, mask, guide=layout).unflatten(1, (SOURCES, self.texture.bands, 3))
+            canvas = (self.texture.canvas(masked, mask, guide=layout) if self.source == "patches"
+                      else self.spectral_canvas(masked, mask, layout)).unflatten(1, (SOURCES, self.texture.bands, 3))
             weights = diagonal_source_weights(s).to(masked)[None, :, None, None]  # (1, sources, 1, 1, S, S)
             detail = (canvas * weights * level[:, None, :, None, None, None]).sum(dim=(1, 2))  # (B, 3, S, S)
             if self.even_floor > 0:
@@ -178,3 +187,25 @@ class PlacedExemplarTexture(nn.Module):
         if self.keep_levels > 0:
             detail = without_coarse_levels(detail, self.keep_levels)
         return keep_known(masked, mask, (layout + detail).clamp(-1, 1))
+
+    def spectral_canvas(self, masked: torch.Tensor, mask: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+        """(B, SOURCES * bands * 3, S, S), laid out as `ExemplarTexture.canvas`: per source, its fine, mid and
+        coarse bands as random-phase textures (`spectral_canvas`), one white noise per source, seeded with 0 (the
+        same for every image and call, like the patches' eval draw)."""
+        s = masked.shape[-1]
+        noise = torch.randn((SOURCES, s, s), generator=torch.Generator().manual_seed(0))
+        out = []
+        for k, region in enumerate(source_regions(mask).split(1, dim=1)):
+            band = torch.cat([bands(masked, region), coarse_band(masked, region)], dim=1)  # (B, 9, S, S)
+            if self.flatten_floor > 0:
+                band = torch.cat([flatten_detail(b, region, self.flatten_floor) for b in band.split(3, dim=1)], 1)
+            if self.chroma != 1:  # each band's colour deviation from its grey, scaled
+                grouped = band.unflatten(1, (-1, 3))
+                grey = grouped.mean(dim=2, keepdim=True)
+                band = (grey + self.chroma * (grouped - grey)).flatten(1, 2)
+            if self.source == "local_spectral":
+                out.append(local_spectral_canvas(band, region, noise[k], masked, layout,
+                                                 self.texture.guide_temperature))
+            else:
+                out.append(spectral_canvas(band, region, noise[k]))
+        return torch.cat(out, dim=1)

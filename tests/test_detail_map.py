@@ -118,17 +118,18 @@ def _layer(**kwargs):
     return layer
 
 
-def test_the_placed_fill_keeps_the_known_pixels_is_reproducible_and_adds_detail():
+@pytest.mark.parametrize("source", ["patches", "spectral", "local_spectral"])
+def test_the_placed_fill_keeps_the_known_pixels_is_reproducible_and_adds_detail(source):
     torch.manual_seed(0)
     image = torch.rand(2, 3, 64, 64) * 2 - 1
     masked, mask = masked_input(image, 0.4)
     filled = torch.where(mask > 0.5, torch.zeros_like(image), image)
-    layer = _layer()
+    layer = _layer(source=source)
     with torch.no_grad():
         out = layer(masked, mask, filled)
         again = layer(masked, mask, filled)
         alone = layer(masked[1:], mask[1:], filled[1:])
-        layout = _layer(strength=0.0)(masked, mask, filled)
+        layout = _layer(strength=0.0, source=source)(masked, mask, filled)
     assert out.shape == image.shape
     known = mask.expand_as(image) < 0.5
     assert torch.equal(out[known], image[known])
@@ -136,6 +137,25 @@ def test_the_placed_fill_keeps_the_known_pixels_is_reproducible_and_adds_detail(
     assert torch.allclose(out[1:], alone, atol=1e-5)  # and whatever the batch
     hole = ~known
     assert out[hole].std() > 2 * layout[hole].std()  # the copied detail is there
+
+
+def test_random_phase_sources_take_their_options_and_refuse_an_unknown_source():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    filled = torch.where(mask > 0.5, torch.zeros_like(image), image)
+    with torch.no_grad():
+        layout = _layer(strength=0.0)(masked, mask, filled)
+        grey = _layer(source="spectral", chroma=0.0, keep_levels=0)(masked, mask, filled) - layout
+        flat = _layer(source="spectral", flatten_floor=0.3)(masked, mask, filled) - layout
+        plain = _layer(source="spectral")(masked, mask, filled) - layout
+    hole = mask.expand_as(image) > 0.5
+    assert grey[hole].abs().mean() > 0.01
+    inside = (mask > 0.5)[:, 0] & (grey.abs().amax(dim=1) < 0.99 - layout.abs().amax(dim=1))  # not clamped
+    assert torch.allclose(grey[:, 0][inside], grey[:, 1][inside], atol=1e-5)  # chroma 0: grey detail
+    assert not torch.allclose(flat, plain)
+    with pytest.raises(ValueError, match="source must be one of"):
+        PlacedExemplarTexture(8, source="fourier")
 
 
 def test_the_placed_fill_lays_its_detail_where_the_head_says():

@@ -6,7 +6,8 @@ from data.masks import masked_input
 from models import GeneratorConfig, UNetGenerator
 from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, coarse_band, colour_scores,
                              grid_cells, guided_corners, known_detail_prior, masked_blur, normalise_patches,
-                             patch_canvas, pattern_scores, peakiness, coherence, sine_window, source_regions)
+                             patch_canvas, pattern_scores, peakiness, coherence, sine_window, source_regions,
+                             flatten_detail, local_spectral_canvas, spectral_canvas, spot_kernel, window_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -375,3 +376,86 @@ def test_coherence_is_high_for_stripes_and_low_for_an_isotropic_texture():
                             torch.zeros(1, 3, size, size))
         laid.append(float(coherence(canvas).mean()))
     assert laid[0] > 0.45 and laid[1] < 0.4  # with the penalty the copies are mostly of the noise half
+
+
+def _neighbour_correlation(x: torch.Tensor, dim: int) -> float:
+    a, b = x.narrow(dim, 0, x.shape[dim] - 1).flatten(), x.narrow(dim, 1, x.shape[dim] - 1).flatten()
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+def test_a_random_phase_canvas_keeps_the_bands_rms_orientation_and_colour_but_not_its_arrangement():
+    torch.manual_seed(0)
+    size = 64
+    region = torch.zeros(1, 1, size, size)
+    region[..., 40:, :24] = 1  # a 24 x 24 square, bottom left
+    rows = torch.arange(size).float().view(-1, 1).expand(size, size)
+    stripes = torch.cos(rows * 2.5) * 0.3  # horizontal stripes: constant along a row
+    band = torch.stack([stripes, torch.zeros_like(stripes), stripes / 2])[None] * region  # red and some blue
+    noise = torch.randn(size, size)
+    canvas = spectral_canvas(band, region, noise)
+    assert canvas.shape == band.shape
+    kernel = spot_kernel(band, region)
+    assert torch.allclose(kernel.pow(2).sum(dim=(2, 3)), (band - (band * region).sum((2, 3), keepdim=True) / 576)
+                          .mul(region).pow(2).sum((2, 3)) / 576, atol=1e-6)  # kernel energy = the band's variance
+    rms = (band[0, 0][region[0, 0] > 0]).std(unbiased=False)
+    for part in (canvas[0, 0, :32], canvas[0, 0, 32:]):  # the same amount everywhere, not only under the square
+        assert 0.7 < float(part.pow(2).mean().sqrt() / rms) < 1.3
+    assert _neighbour_correlation(canvas[0, 0], 1) > 0.8  # the stripes' orientation: along the rows
+    assert _neighbour_correlation(canvas[0, 0], 0) < -0.5  # and their period across them
+    assert canvas[0, 1].abs().max() < 1e-5  # no colour the band lacks
+    assert torch.allclose(canvas[0, 2], canvas[0, 0] / 2, atol=1e-5)  # its colour covariance kept
+    # its arrangement is not: a single bright dot becomes a texture over the whole canvas, not a copied dot
+    dot = torch.zeros(1, 3, size, size)
+    dot[..., 50, 10] = 1
+    spread = spectral_canvas(dot, region, noise)[0, 0]
+    assert float(spread.abs().amax() / spread.abs().mean()) < 6
+
+
+def test_flattened_detail_weighs_an_edge_no_more_than_the_surfaces():
+    torch.manual_seed(0)
+    size = 48
+    region = torch.ones(1, 1, size, size)
+    band = torch.randn(1, 3, size, size) * 0.02
+    band[..., :, 30:32] = 1.0  # one strong edge
+    energy = lambda x, cols: float(x[..., 8:-8, cols].pow(2).mean())  # noqa: E731
+    edge, surface = slice(26, 36), slice(4, 14)  # 10-px strips: around the edge, of the texture
+    assert energy(band, edge) / energy(band, surface) > 100
+    flat = flatten_detail(band, region, floor=0.01)
+    assert 0.8 < energy(flat, edge) / energy(flat, surface) < 1.25
+    capped = flatten_detail(band, region, floor=0.3)  # the texture raised by at most 1 / 0.3
+    assert abs(energy(capped, surface) / energy(band, surface) - 1 / 0.3 ** 2) < 0.1
+    smooth = torch.zeros(1, 3, size, size)
+    smooth[..., :, 30:32] = 1.0
+    assert torch.all(flatten_detail(smooth, region, 0.3)[..., :, :20] == 0)  # nothing raised from zero
+
+
+def test_window_regions_tile_the_square_and_stay_inside_it():
+    mask = masked_input(torch.zeros(1, 3, 64, 64), 0.4)[1]
+    region = source_regions(mask)[:, :1]
+    windows = window_regions(region, 12, 6)
+    assert windows.shape[:2] == (1, 16)  # a 25-px square: windows start at 0, 6, 12 and 13 (the last one clamped)
+    assert torch.all(windows <= region)
+    assert torch.all(windows.amax(dim=1) == region)  # every region pixel is in some window
+    assert torch.all(windows.flatten(2).sum(2) == 144)
+
+
+def test_a_local_random_phase_canvas_takes_the_texture_of_the_windows_of_the_guides_colour():
+    torch.manual_seed(0)
+    size = 64
+    region = torch.zeros(1, 1, size, size)
+    region[..., :24, :24] = 1
+    rows = torch.arange(size).float().view(-1, 1).expand(size, size)
+    band = torch.zeros(1, 3, size, size)
+    band[..., :, :12] = torch.cos(rows * 2.5)[:, :12] * 0.2  # the square's left: horizontal stripes
+    band[..., :, 12:24] = torch.cos(rows.t() * 2.5)[:, 12:24] * 0.2  # its right: vertical stripes
+    band = band * region
+    image = torch.zeros(1, 3, size, size)
+    image[:, 0, :, :12], image[:, 1, :, 12:] = 1, 1  # red on the left, green on the right
+    guide = torch.zeros(1, 3, size, size)
+    guide[:, 0, :, :32], guide[:, 1, :, 32:] = 1, 1  # the canvas: red on its left half, green on its right
+    canvas = local_spectral_canvas(band, region, torch.randn(size, size), image, guide, 0.1, window=12, stride=12)
+    left, right = canvas[0, 0, :, 4:24], canvas[0, 0, :, 40:60]
+    assert _neighbour_correlation(left, 1) > 0.7 and _neighbour_correlation(left, 0) < -0.5
+    assert _neighbour_correlation(right, 0) > 0.7 and _neighbour_correlation(right, 1) < -0.5
+    for part in (left, right):  # each at its window's amount
+        assert 0.7 < float(part.pow(2).mean().sqrt() / (0.2 / 2 ** 0.5)) < 1.3
