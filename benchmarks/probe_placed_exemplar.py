@@ -43,11 +43,15 @@ def parse_args(argv=None):
                         help="> 0: patches with one edge or object carrying their detail drawn less often")
     parser.add_argument("--isotropic", type=float, default=0.0,
                         help="> 0: patches of one orientation (straight edges, stripes) drawn less often")
-    parser.add_argument("--source", default="patches", choices=("patches", "spectral", "local_spectral"),
+    parser.add_argument("--source", default="patches", choices=("patches", "spectral"),
                         help="the texture: the squares' 16-px patches, or random-phase textures of their bands")
     parser.add_argument("--flatten_floor", type=float, default=0.0,
                         help="spectral: > 0 brings the squares' local detail to its mean first (raising by <= 1 / it)")
     parser.add_argument("--chroma", type=float, default=1.0, help="spectral: x the texture's colour deviation")
+    parser.add_argument("--match_histogram", action="store_true",
+                        help="spectral: each band's values matched to the squares' (sparsity and skew)")
+    parser.add_argument("--shading", action="store_true",
+                        help="the texture as grey shading that scales the layout's channels (its hue kept)")
     parser.add_argument("--layout_sigma", type=float, default=2.0, help="0: the generator's fill kept as it is")
     parser.add_argument("--even_floor", type=float, default=0.3, help="0: the copied detail not made even")
     parser.add_argument("--keep_levels", type=int, default=3, help="0: the copied detail's coarse levels kept")
@@ -83,7 +87,8 @@ def main(args):
                                       keep_levels=args.keep_levels, exponential_gain=args.exponential_gain,
                                       guide_cells=args.guide_cells, stationary=args.stationary,
                                       isotropic=args.isotropic, source=args.source,
-                                      flatten_floor=args.flatten_floor, chroma=args.chroma)
+                                      flatten_floor=args.flatten_floor, chroma=args.chroma,
+                                      match_histogram=args.match_histogram, shading=args.shading)
         layer.head.load_state_dict(head_weights)
         return layer.eval()
 
@@ -130,7 +135,8 @@ def main(args):
                    BASELINES["shiftmap"](masked, mask), truth]
         columns = [F.interpolate(c.float(), scale_factor=2, mode="nearest") for c in columns]
         print(f"sheet (input | base | placed | shift-map | truth, 2x): {save_grid(columns, args.sheet)}")
-    print(f"source {args.source} (flatten floor {args.flatten_floor:g}, chroma {args.chroma:g}), layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
+    print(f"source {args.source} (flatten floor {args.flatten_floor:g}, chroma {args.chroma:g}, histograms "
+          f"{'matched' if args.match_histogram else 'not matched'}, {'shading' if args.shading else 'additive'}), layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
           f"stationary {args.stationary:g}, isotropic {args.isotropic:g}), even floor {args.even_floor:g}, "
           f"keep levels {args.keep_levels}, {'exponential' if args.exponential_gain else 'linear'} gain")
     print("\n" + markdown_head(f"fill on {Path(args.checkpoint).name}", SCORE_COLUMNS,

@@ -118,7 +118,7 @@ def _layer(**kwargs):
     return layer
 
 
-@pytest.mark.parametrize("source", ["patches", "spectral", "local_spectral"])
+@pytest.mark.parametrize("source", ["patches", "spectral"])
 def test_the_placed_fill_keeps_the_known_pixels_is_reproducible_and_adds_detail(source):
     torch.manual_seed(0)
     image = torch.rand(2, 3, 64, 64) * 2 - 1
@@ -154,6 +154,13 @@ def test_random_phase_sources_take_their_options_and_refuse_an_unknown_source():
     inside = (mask > 0.5)[:, 0] & (grey.abs().amax(dim=1) < 0.99 - layout.abs().amax(dim=1))  # not clamped
     assert torch.allclose(grey[:, 0][inside], grey[:, 1][inside], atol=1e-5)  # chroma 0: grey detail
     assert not torch.allclose(flat, plain)
+    with torch.no_grad():  # shading: grey detail scaling each channel, so the fill keeps the layout's colour ratios
+        shaded = _layer(source="spectral", shading=True, keep_levels=0, match_histogram=True)(masked, mask, filled)
+    ratios = (shaded + 1) / (layout + 1)  # (B, 3, S, S): the same for every channel
+    free = (mask[:, 0] > 0.5) & (shaded.abs().amax(dim=1) < 0.99) & ((layout + 1).amin(dim=1) > 0.2)
+    assert free.sum() > 100 and (ratios[:, 0] - 1)[free].abs().mean() > 0.01
+    assert torch.allclose(ratios[:, 0][free], ratios[:, 1][free], atol=1e-4)
+    assert torch.allclose(ratios[:, 2][free], ratios[:, 1][free], atol=1e-4)
     with pytest.raises(ValueError, match="source must be one of"):
         PlacedExemplarTexture(8, source="fourier")
 
