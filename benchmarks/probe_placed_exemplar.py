@@ -43,8 +43,9 @@ def parse_args(argv=None):
                         help="> 0: patches with one edge or object carrying their detail drawn less often")
     parser.add_argument("--isotropic", type=float, default=0.0,
                         help="> 0: patches of one orientation (straight edges, stripes) drawn less often")
-    parser.add_argument("--source", default="patches", choices=("patches", "spectral"),
-                        help="the texture: the squares' 16-px patches, or random-phase textures of their bands")
+    parser.add_argument("--source", default="patches", choices=("patches", "spectral", "local_spectral"),
+                        help="the texture: the squares' 16-px patches, or random-phase textures of their bands "
+                             "(local_spectral: of 24-px windows chosen by the layout's colour, --guide the temperature)")
     parser.add_argument("--flatten_floor", type=float, default=0.0,
                         help="spectral: > 0 brings the squares' local detail to its mean first (raising by <= 1 / it)")
     parser.add_argument("--chroma", type=float, default=1.0, help="spectral: x the texture's colour deviation")

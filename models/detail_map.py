@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from data.masks import keep_known
 from models.exemplar import (SOURCES, ExemplarTexture, bands, coarse_band, flatten_detail, known_detail_prior,
-                             masked_blur, match_marginals, source_regions,
+                             local_spectral_canvas, masked_blur, match_marginals,
+                             source_regions,
                              spectral_canvas)
 from models.options import DETAIL_MAP_GROUPS
 from utils.realism import block_detail, pyr_down, pyr_up
@@ -24,7 +25,7 @@ INPUT_GROUPS = DETAIL_MAP_GROUPS
 # The groups a head needs no feature network for; on val they predict best (docs/model_card.md).
 DEFAULT_GROUPS = ("own", "prior", "colour", "hole", "position")
 # Where PlacedExemplarTexture's texture comes from: the squares' 16-px patches, or random-phase textures of them.
-TEXTURE_SOURCES = ("patches", "spectral")
+TEXTURE_SOURCES = ("patches", "spectral", "local_spectral")
 
 
 def select_groups(x: torch.Tensor, groups, present=tuple(INPUT_GROUPS)) -> torch.Tensor:
@@ -180,7 +181,7 @@ class PlacedExemplarTexture(nn.Module):
             level = known_detail_prior(masked, mask, coarse=True, relative=True)  # (B, bands, S, S)
             level = (level * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1.0) * self.band_strengths
             canvas = (self.texture.canvas(masked, mask, guide=layout) if self.source == "patches"
-                      else self.spectral_canvas(masked, mask)).unflatten(1, (SOURCES, self.texture.bands, 3))
+                      else self.spectral_canvas(masked, mask, layout)).unflatten(1, (SOURCES, self.texture.bands, 3))
             weights = diagonal_source_weights(s).to(masked)[None, :, None, None]  # (1, sources, 1, 1, S, S)
             detail = (canvas * weights * level[:, None, :, None, None, None]).sum(dim=(1, 2))  # (B, 3, S, S)
             if self.even_floor > 0:
@@ -193,7 +194,7 @@ class PlacedExemplarTexture(nn.Module):
             detail = without_coarse_levels(detail, self.keep_levels)
         return keep_known(masked, mask, (layout + detail).clamp(-1, 1))
 
-    def spectral_canvas(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def spectral_canvas(self, masked: torch.Tensor, mask: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
         """(B, SOURCES * bands * 3, S, S), laid out as `ExemplarTexture.canvas`: per source, its fine, mid and
         coarse bands as random-phase textures (`spectral_canvas`), one white noise per source, seeded with 0 (the
         same for every image and call, like the patches' eval draw)."""
@@ -208,7 +209,11 @@ class PlacedExemplarTexture(nn.Module):
                 grouped = band.unflatten(1, (-1, 3))
                 grey = grouped.mean(dim=2, keepdim=True)
                 band = (grey + self.chroma * (grouped - grey)).flatten(1, 2)
-            out.append(spectral_canvas(band, region, noise[k]))
+            if self.source == "local_spectral":  # windows of the square chosen by the layout's colour
+                out.append(local_spectral_canvas(band, region, noise[k], masked, layout,
+                                                 self.texture.guide_temperature))
+            else:
+                out.append(spectral_canvas(band, region, noise[k]))
             if self.match_histogram:
                 out[-1] = match_marginals(out[-1], band, region)
         return torch.cat(out, dim=1)

@@ -301,17 +301,19 @@ def spot_kernel(band: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     return (band - mean) * region / count.sqrt()
 
 
-def spectral_canvas(band: torch.Tensor, region: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def spectral_canvas(band: torch.Tensor, region: torch.Tensor, noise: torch.Tensor,
+                    kernel: torch.Tensor = None) -> torch.Tensor:
     """band (B, C, S, S), region (B, 1, S, S), noise (S, S) white, unit variance -> (B, C, S, S): the band's
     asymptotic discrete spot noise (Galerne, Gousseau & Morel 2011, "Random Phase Textures"): the noise convolved
-    (periodically, by FFT) with the band's zero-mean known pixels / sqrt(their count) (`spot_kernel`).
+    (periodically, by FFT) with the band's zero-mean known pixels / sqrt(their count) (`spot_kernel`; or `kernel`).
 
     A stationary texture with the band's autocorrelation and colour covariance at every pixel, and none of its
     arrangement: the squares' surfaces (grain, foliage, ripples) without their objects' fragments and edges, which
     copied patches carry (run 21's collage, docs/model_card.md). Its per-pixel RMS is the band's RMS over the region
     (as `normalise_patches` sets it). One noise for every channel and band keeps their correlations."""
+    kernel = spot_kernel(band, region) if kernel is None else kernel
     s = band.shape[-1]
-    spectrum = torch.fft.rfft2(spot_kernel(band, region).float()) * torch.fft.rfft2(noise.float().to(band.device))
+    spectrum = torch.fft.rfft2(kernel.float()) * torch.fft.rfft2(noise.float().to(band.device))
     return torch.fft.irfft2(spectrum, s=(s, s))
 
 
@@ -333,6 +335,55 @@ def match_marginals(canvas: torch.Tensor, band: torch.Tensor, region: torch.Tens
         index = ((ranks + 0.5) / flat.shape[1] * values.shape[1]).long().clamp_max(values.shape[1] - 1)
         out[i] = values.gather(1, index).view_as(canvas[i])
     return out
+
+
+def window_regions(region: torch.Tensor, window: int, stride: int) -> torch.Tensor:
+    """region (B, 1, S, S) -> (B, W, S, S): the region cut into window x window squares on a grid of `stride` over
+    its bounding box (the same grid for every image: the squares of the gap task share their place), each the
+    region's pixels inside one square; squares with under half a window of region pixels are dropped for all."""
+    s = region.shape[-1]
+    occupied = region.flatten(0, 1).amax(0) > 0.5  # (S, S): where any image has region pixels
+    rows, cols = occupied.any(1).nonzero().squeeze(1), occupied.any(0).nonzero().squeeze(1)
+
+    def starts(first, last):
+        span = int(last - first + 1)
+        steps = max(0, math.ceil((span - window) / stride))
+        return [int(first) + min(i * stride, max(0, span - window)) for i in range(steps + 1)]
+    squares = []
+    for top in starts(rows[0], rows[-1]):
+        for left in starts(cols[0], cols[-1]):
+            square = torch.zeros(s, s, device=region.device)
+            square[top:top + window, left:left + window] = 1
+            squares.append(square)
+    squares = torch.stack(squares)[None] * region  # (B, W, S, S)
+    keep = squares.flatten(2).sum(2).amin(0) >= window * window / 2
+    return squares[:, keep]
+
+
+def local_spectral_canvas(band: torch.Tensor, region: torch.Tensor, noise: torch.Tensor, image: torch.Tensor,
+                          guide: torch.Tensor, temperature: float, window: int = 24, stride: int = 12) -> torch.Tensor:
+    """Like `spectral_canvas`, but the texture at each pixel is the random-phase texture of the region's windows
+    (`window_regions`) whose mean colour in `image` (B, 3, S, S) matches `guide` (B, 3, S, S: the layout) there,
+    blurred over 4 px: weights softmax over the windows of -d² / temperature², d the RMS colour difference ("texture
+    by numbers", as `colour_scores` draws patches). One noise for every window, so that where the weights blend two
+    windows the texture changes smoothly. A blend of kernels has less variance than its parts (w'Gw, G the kernels'
+    Gram matrix, against sum w_i G_ii); it is scaled back, per band, so the amount is the chosen windows'."""
+    windows = window_regions(region, window, stride)  # (B, W, S, S)
+    b, w = windows.shape[:2]
+    kernels = spot_kernel(band.repeat_interleave(w, 0), windows.flatten(0, 1)[:, None])  # (B W, C, S, S)
+    canvases = spectral_canvas(band, None, noise, kernels).unflatten(0, (b, w))  # (B, W, C, S, S)
+    grouped = kernels.unflatten(0, (b, w)).unflatten(2, (-1, 3)).flatten(3)  # (B, W, bands, 3 S S)
+    gram = torch.einsum("bind,bjnd->bnij", grouped, grouped)  # (B, bands, W, W)
+    count = windows.flatten(2).sum(2).clamp_min(1.0)  # (B, W)
+    means = torch.einsum("bchw,bkhw->bkc", image.float(), windows) / count[:, :, None]  # (B, W, 3)
+    local = masked_blur(guide.float(), torch.ones_like(guide[:, :1]), 4.0)  # (B, 3, S, S)
+    distance = (local[:, None] - means[:, :, :, None, None]).pow(2).mean(dim=2)  # (B, W, S, S)
+    weights = torch.softmax(-distance / temperature ** 2, dim=1)
+    wanted = torch.einsum("bwhx,bnw->bnhx", weights, torch.diagonal(gram, dim1=2, dim2=3))  # (B, bands, S, S)
+    blended = torch.einsum("bihx,bnij,bjhx->bnhx", weights, gram, weights)
+    scale = (wanted / blended.clamp_min(1e-12)).sqrt()  # (B, bands, S, S)
+    canvas = (weights[:, :, None] * canvases).sum(dim=1)  # (B, C, S, S)
+    return (canvas.unflatten(1, (-1, 3)) * scale[:, :, None]).flatten(1, 2)
 
 
 class ExemplarTexture(nn.Module):

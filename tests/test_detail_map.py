@@ -118,7 +118,7 @@ def _layer(**kwargs):
     return layer
 
 
-@pytest.mark.parametrize("source", ["patches", "spectral"])
+@pytest.mark.parametrize("source", ["patches", "spectral", "local_spectral"])
 def test_the_placed_fill_keeps_the_known_pixels_is_reproducible_and_adds_detail(source):
     torch.manual_seed(0)
     image = torch.rand(2, 3, 64, 64) * 2 - 1

@@ -7,7 +7,8 @@ from models import GeneratorConfig, UNetGenerator
 from models.exemplar import (OVERLAP, PATCH, RMS_FLOOR, ExemplarTexture, band_rms, bands, coarse_band, colour_scores,
                              grid_cells, guided_corners, known_detail_prior, masked_blur, normalise_patches,
                              patch_canvas, pattern_scores, peakiness, coherence, sine_window, source_regions,
-                             flatten_detail, match_marginals, spectral_canvas, spot_kernel)
+                             flatten_detail, local_spectral_canvas, match_marginals, spectral_canvas, spot_kernel,
+                             window_regions)
 
 
 def test_the_blur_of_the_known_pixels_ignores_the_hole():
@@ -446,3 +447,35 @@ def test_matched_marginals_take_the_bands_values_in_the_canvas_order():
             assert torch.all(in_canvas_order[1:] >= in_canvas_order[:-1])  # monotone: the canvas's arrangement kept
     skew = lambda x: float(((x - x.mean()) ** 3).mean() / x.std() ** 3)  # noqa: E731
     assert abs(skew(canvas)) < 0.2 and skew(matched) > 1.5
+
+
+def test_window_regions_tile_the_square_and_stay_inside_it():
+    mask = masked_input(torch.zeros(1, 3, 64, 64), 0.4)[1]
+    region = source_regions(mask)[:, :1]
+    windows = window_regions(region, 12, 6)
+    assert windows.shape[:2] == (1, 16)  # a 25-px square: windows start at 0, 6, 12 and 13 (the last one clamped)
+    assert torch.all(windows <= region)
+    assert torch.all(windows.amax(dim=1) == region)  # every region pixel is in some window
+    assert torch.all(windows.flatten(2).sum(2) == 144)
+
+
+def test_a_local_random_phase_canvas_takes_the_texture_of_the_windows_of_the_guides_colour():
+    torch.manual_seed(0)
+    size = 64
+    region = torch.zeros(1, 1, size, size)
+    region[..., :24, :24] = 1
+    rows = torch.arange(size).float().view(-1, 1).expand(size, size)
+    band = torch.zeros(1, 3, size, size)
+    band[..., :, :12] = torch.cos(rows * 2.5)[:, :12] * 0.2  # the square's left: horizontal stripes
+    band[..., :, 12:24] = torch.cos(rows.t() * 2.5)[:, 12:24] * 0.2  # its right: vertical stripes
+    band = band * region
+    image = torch.zeros(1, 3, size, size)
+    image[:, 0, :, :12], image[:, 1, :, 12:] = 1, 1  # red on the left, green on the right
+    guide = torch.zeros(1, 3, size, size)
+    guide[:, 0, :, :32], guide[:, 1, :, 32:] = 1, 1  # the canvas: red on its left half, green on its right
+    canvas = local_spectral_canvas(band, region, torch.randn(size, size), image, guide, 0.1, window=12, stride=12)
+    left, right = canvas[0, 0, :, 4:24], canvas[0, 0, :, 40:60]
+    assert _neighbour_correlation(left, 1) > 0.7 and _neighbour_correlation(left, 0) < -0.5
+    assert _neighbour_correlation(right, 0) > 0.7 and _neighbour_correlation(right, 1) < -0.5
+    for part in (left, right):  # each at its window's amount
+        assert 0.7 < float(part.pow(2).mean().sqrt() / (0.2 / 2 ** 0.5)) < 1.3
