@@ -45,8 +45,8 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lambda_placement", "noise_injection")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
-               "checkerboard", "stripes", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole", "psnr",
-               "ssim")
+               "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
+               "psnr", "ssim")
 
 
 def parse_args(argv=None):
@@ -612,7 +612,8 @@ def log_validation(fill, args, epoch: int, step: int, device) -> None:
     write_csv_atomic(rows, VAL_COLUMNS, path)
     print(f"val epoch {epoch}: hole PSNR {summary['psnr_hole']:.2f} dB, low-pass {summary['psnr_lowpass']:.2f} dB, "
           f"patch SWD {format_swd(summary)}, sharpness {summary['sharpness']:.2f}, placement "
-          f"{summary['placement']:.2f}, checkerboard {summary['checkerboard']:.2f}, stripes {summary['stripes']:.2f}")
+          f"{summary['placement']:.2f}, checkerboard {summary['checkerboard']:.2f}, stripes {summary['stripes']:.2f}, "
+          f"chroma {summary['chroma']:.2f}")
 
 
 def main(args):

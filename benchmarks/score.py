@@ -34,7 +34,7 @@ from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E
 COLUMNS = (("psnr_hole", "hole PSNR (dB) ↑", "{:.2f}"), ("psnr_lowpass", "low-pass hole PSNR ↑", "{:.2f}"),
            ("sharpness", "sharpness (→1)", "{:.2f}"), ("placement", "detail placement ↑", "{:.2f}"),
            ("swd", "patch SWD ↓ (levels)", None), ("checkerboard", "checkerboard (≤1.3)", "{:.2f}"),
-           ("stripes", "stripe share", "{:.2f}"),
+           ("stripes", "stripe share", "{:.2f}"), ("chroma", "chroma share", "{:.2f}"),
            ("kid_effnet", "KID (EffNet) ↓", "{:.4f}"), ("effnet_distance", "EffNet dist. ↓", "{:.4f}"),
            ("seconds_per_image", "s / image", "{:.3f}"))
 
@@ -96,8 +96,9 @@ def main(args):
     if results:  # the same truths and positions for every row: one floor
         first = results[0][1]
         floor = format_swd({"swd": first["swd_floor"], "swd_levels": first["swd_floor_levels"]})
-        cells = [floor if key == "swd" else "" for key, _, _ in COLUMNS]
-        lines.append("| truth against truth (the patch SWD floor) | " + " | ".join(cells) + " |")
+        truths = {"swd": floor, "stripes": f"{first['stripes_truth']:.2f}", "chroma": f"{first['chroma_truth']:.2f}"}
+        cells = [truths.get(key, "") for key, _, _ in COLUMNS]
+        lines.append("| the truth (against itself: the patch SWD floor) | " + " | ".join(cells) + " |")
     n = results[0][1]["num_images"] if results else 0
     note = (f"\n{n} images of `{args.test_dir}`, {size}², crop ratio {crop_ratio}; "
             f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads.\n")

@@ -60,3 +60,24 @@ def test_compare_times_the_shipped_gans_recipe():
     older = {k: v for k, v in config.items() if k not in ("texture_noise", "recon_lowpass", "lambda_mse",
                                                            "detail_variant", "lambda_detail")}
     assert gan_training_rate(older, accelerator, steps=1) > 0
+
+
+def test_score_prints_a_row_per_fill_and_the_truths_own_shares(data, tmp_path, capsys):
+    from benchmarks.score import COLUMNS, main as score_main, parse_args as score_args
+    from models import GeneratorConfig, UNetGenerator
+    from models.loading import export_generator
+    torch.manual_seed(0)
+    path = export_generator(UNetGenerator(GeneratorConfig(64, 8)), {"image_size": 64, "crop_ratio": 0.4},
+                            tmp_path / "g.pth")
+    score_main(score_args(["--test_dir", str(data / "test"), "--checkpoint", f"tiny={path}", "--floors",
+                           "harmonic,mean", "--out_dir", str(tmp_path / "score")]))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert [line.split("|")[1].strip() for line in lines[2:]] == [
+        "tiny", "harmonic fill", "mean fill", "the truth (against itself: the patch SWD floor)"]
+    assert all(line.count("|") == len(COLUMNS) + 2 for line in lines)
+    titles = [title for _, title, _ in COLUMNS]
+    truth = dict(zip(titles, (cell.strip() for cell in lines[-1].split("|")[2:-1])))
+    mean = dict(zip(titles, (cell.strip() for cell in lines[-2].split("|")[2:-1])))
+    assert 0 < float(truth["chroma share"]) < 2 / 3 and 0 < float(truth["stripe share"]) < 1
+    assert float(mean["chroma share"]) == 0  # a flat fill has no detail, of any colour
+    assert (tmp_path / "score" / "score.md").read_text().startswith(lines[0])

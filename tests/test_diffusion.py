@@ -136,7 +136,8 @@ def test_train_resume_eval_eval2(data, tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == ["img_100", "img_101"]
     assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass", "placement",
-                            "sharpness", "checkerboard", "stripes", "stripes_truth", "effnet_distance", "lpips"}
+                            "sharpness", "checkerboard", "stripes", "stripes_truth", "chroma", "chroma_truth",
+                            "effnet_distance", "lpips"}
     assert all(np.isfinite(float(r["effnet_distance"])) for r in rows)
     p = patch_size(64, 0.4)
     for name in ("img_100", "img_101"):

@@ -69,10 +69,11 @@ def test_train_resume_eval_eval2(data, tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == ["img_100", "img_101"]
     assert set(rows[0]) == {"image", "psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass", "placement",
-                            "sharpness", "checkerboard", "stripes", "stripes_truth", "effnet_distance", "lpips"}
+                            "sharpness", "checkerboard", "stripes", "stripes_truth", "chroma", "chroma_truth",
+                            "effnet_distance", "lpips"}
     assert all(np.isfinite(float(r["effnet_distance"])) for r in rows)
     assert all(np.isfinite(float(r["psnr_hole"])) for r in rows)
-    assert all(0 <= float(r[key]) <= 1 for r in rows for key in ("stripes", "stripes_truth"))
+    assert all(0 <= float(r[key]) <= 1 for r in rows for key in ("stripes", "stripes_truth", "chroma", "chroma_truth"))
     assert float(rows[0]["psnr"]) > float(rows[0]["psnr_hole"])  # known pixels are exact
 
     # eval_2 on two photos of different sizes: the known patches are exactly those of the inputs.

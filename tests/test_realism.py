@@ -141,3 +141,20 @@ def test_stripe_share_tells_stripes_from_isotropic_detail():
     mixed = torch.where(mask.bool(), noise, columns)
     assert stripe_share(mixed, mask).mean() < 0.2
     assert torch.equal(stripe_share(torch.full((1, 3, 64, 64), 0.5), mask[:1, :, :64, :64]), torch.zeros(1))
+
+
+def test_chroma_share_tells_colour_noise_from_grey_detail():
+    from utils.metrics import chroma_share
+    torch.manual_seed(0)
+    mask = masked_input(torch.zeros(4, 3, 128, 128), 0.4)[1]
+    grey = torch.rand(4, 1, 128, 128).expand(4, 3, 128, 128)  # detail in brightness only
+    assert chroma_share(grey, mask).max() < 1e-5
+    noise = torch.rand(4, 3, 128, 128)  # independent per channel: 2 of 3 dimensions are chroma
+    assert abs(chroma_share(noise, mask).mean().item() - 2 / 3) < 0.02
+    # a magenta-green grain: the green channel against red and blue, brightness constant
+    grain = torch.rand(4, 1, 128, 128) - 0.5
+    tinted = 0.5 + torch.cat([grain, -2 * grain, grain], dim=1) * 0.2
+    assert chroma_share(tinted, mask).min() > 0.99
+    # only the hole counts: colour noise in the known squares, grey detail in the hole, scores as grey
+    assert chroma_share(torch.where(mask.bool(), grey, noise), mask).max() < 1e-5
+    assert torch.equal(chroma_share(torch.full((1, 3, 64, 64), 0.5), mask[:1, :, :64, :64]), torch.zeros(1))

@@ -27,7 +27,8 @@ from utils.metrics import (EffNetDistance, EffNetFrechetDistance, FIDMetric, LPI
 from utils.realism import PatchSWD, detail_placement, lowpass_hole_psnr
 
 METRIC_COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "l1_hole", "psnr_lowpass", "placement", "sharpness",
-                  "checkerboard", "stripes", "stripes_truth", "effnet_distance", "lpips")
+                  "checkerboard", "stripes", "stripes_truth", "chroma", "chroma_truth", "effnet_distance",
+                  "lpips")
 RATIO_COLUMNS = ("sharpness", "checkerboard")  # summarised as a ratio of sums (utils.metrics.ratio_of_means)
 OPTIONAL_COLUMNS = ("effnet_distance", "lpips")  # need pretrained weights
 
@@ -176,7 +177,8 @@ def print_summary(summary: dict, results_dir, size: int = None, model_size: int 
     print("  PSNR {psnr:.2f} dB | SSIM {ssim:.4f} | hole PSNR {psnr_hole:.2f} dB | hole SSIM {ssim_hole:.4f} "
           "| hole L1 {l1_hole:.4f} | {seconds_per_image:.3f} s/image".format(**summary))
     print("  sharpness {sharpness:.3f} | checkerboard {checkerboard:.3f}   (output / truth in the hole: "
-          "< 0.5 blur, > 1.5 noise or grid) | stripe share {stripes:.2f} (truth {stripes_truth:.2f})".format(**summary))
+          "< 0.5 blur, > 1.5 noise or grid) | stripe share {stripes:.2f} (truth {stripes_truth:.2f}) | chroma share "
+          "{chroma:.2f} (truth {chroma_truth:.2f})".format(**summary))
     print(f"  patch SWD {format_swd(summary)} (truth against truth: {summary['swd_floor']:.1f}) | low-pass hole PSNR "
           f"{summary['psnr_lowpass']:.2f} dB | detail placement {summary['placement']:.3f}")
     labels = {"effnet_distance": "EfficientNet perceptual distance", "fid_effnet": "Frechet distance "
@@ -195,7 +197,7 @@ def format_swd(summary: dict) -> str:
 
 
 SCORE_COLUMNS = ("hole PSNR | low-pass PSNR | sharpness | placement | patch SWD (128 / 64 / 32 / 16 px) | checkerboard "
-                 "| stripes")
+                 "| stripes | chroma")
 
 
 def markdown_head(*titles: str) -> str:
@@ -208,7 +210,7 @@ def markdown_scores(summary: dict) -> str:
     """The realism columns of a markdown row (SCORE_COLUMNS) from an `evaluate_folder` summary."""
     return (f"{summary['psnr_hole']:.2f} | {summary['psnr_lowpass']:.2f} | {summary['sharpness']:.2f} | "
             f"{summary['placement']:.2f} | {format_swd(summary)} | {summary['checkerboard']:.2f} | "
-            f"{summary['stripes']:.2f}")
+            f"{summary['stripes']:.2f} | {summary['chroma']:.2f}")
 
 
 def pair_name(image1, image2) -> str:

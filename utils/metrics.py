@@ -94,6 +94,24 @@ def stripe_share(x: torch.Tensor, mask: torch.Tensor, block: int = 16) -> torch.
     return (stripes * inside).sum(dim=(1, 2, 3)) / (total * inside).sum(dim=(1, 2, 3)).clamp_min(1e-12)
 
 
+def chroma_share(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) the share of the hole's fine detail that is colour rather than brightness.
+
+    Each channel minus its 5x5 box blur (as `fine_detail`, per channel): d (B, 3, H, W); its energy splits into the
+    part along grey, 3 mean(d)², and the rest, the chroma; summed over the pixels whose 5x5 window lies in the hole
+    (the known squares' edges do not count), chroma / total (total at least one 8-bit step's energy per pixel). Grey detail gives 0,
+    independent noise per channel 2/3; photos carry most of their fine detail as brightness (their colour is
+    smoother; the reason JPEG subsamples chroma), so a fill's magenta-green grain or colour sparkle stands out here
+    (docs/realism_metrics.md). x (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = hole."""
+    d = x - F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    total = d.pow(2).sum(dim=1, keepdim=True)
+    chroma = total - 3 * d.mean(dim=1, keepdim=True).pow(2)
+    inside = -F.max_pool2d(-mask.float(), 5, stride=1, padding=2)  # pixels whose 5x5 window is all hole
+    # Detail below one 8-bit step per pixel counts as none (a flat fill's float round-off is not colour noise).
+    floor = inside.sum(dim=(1, 2, 3)) * 3 * (1 / 255) ** 2
+    return (chroma * inside).sum(dim=(1, 2, 3)) / torch.maximum((total * inside).sum(dim=(1, 2, 3)), floor)
+
+
 def ratio_of_means(rows: list, key: str) -> float:
     """Summary of a detail ratio over images: sum of output energies / sum of truth energies.
 
@@ -105,12 +123,13 @@ def ratio_of_means(rows: list, key: str) -> float:
 
 
 def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> list:
-    """One dict per image: psnr, ssim, psnr_hole, ssim_hole, l1_hole, sharpness, checkerboard, stripes.
+    """One dict per image: psnr, ssim, psnr_hole, ssim_hole, l1_hole, sharpness, checkerboard, stripes, chroma.
 
     sharpness = `laplacian_energy` of the output / that of the truth, inside the hole (< 0.5 is
     blur, > 1.5 noise); checkerboard = `checkerboard_energy` ratio, likewise (> 1 is a grid the
     truth does not have). The raw energies are kept as `<name>_out` / `<name>_true`. stripes = the output's
-    `stripe_share` (a share, not a ratio), stripes_truth the truth's.
+    `stripe_share` (a share, not a ratio), stripes_truth the truth's; chroma and chroma_truth likewise their
+    `chroma_share`.
     """
     x, y, mask = (pred.float() + 1) / 2, (target.float() + 1) / 2, mask.float()
     sq = (x - y) ** 2
@@ -131,6 +150,8 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
             row[name] = float(out) / max(float(true), 1e-12)
     for row, out, true in zip(rows, stripe_share(x, mask), stripe_share(y, mask)):
         row["stripes"], row["stripes_truth"] = float(out), float(true)
+    for row, out, true in zip(rows, chroma_share(x, mask), chroma_share(y, mask)):
+        row["chroma"], row["chroma_truth"] = float(out), float(true)
     return rows
 
 
