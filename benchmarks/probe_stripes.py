@@ -33,7 +33,8 @@ def parse_args(argv=None):
 def main(args):
     from utils.errors import InputError
     from utils.files import check_checkpoint_path
-    checkpoints = [item.split("=", 1) if "=" in item else (Path(item).stem, item) for item in args.checkpoint]
+    from utils.cli import labelled_path
+    checkpoints = [(label or Path(path).stem, path) for label, path in map(labelled_path, args.checkpoint)]
     for _, path in checkpoints:
         check_checkpoint_path(path, "--checkpoint")
     import torch

@@ -28,7 +28,7 @@ import main as gan  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
 from models.loading import scale_texture  # noqa: E402
 from utils.errors import InputError  # noqa: E402
-from utils.cli import Parser, run  # noqa: E402
+from utils.cli import Parser, labelled_path, run  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E402
 
 COLUMNS = (("psnr_hole", "hole PSNR (dB) ↑", "{:.2f}"), ("psnr_lowpass", "low-pass hole PSNR ↑", "{:.2f}"),
@@ -67,7 +67,7 @@ def main(args):
     for spec in args.checkpoint:
         use_ema = not spec.startswith("raw:")
         spec = spec.removeprefix("raw:")
-        label, _, path = spec.rpartition("=")
+        label, path = labelled_path(spec)
         generator, config = gan.load_generator(path, use_ema=use_ema)
         if not rows:
             size, crop_ratio = config["image_size"], config["crop_ratio"]

@@ -81,3 +81,23 @@ def test_score_prints_a_row_per_fill_and_the_truths_own_shares(data, tmp_path, c
     assert 0 < float(truth["chroma share"]) < 2 / 3 and 0 < float(truth["stripe share"]) < 1
     assert float(mean["chroma share"]) == 0  # a flat fill has no detail, of any colour
     assert (tmp_path / "score" / "score.md").read_text().startswith(lines[0])
+
+
+def test_probe_stripes_labels_its_rows_and_adds_a_noise_free_copy(data, tmp_path, capsys):
+    from benchmarks.probe_stripes import main as probe_main, parse_args as probe_args
+    from models import GeneratorConfig, UNetGenerator
+    from models.loading import export_generator
+    torch.manual_seed(0)
+    generator = UNetGenerator(GeneratorConfig(64, 8, noise_injection=1))
+    with torch.no_grad():
+        for strength in generator.noise_strength.values():
+            strength.fill_(0.5)
+    path = export_generator(generator, {"image_size": 64, "crop_ratio": 0.4}, tmp_path / "g.pth")
+    probe_main(probe_args(["--test_dir", str(data / "test"), "--image_size", "64", "--floors", "harmonic",
+                           "--checkpoint", f"noisy=label={path}", "--checkpoint", str(path)]))
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")}
+    assert {"the truth", "harmonic", "noisy=label", "noisy=label, noise strengths set to 0", "g"} <= set(rows)
+    assert all(0 <= float(rows[name].split("|")[2]) <= 1 for name in rows)  # stripe shares
+    assert "noisy=label: noise strengths |s| mean 0.5000, max 0.5000" in out  # the last "=" splits label and path

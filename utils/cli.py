@@ -21,6 +21,13 @@ EVAL_FLAGS = {"eval": {"mode", "checkpoint_path", "test_dir", "results_dir", "cr
 EVAL_ONLY_FLAGS = {"image1", "image2", "output", "output_size"}  # refused by --mode train
 
 
+def labelled_path(spec: str) -> tuple:
+    """A benchmark's "[LABEL=]PATH" argument -> (label, path); label "" when none is given. The last "=" splits, so
+    a label may hold "=" and a path may not."""
+    label, _, path = spec.rpartition("=")
+    return label, path
+
+
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose `--snake_case` flags also accept `--kebab-case` (both spellings work), and that
     records which flags the command line gave (`given_flags`), as opposed to defaults."""
