@@ -5,8 +5,8 @@ Why: a fill can only place its texture as well as it knows where the scene has t
 own fill and the known squares' detail carried into the hole say it with correlations of ~0.31 and ~0.27 on val
 (docs/model_card.md); a head trained on cheap per-block inputs says it with ~0.40 on val
 (benchmarks/probe_detail_predictor.py).
-`PlacedExemplarTexture` lays the known squares' band-passed texture over a generator's blurred fill by that map
-(benchmarks/probe_placed_exemplar.py; run 21 in the model card).
+`PlacedExemplarTexture` lays the known squares' band-passed texture (copied patches, run 21; or random-phase textures
+of them, run 24) over a generator's blurred fill by that map (benchmarks/probe_placed_exemplar.py, docs/model_card.md).
 """
 import torch
 import torch.nn as nn
@@ -14,9 +14,7 @@ import torch.nn.functional as F
 
 from data.masks import keep_known
 from models.exemplar import (SOURCES, ExemplarTexture, bands, coarse_band, flatten_detail, known_detail_prior,
-                             local_spectral_canvas, masked_blur, match_marginals,
-                             source_regions,
-                             spectral_canvas)
+                             local_spectral_canvas, masked_blur, match_marginals, source_regions, spectral_canvas)
 from models.options import DETAIL_MAP_GROUPS
 from utils.realism import block_detail, pyr_down, pyr_up
 
@@ -144,6 +142,14 @@ class PlacedExemplarTexture(nn.Module):
     over the hole, made even in local detail (`even_laplacian`; even_floor 0: not), multiplied by `strength` x
     the gain of a `DetailMapHead`'s map (`hole_gain`), without their levels below 1 / 2^keep_levels
     (`without_coarse_levels`; 0: all kept). layout_sigma 0 keeps the generator's fill as it is.
+
+    source (TEXTURE_SOURCES): "patches" as above; "spectral" the bands' random-phase textures instead
+    (`models.exemplar.spectral_canvas`: their spectrum and colour covariance, no arrangement, so no pasted fragments
+    of the squares' objects); "local_spectral" those of the squares' 24-px windows of the layout's colour
+    (`local_spectral_canvas`, temperature guide_temperature). For both: flatten_floor > 0 evens the squares' local
+    detail first (`flatten_detail`: one strong edge does not rule the spectrum), chroma scales the bands' colour
+    deviation, match_histogram gives each band the squares' value distribution (`match_marginals`). shading (any
+    source): the detail laid as grey shading that scales the layout's channels, so the fill keeps the layout's hue.
 
     Nothing here but the head is learnt; the head is trained on its own (benchmarks/probe_detail_predictor.py),
     with the generator frozen. Deterministic in eval mode (ExemplarTexture's eval draw)."""

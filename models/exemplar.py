@@ -343,6 +343,8 @@ def window_regions(region: torch.Tensor, window: int, stride: int) -> torch.Tens
     region's pixels inside one square; squares with under half a window of region pixels are dropped for all."""
     s = region.shape[-1]
     occupied = region.flatten(0, 1).amax(0) > 0.5  # (S, S): where any image has region pixels
+    if not occupied.any():
+        raise ValueError("window_regions: the region is empty (no known pixels to take a texture from)")
     rows, cols = occupied.any(1).nonzero().squeeze(1), occupied.any(0).nonzero().squeeze(1)
 
     def starts(first, last):

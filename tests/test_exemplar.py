@@ -457,6 +457,8 @@ def test_window_regions_tile_the_square_and_stay_inside_it():
     assert torch.all(windows <= region)
     assert torch.all(windows.amax(dim=1) == region)  # every region pixel is in some window
     assert torch.all(windows.flatten(2).sum(2) == 144)
+    with pytest.raises(ValueError, match="the region is empty"):
+        window_regions(torch.zeros_like(region), 12, 6)
 
 
 def test_a_local_random_phase_canvas_takes_the_texture_of_the_windows_of_the_guides_colour():
