@@ -57,9 +57,30 @@ def parse_args(argv=None):
     parser.add_argument("--even_floor", type=float, default=0.3, help="0: the copied detail not made even")
     parser.add_argument("--keep_levels", type=int, default=3, help="0: the copied detail's coarse levels kept")
     parser.add_argument("--exponential_gain", action="store_true", help="gain exp(spread x map), not linear")
+    parser.add_argument("--oracle_layout", action="store_true",
+                        help="an upper bound, not a fill: the truth's 1/4-size low-pass (the low-pass PSNR's scale) "
+                             "in place of the generator's fill, to see what a better layout would give the texture")
     parser.add_argument("--sheet", default=None, help="write a picture of the first combination's fills here (.png)")
     parser.add_argument("--batch_size", type=int, default=15)
     return parser.parse_args(argv)
+
+
+def oracle_layout(test_dir, image_size: int, crop_ratio: float):
+    """A "fill" (masked, mask) -> the truth's low-pass (two pyrDowns and back up) with the known pixels kept: the
+    layout that the low-pass hole PSNR rewards, looked up by the masked image (each photo's squares are its own)."""
+    import torch
+    from data.datasets import ImageFolderDataset, masked_batches
+    from data.masks import keep_known
+    from utils.realism import pyr_down, pyr_up
+    dataset = ImageFolderDataset(test_dir, image_size, crop_ratio, train=False)
+    layouts = {}
+    for truth, _, masked in masked_batches(dataset, range(len(dataset.files)), 16):
+        low = pyr_up(pyr_up(pyr_down(pyr_down(truth)), (image_size // 2,) * 2), (image_size,) * 2)
+        layouts.update({m.numpy().tobytes(): t for m, t in zip(masked, low)})
+
+    def fill(masked, mask):
+        return keep_known(masked, mask, torch.stack([layouts[m.cpu().numpy().tobytes()] for m in masked]))
+    return fill
 
 
 def main(args):
@@ -75,6 +96,8 @@ def main(args):
 
     generator, config = load_generator(args.checkpoint)
     base = generator_fill(generator, "cpu", "no")
+    if args.oracle_layout:
+        base = oracle_layout(args.test_dir, config["image_size"], config["crop_ratio"])
     head_args, head_weights, head_config = load_detail_head(args.head)
     if head_config.get("image_size") != config["image_size"] or head_config.get("crop_ratio") != config["crop_ratio"]:
         raise SystemExit(f"--head {args.head} was trained at {head_config.get('image_size')} px, crop ratio "
@@ -136,6 +159,8 @@ def main(args):
                    BASELINES["shiftmap"](masked, mask), truth]
         columns = [F.interpolate(c.float(), scale_factor=2, mode="nearest") for c in columns]
         print(f"sheet (input | base | placed | shift-map | truth, 2x): {save_grid(columns, args.sheet)}")
+    if args.oracle_layout:
+        print("ORACLE: the truth's low-pass as the layout (an upper bound, not a fill)")
     print(f"source {args.source} (flatten floor {args.flatten_floor:g}, chroma {args.chroma:g}, histograms "
           f"{'matched' if args.match_histogram else 'not matched'}, {'shading' if args.shading else 'additive'}), layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
           f"stationary {args.stationary:g}, isotropic {args.isotropic:g}), even floor {args.even_floor:g}, "

@@ -218,6 +218,13 @@ def test_the_probes_train_a_head_and_fill_with_it(data, tmp_path, capsys):
     rows = [line for line in out.splitlines() if line.startswith("| x")]
     sharpness = [float(row.split("|")[4]) for row in rows]
     assert len(rows) == 2 and sharpness[1] > sharpness[0]
+    fill_probe(fill_args(["--test_dir", str(data / "test"), "--head", str(head), "--checkpoint", str(path),
+                          "--strength", "0", "--oracle_layout", "--source", "spectral"]))
+    out = capsys.readouterr().out
+    assert "ORACLE: the truth's low-pass as the layout" in out
+    oracle = [line for line in out.splitlines() if line.startswith("| x")]
+    lowpass = [float(row.split("|")[3]) for row in rows[:1] + oracle]  # the untrained generator's, the truth's
+    assert lowpass[1] > lowpass[0] + 3
     with pytest.raises(SystemExit):
         train_args(["--train_dir", "a", "--val_dir", "b", "--inputs", "own,sky"])
     assert "unknown input group(s) ['sky']" in capsys.readouterr().err
