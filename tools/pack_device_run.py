@@ -141,6 +141,8 @@ def main(args):
     counts = {name: resize_folder(folder, out / name, args.short_side, args.quality)
               for name, folder in (("train", train_dir), ("val", val_dir))}
     copy_credits((train_dir, val_dir), out)
+    # tools/device_train.sh reads it: the smallest crop it trains on is image size / this (never enlarged).
+    (out / "short_side.txt").write_text(f"{args.short_side}\n")
     site = out / "site"
     write_effnet_standin(site)
     copy_site_packages(site)
