@@ -80,6 +80,7 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
     assert sorted(Image.open(p).size for p in (out / "train").glob("*.jpg")) == [(40, 32)] * 3
     assert sorted(Image.open(p).size for p in (out / "val").glob("*.jpg")) == [(30, 24)] * 2  # never enlarged
     assert "someone" in (out / "CREDITS.csv").read_text()
+    assert (out / "short_side.txt").read_text().strip() == "32"  # device_train.sh's smallest crop comes from it
     assert all((out / "site" / name / "__init__.py").is_file() for name in pack_device_run.SITE_PACKAGES)
 
     # On the device the stand-in package comes first on PYTHONPATH: the weights are found there and load.
