@@ -1,4 +1,4 @@
-"""Fills whose copied detail is placed by a trained detail map (issue 17, docs/model_card.md, run 21). Prints
+"""Fills whose copied detail is placed by a trained detail map (issue 17, docs/model_card.md, runs 21 and 24). Prints
 markdown rows (a benchmark, not a test).
 
     python benchmarks/probe_placed_exemplar.py --test_dir data/scenery_large/val
@@ -8,9 +8,10 @@ markdown rows (a benchmark, not a test).
         --val_dir data/scenery_large/val --epochs 30 --width 32 --weight_decay 0.05 --lr 3e-4 --save HEAD.pth
 
 The fill is `models.detail_map.PlacedExemplarTexture` on the generator's fill: its layout (the fill blurred by
-G(--layout_sigma)) plus the known squares' fine, mid and coarse bands in normalised, colour-guided patches, made
-even in local detail and multiplied by the head's gain, without their coarsest levels. Every combination of the
-comma lists --strength, --spread, --coarse is a row (after a line with how well the head's map and the generator's
+G(--layout_sigma)) plus the known squares' fine, mid and coarse bands in normalised, colour-guided patches (or, with
+--source spectral / local_spectral, their random-phase textures: run 24), made even in local detail and multiplied
+by the head's gain, without their coarsest levels. Every combination of the comma lists --strength, --spread,
+--coarse is a row (after a line with how well the head's map and the generator's
 own detail correlate with where the truth has detail); scored like `main.py --mode eval` (fp32), with the seconds
 per image of the generator and the texture together (evaluate_folder's fill time, batch --batch_size).
 """
@@ -45,7 +46,8 @@ def parse_args(argv=None):
                         help="> 0: patches of one orientation (straight edges, stripes) drawn less often")
     parser.add_argument("--source", default="patches", choices=("patches", "spectral", "local_spectral"),
                         help="the texture: the squares' 16-px patches, or random-phase textures of their bands "
-                             "(local_spectral: of 24-px windows chosen by the layout's colour, --guide the temperature)")
+                             "(local_spectral: of 24-px windows chosen by the layout's colour, --guide the "
+                             "temperature)")
     parser.add_argument("--flatten_floor", type=float, default=0.0,
                         help="spectral: > 0 brings the squares' local detail to its mean first (raising by <= 1 / it)")
     parser.add_argument("--chroma", type=float, default=1.0, help="spectral: x the texture's colour deviation")
@@ -162,7 +164,8 @@ def main(args):
     if args.oracle_layout:
         print("ORACLE: the truth's low-pass as the layout (an upper bound, not a fill)")
     print(f"source {args.source} (flatten floor {args.flatten_floor:g}, chroma {args.chroma:g}, histograms "
-          f"{'matched' if args.match_histogram else 'not matched'}, {'shading' if args.shading else 'additive'}), layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
+          f"{'matched' if args.match_histogram else 'not matched'}, {'shading' if args.shading else 'additive'}), "
+          f"layout sigma {args.layout_sigma:g}, mid {args.mid:g}, guide {args.guide:g} ({args.guide_cells}^2 cells, "
           f"stationary {args.stationary:g}, isotropic {args.isotropic:g}), even floor {args.even_floor:g}, "
           f"keep levels {args.keep_levels}, {'exponential' if args.exponential_gain else 'linear'} gain")
     print("\n" + markdown_head(f"fill on {Path(args.checkpoint).name}", SCORE_COLUMNS,

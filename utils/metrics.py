@@ -99,10 +99,10 @@ def chroma_share(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     Each channel minus its 5x5 box blur (as `fine_detail`, per channel): d (B, 3, H, W); its energy splits into the
     part along grey, 3 mean(d)², and the rest, the chroma; summed over the pixels whose 5x5 window lies in the hole
-    (the known squares' edges do not count), chroma / total (total at least one 8-bit step's energy per pixel). Grey detail gives 0,
-    independent noise per channel 2/3; photos carry most of their fine detail as brightness (their colour is
-    smoother; the reason JPEG subsamples chroma), so a fill's magenta-green grain or colour sparkle stands out here
-    (docs/realism_metrics.md). x (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = hole."""
+    (the known squares' edges do not count), chroma / total (total at least one 8-bit step's energy per pixel).
+    Grey detail gives 0, independent noise per channel 2/3; photos carry most of their fine detail as brightness
+    (their colour is smoother; the reason JPEG subsamples chroma), so a fill's magenta-green grain or colour sparkle
+    stands out here (docs/realism_metrics.md). x (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = hole."""
     d = x - F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
     total = d.pow(2).sum(dim=1, keepdim=True)
     chroma = total - 3 * d.mean(dim=1, keepdim=True).pow(2)
