@@ -4,7 +4,7 @@ A model works at S x S (128 for the shipped GAN); photos are larger. `fill_at_re
 N x N result for any N:
 
   1. the model fills the gap at S (its usual input: the photos resized to S);
-  2. the fill is resized to N and used in the hole;
+  2. the fill is resized to N and used in the hole (upsampled: its finest band as grey, `grey_fine_detail`);
   3. the two known squares (data/masks.py geometry at N) are pasted from the N x N photos, pixel-exact;
   4. a narrow band of the hole along the squares' border (`band_width`, at most 4 % of N) is blended so
      that the sharp photo and the softer upsampled fill meet without a step.
@@ -20,8 +20,8 @@ its shorter side; band PSNR against the photo, dB / seam step as a multiple of t
 smooth as the photo):
 
     photos                           none          feather       laplacian     poisson
-    data/scenery/test (6, 320-410)   20.78 / 1.93  21.18 / 0.17  21.29 / 0.40  21.45 / 1.10
-    6 large photos (640-769 px) *    23.33 / 2.14  23.88 / 0.06  23.96 / 0.32  24.12 / 0.81
+    data/scenery/test (6, 320-410)   20.94 / 1.87  21.25 / 0.17  21.40 / 0.39  21.67 / 1.00
+    6 large photos (640-769 px) *    23.44 / 2.08  23.92 / 0.06  24.03 / 0.31  24.29 / 0.75
 
 * the first six photos of data/scenery_large/test whose shorter side is at least 600 px.
 "poisson" has the best band PSNR and the seam closest to the photo's; "feather" and "laplacian" are
@@ -36,10 +36,12 @@ import torch
 import torch.nn.functional as F
 
 from data.masks import distance_to_known, gap_mask, keep_known, known_squares, masked_input, mirror_into_known
+from models.filters import separable_gaussian
 from models.harmonic import harmonic_fill
 
 MAX_BAND_FRACTION = 0.04  # the band never exceeds 4 % of the side
 DEFAULT_BLEND = "poisson"
+GREY_DETAIL_SIGMA = 1.0  # px at the model's size: the band that an upsampled fill keeps only as grey
 
 
 def resize(image: torch.Tensor, size: int, antialias: bool = None) -> torch.Tensor:
@@ -151,6 +153,17 @@ def _up(x, like):
 BLENDS = {"none": blend_none, "feather": blend_feather, "laplacian": blend_laplacian, "poisson": blend_poisson}
 
 
+def grey_fine_detail(x: torch.Tensor, sigma: float = GREY_DETAIL_SIGMA) -> torch.Tensor:
+    """(B, 3, S, S) -> the same with its finest band (x - G(sigma) x) replaced by that band's grey (channel mean).
+
+    Why: a fill's pixel-scale grain sits near its Nyquist frequency, and bicubic upsampling turns its colour part
+    into regular diagonal magenta-green stripes (the shipped GAN at --output_size 320 or 512). Photos carry their
+    fine detail as brightness (docs/realism_metrics.md: chroma share 0.08 for val truths, 0.41 for the shipped
+    fill), so the upsampled fill keeps the grain's brightness and drops its colour (docs/fullres.md)."""
+    low = separable_gaussian(x, sigma, radius_sigmas=3, padding="reflect")  # reflect keeps a grain alternating
+    return low + (x - low).mean(dim=1, keepdim=True)
+
+
 @torch.no_grad()
 def fill_at_resolution(fill, masked_small: torch.Tensor, mask_small: torch.Tensor, known: torch.Tensor,
                        crop_ratio: float, blend: str = DEFAULT_BLEND) -> torch.Tensor:
@@ -158,13 +171,14 @@ def fill_at_resolution(fill, masked_small: torch.Tensor, mask_small: torch.Tenso
 
     masked_small (B, 3, S, S), mask_small (B, 1, S, S): the model's input. known (B, 3, N, N) in [-1, 1]:
     the images whose two known squares (gap geometry at N) the result keeps exactly; the rest of
-    `known` is not read. Returns (B, 3, N, N). With N == S it is the model's own output.
+    `known` is not read. Returns (B, 3, N, N). With N == S it is the model's own output; with N > S the fill's
+    finest band goes in as grey (`grey_fine_detail`).
     """
     filled = fill(masked_small, mask_small).float()
     size = known.shape[-1]
     if size == filled.shape[-1]:
         return filled
-    up = resize(filled, size)
+    up = resize(grey_fine_detail(filled) if size > filled.shape[-1] else filled, size)
     mask = gap_mask(size, crop_ratio).to(known)
     out = keep_known(known, mask, up)
     width = band_width(size, filled.shape[-1])
