@@ -158,8 +158,8 @@ def grey_fine_detail(x: torch.Tensor, sigma: float = GREY_DETAIL_SIGMA) -> torch
 
     Why: a fill's pixel-scale grain sits near its Nyquist frequency, and bicubic upsampling turns its colour part
     into regular diagonal magenta-green stripes (the shipped GAN at --output_size 320 or 512). Photos carry their
-    fine detail as brightness (docs/realism_metrics.md: chroma share 0.08 for val truths, 0.41 for the shipped
-    fill), so the upsampled fill keeps the grain's brightness and drops its colour (docs/fullres.md)."""
+    fine detail as brightness (their chroma share is low: docs/realism_metrics.md), so the upsampled fill keeps the
+    grain's brightness and drops its colour (docs/fullres.md has the figures)."""
     low = separable_gaussian(x, sigma, radius_sigmas=3, padding="reflect")  # reflect keeps a grain alternating
     return low + (x - low).mean(dim=1, keepdim=True)
 
