@@ -15,19 +15,10 @@ harmonic correction that makes it continuous with the photo at the border, Perez
 low frequencies cross over the whole band, fine detail over a few pixels), "feather" (linear cross-fade
 of the mirrored square and the fill) and "none" (plain paste).
 
-Why "poisson" (benchmarks/bench_blend.py, the shipped GAN with its texture head, 128 px, each photo at
-its shorter side; band PSNR against the photo, dB / seam step as a multiple of the photo's own, 1.0 = as
-smooth as the photo):
-
-    photos                           none          feather       laplacian     poisson
-    data/scenery/test (6, 320-410)   20.94 / 1.87  21.25 / 0.17  21.40 / 0.39  21.67 / 1.00
-    6 large photos (640-769 px) *    23.44 / 2.08  23.92 / 0.06  24.03 / 0.31  24.29 / 0.75
-
-* the first six photos of data/scenery_large/test whose shorter side is at least 600 px.
-"poisson" has the best band PSNR and the seam closest to the photo's; "feather" and "laplacian" are
-smoother than the photo at the border (a faded mirror image shows). The previous, texture-free GAN
-favoured "laplacian" (20.84 / 0.93 against 20.37 / 2.03 for "poisson" on data/scenery/test): against a
-smooth fill, the photo's texture stopped at a visible line; the textured fill continues it.
+Why "poisson": on benchmarks/bench_blend.py (band PSNR against the photo and the seam step at the squares'
+border; figures and commands in docs/fullres.md) it has the best band PSNR and the seam closest to the photo's;
+"feather" and "laplacian" are smoother than the photo at the border (a faded mirror image shows). Against a
+texture-free fill "laplacian" won: the photo's texture stopped at a visible line; the textured fill continues it.
 """
 import math
 from functools import lru_cache
