@@ -69,10 +69,14 @@ def checkerboard_energy(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (coeff * block_in_hole).sum(dim=(1, 2)) / block_in_hole.sum(dim=(1, 2)).clamp_min(1)
 
 
+def box_detail(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> each channel minus its 5x5 box blur (edges replicated): the finest detail."""
+    return x - F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+
+
 def fine_detail(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> (B, 1, H, W) the grey image minus its 5x5 box blur (edges replicated)."""
-    g = _grey(x)[:, None]
-    return g - F.avg_pool2d(F.pad(g, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    """(B, 3, H, W) in [0, 1] -> (B, 1, H, W) the grey image's `box_detail`."""
+    return box_detail(_grey(x)[:, None])
 
 
 def stripe_share(x: torch.Tensor, mask: torch.Tensor, block: int = 16) -> torch.Tensor:
@@ -97,13 +101,13 @@ def stripe_share(x: torch.Tensor, mask: torch.Tensor, block: int = 16) -> torch.
 def chroma_share(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B,) the share of the hole's fine detail that is colour rather than brightness.
 
-    Each channel minus its 5x5 box blur (as `fine_detail`, per channel): d (B, 3, H, W); its energy splits into the
+    Each channel's `box_detail` (as `fine_detail`, per channel): d (B, 3, H, W); its energy splits into the
     part along grey, 3 mean(d)², and the rest, the chroma; summed over the pixels whose 5x5 window lies in the hole
     (the known squares' edges do not count), chroma / total (total at least one 8-bit step's energy per pixel).
     Grey detail gives 0, independent noise per channel 2/3; photos carry most of their fine detail as brightness
     (their colour is smoother; the reason JPEG subsamples chroma), so a fill's magenta-green grain or colour sparkle
     stands out here (docs/realism_metrics.md). x (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = hole."""
-    d = x - F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    d = box_detail(x)
     total = d.pow(2).sum(dim=1, keepdim=True)
     chroma = total - 3 * d.mean(dim=1, keepdim=True).pow(2)
     inside = -F.max_pool2d(-mask.float(), 5, stride=1, padding=2)  # pixels whose 5x5 window is all hole
