@@ -73,11 +73,11 @@ def oracle_layout(test_dir, image_size: int, crop_ratio: float):
     import torch
     from data.datasets import ImageFolderDataset, masked_batches
     from data.masks import keep_known
-    from utils.realism import pyr_down, pyr_up
+    from utils.realism import pyramid_lowpass
     dataset = ImageFolderDataset(test_dir, image_size, crop_ratio, train=False)
     layouts = {}
     for truth, _, masked in masked_batches(dataset, range(len(dataset.files)), 16):
-        low = pyr_up(pyr_up(pyr_down(pyr_down(truth)), (image_size // 2,) * 2), (image_size,) * 2)
+        low = pyramid_lowpass(truth, 2)
         layouts.update({m.numpy().tobytes(): t for m, t in zip(masked, low)})
 
     def fill(masked, mask):

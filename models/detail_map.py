@@ -16,7 +16,7 @@ from data.masks import keep_known
 from models.exemplar import (SOURCES, ExemplarTexture, bands, coarse_band, flatten_detail, known_detail_prior,
                              local_spectral_canvas, masked_blur, match_marginals, source_regions, spectral_canvas)
 from models.options import DETAIL_MAP_GROUPS
-from utils.realism import block_detail, pyr_down, pyr_up
+from utils.realism import block_detail, pyramid_lowpass
 
 # Channel groups of `detail_map_inputs`, in order: name -> channels.
 INPUT_GROUPS = DETAIL_MAP_GROUPS
@@ -124,14 +124,7 @@ def even_laplacian(detail: torch.Tensor, mask: torch.Tensor, floor: float) -> to
 def without_coarse_levels(x: torch.Tensor, levels: int) -> torch.Tensor:
     """(B, C, S, S) minus its content below 1 / 2^levels of its size (`levels` pyrDowns, then back up): what is
     added to the layout then leaves the layout's own coarse levels alone (the low-pass PSNR's)."""
-    sizes = [x.shape[-2:]]
-    small = x
-    for _ in range(levels):
-        small = pyr_down(small)
-        sizes.append(small.shape[-2:])
-    for size in reversed(sizes[:-1]):
-        small = pyr_up(small, tuple(size))
-    return x - small
+    return x - pyramid_lowpass(x, levels)
 
 
 class PlacedExemplarTexture(nn.Module):

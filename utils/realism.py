@@ -43,6 +43,19 @@ def pyr_up(x: torch.Tensor, size) -> torch.Tensor:
     return F.conv2d(F.pad(up, (2, 2, 2, 2), mode="reflect"), 4 * _pyr_kernel(x), groups=c)
 
 
+def pyramid_lowpass(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """(B, C, H, W) -> the same size: `levels` pyrDowns, then pyrUps back through the same sizes (its content
+    below 1 / 2^levels of its size; levels 2: what the low-pass hole PSNR compares)."""
+    sizes = [x.shape[-2:]]
+    small = x
+    for _ in range(levels):
+        small = pyr_down(small)
+        sizes.append(small.shape[-2:])
+    for size in reversed(sizes[:-1]):
+        small = pyr_up(small, tuple(size))
+    return small
+
+
 def laplacian_pyramid(x: torch.Tensor, min_side: int = 16) -> list:
     """[band at S, band at S/2, ..., low-pass residual at ~min_side]: the finer levels are x - pyrUp(pyrDown(x)),
     the last the Gaussian level itself (S = 128, min_side 16: levels at 128, 64, 32, 16 px)."""
