@@ -301,19 +301,22 @@ def spot_kernel(band: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     return (band - mean) * region / count.sqrt()
 
 
-def spectral_canvas(band: torch.Tensor, region: torch.Tensor, noise: torch.Tensor,
-                    kernel: torch.Tensor = None) -> torch.Tensor:
+def spectral_canvas(band: torch.Tensor, region: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """band (B, C, S, S), region (B, 1, S, S), noise (S, S) white, unit variance -> (B, C, S, S): the band's
     asymptotic discrete spot noise (Galerne, Gousseau & Morel 2011, "Random Phase Textures"): the noise convolved
-    (periodically, by FFT) with the band's zero-mean known pixels / sqrt(their count) (`spot_kernel`; or `kernel`).
+    (periodically, by FFT) with the band's zero-mean known pixels / sqrt(their count) (`spot_kernel`).
 
     A stationary texture with the band's autocorrelation and colour covariance at every pixel, and none of its
     arrangement: the squares' surfaces (grain, foliage, ripples) without their objects' fragments and edges, which
     copied patches carry (run 21's collage, docs/model_card.md). Its per-pixel RMS is the band's RMS over the region
     (as `normalise_patches` sets it). One noise for every channel and band keeps their correlations."""
-    kernel = spot_kernel(band, region) if kernel is None else kernel
-    s = band.shape[-1]
-    spectrum = torch.fft.rfft2(kernel.float()) * torch.fft.rfft2(noise.float().to(band.device))
+    return spot_noise(spot_kernel(band, region), noise)
+
+
+def spot_noise(kernel: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """kernel (B, C, S, S), noise (S, S) -> (B, C, S, S): the noise convolved with each kernel, periodically (FFT)."""
+    s = kernel.shape[-1]
+    spectrum = torch.fft.rfft2(kernel.float()) * torch.fft.rfft2(noise.float().to(kernel.device))
     return torch.fft.irfft2(spectrum, s=(s, s))
 
 
@@ -373,7 +376,7 @@ def local_spectral_canvas(band: torch.Tensor, region: torch.Tensor, noise: torch
     windows = window_regions(region, window, stride)  # (B, W, S, S)
     b, w = windows.shape[:2]
     kernels = spot_kernel(band.repeat_interleave(w, 0), windows.flatten(0, 1)[:, None])  # (B W, C, S, S)
-    canvases = spectral_canvas(band, None, noise, kernels).unflatten(0, (b, w))  # (B, W, C, S, S)
+    canvases = spot_noise(kernels, noise).unflatten(0, (b, w))  # (B, W, C, S, S)
     grouped = kernels.unflatten(0, (b, w)).unflatten(2, (-1, 3)).flatten(3)  # (B, W, bands, 3 S S)
     gram = torch.einsum("bind,bjnd->bnij", grouped, grouped)  # (B, bands, W, W)
     count = windows.flatten(2).sum(2).clamp_min(1.0)  # (B, W)
