@@ -159,7 +159,9 @@ def add_shared_args(parser: Parser, default_size: int, default_batch: int, defau
                                       "quality 95, .webp) or, if it is a folder, into it")
     run.add_argument("--output_size", type=output_size_arg, default=None,
                      help="eval/eval_2: side of the output in pixels, or 'model' for the model's own size "
-                          "(default: eval_2 the smaller of the two photos' shorter sides, eval the model's)")
+                          "(default: eval_2 the smaller of the two photos' shorter sides, eval the model's); "
+                          "larger than the model's, its fill is upsampled with its finest grain in grey "
+                          "(docs/fullres.md)")
     run.add_argument("--test_dir", default=str(repo_path("data/scenery/test")),
                      help="folder of test images for eval (default: the repository's data/scenery/test)")
     run.add_argument("--results_dir", default="results", help="eval outputs and training logs/samples")
