@@ -45,6 +45,16 @@ def test_the_rule_takes_the_lowest_swd_above_the_line():
         select_checkpoint.pick_row(table, 17.5)
 
 
+def test_checkpoint_config_is_read_without_the_weights(tmp_path):
+    from utils.checkpoint import checkpoint_config, save_checkpoint
+    weights = {"w": torch.arange(6.0)}
+    save_checkpoint({"kind": "gan", "config": {"image_size": 64, "crop_ratio": 0.4}, "generator": weights},
+                    tmp_path / "c.pth")
+    assert checkpoint_config(tmp_path / "c.pth", kinds=("gan",)) == {"image_size": 64, "crop_ratio": 0.4}
+    with pytest.raises(InputError, match="is not a diffusion checkpoint"):
+        checkpoint_config(tmp_path / "c.pth", kinds=("diffusion",))
+
+
 def test_select_and_export_a_trained_run(data, tmp_path, capsys):
     out = tmp_path / "run"
     gan.main(gan.parse_args(tiny_gan_train_argv(data, out, "--epochs", "2", "--save_every", "1",

@@ -69,10 +69,10 @@ def main(args):
     if args.harmonic_dir:
         if not Path(args.harmonic_dir).is_dir():
             raise InputError(f"--harmonic_dir {args.harmonic_dir} is not a folder")
-        from utils.checkpoint import load_checkpoint
+        from utils.checkpoint import checkpoint_config
         from utils.files import check_checkpoint_path
-        config = load_checkpoint(check_checkpoint_path(checkpoints[int(rows[0]["epoch"])], "--checkpoint_dir"),
-                                 kinds=("gan",))["config"]
+        config = checkpoint_config(check_checkpoint_path(checkpoints[int(rows[0]["epoch"])], "--checkpoint_dir"),
+                                   kinds=("gan",))
         line = harmonic_lowpass(args.harmonic_dir, config["image_size"], config["crop_ratio"],
                                 path.parent / "harmonic") + args.margin
     else:

@@ -18,11 +18,12 @@ def save_checkpoint(state: dict, path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(path, kinds) -> dict:
-    """Load a checkpoint whose "kind" is in `kinds`, or raise InputError saying what is wrong."""
+def load_checkpoint(path, kinds, mmap: bool = False) -> dict:
+    """Load a checkpoint whose "kind" is in `kinds`, or raise InputError saying what is wrong. mmap=True maps the
+    tensors from the file instead of reading them: cheap when only the config is wanted (`checkpoint_config`)."""
     path = check_checkpoint_path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # truncated file, not a torch file, pickled code objects, ...
         raise InputError(f"cannot read checkpoint {path}: not a weights-only PyTorch checkpoint "
                          f"written by this project ({type(exc).__name__})") from None
@@ -31,6 +32,11 @@ def load_checkpoint(path, kinds) -> dict:
         raise InputError(f"{path} is not a {' or '.join(kinds)} checkpoint (found kind={kind!r}); "
                          "pass a checkpoint written by this script")
     return state
+
+
+def checkpoint_config(path, kinds) -> dict:
+    """The config a checkpoint carries, without reading its weights into memory."""
+    return load_checkpoint(path, kinds, mmap=True)["config"]
 
 
 def rng_state() -> dict:
