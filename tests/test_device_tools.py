@@ -41,8 +41,23 @@ def test_the_rule_takes_the_lowest_swd_above_the_line():
     table = rows((30.0, 17.2), (20.0, 16.7), (25.0, 16.9), (22.0, 16.81))
     assert select_checkpoint.pick_row(table, 16.81)["epoch"] == "8"  # 20.0 is lower but under the line
     assert select_checkpoint.pick_row(table, 16.0)["epoch"] == "4"
-    with pytest.raises(InputError, match="no checkpoint keeps the layout: the best val low-pass hole PSNR is 17.20"):
+    with pytest.raises(InputError, match=r"none keeps the layout \(the best val low-pass hole PSNR is 17.20"):
         select_checkpoint.pick_row(table, 17.5)
+
+
+def test_the_rule_bounds_the_chroma_and_stripe_shares():
+    table = rows((20.0, 17.0), (22.0, 17.0), (25.0, 17.0), (18.0, 16.0))
+    for row, chroma, stripes in zip(table, (0.30, 0.09, 0.10, 0.05), (0.30, 0.90, 0.35, 0.30)):
+        row["chroma"], row["stripes"] = str(chroma), str(stripes)
+    assert select_checkpoint.pick_row(table, 16.81)["epoch"] == "2"  # no bounds: the lowest SWD above the line
+    assert select_checkpoint.pick_row(table, 16.81, max_chroma=0.11)["epoch"] == "4"  # epoch 2 sparkles
+    assert select_checkpoint.pick_row(table, 16.81, max_chroma=0.11, max_stripes=0.40)["epoch"] == "6"  # 4 is plaid
+    with pytest.raises(InputError, match="none keeps its stripes within the stripes share bound 0.20 "
+                                         r"\(the least is 0.30\)"):
+        select_checkpoint.pick_row(table, 16.81, max_stripes=0.2)
+    old = rows((20.0, 17.0))  # a run scored before the shares were columns cannot pass a bound on them
+    with pytest.raises(InputError, match="the rows have no chroma column"):
+        select_checkpoint.pick_row(old, 16.81, max_chroma=0.11)
 
 
 def test_checkpoint_config_is_read_without_the_weights(tmp_path):
@@ -67,15 +82,21 @@ def test_select_and_export_a_trained_run(data, tmp_path, capsys):
     export = tmp_path / "pick.pth"
     assert run(select_checkpoint.main, select_checkpoint.parse_args,
                ["--val_metrics", str(metrics), "--harmonic_dir", str(data / "test"), "--margin", "-100",
-                "--export", str(export)]) == 0
+                "--chroma_margin", "inf", "--stripe_margin", "inf", "--export", str(export)]) == 0
     expected = min(scored, key=lambda row: float(row["swd"]))["epoch"]
-    assert f"pick: epoch {expected} " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"pick: epoch {expected} " in out and "the truth on" in out and "chroma share" in out
     generator, config = gan.load_generator(export)
     assert config["image_size"] == 64 and sum(p.numel() for p in generator.parameters()) > 0
     # A line nobody reaches: one error line, exit status 2, nothing exported.
     assert run(select_checkpoint.main, select_checkpoint.parse_args,
                ["--val_metrics", str(metrics), "--min_lowpass", "99", "--export", str(tmp_path / "no.pth")]) == 2
-    assert "no checkpoint keeps the layout" in capsys.readouterr().err and not (tmp_path / "no.pth").exists()
+    assert "no checkpoint passes the rule" in capsys.readouterr().err and not (tmp_path / "no.pth").exists()
+    # A chroma bound nobody meets (a fill with no colour detail at all), on the truth's measured shares: the same.
+    assert run(select_checkpoint.main, select_checkpoint.parse_args,
+               ["--val_metrics", str(metrics), "--harmonic_dir", str(data / "test"), "--margin", "-100",
+                "--max_chroma", "0"]) == 2
+    assert "none keeps its colour sparkle within the chroma share bound 0.00" in capsys.readouterr().err
 
 
 def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):

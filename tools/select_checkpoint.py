@@ -5,9 +5,11 @@
         --harmonic_dir .device/val --export runs/device/pick.pth
 
 The rule (docs/model_card.md, fixed before any test score): the lowest val patch SWD among the checkpoints whose
-val low-pass hole PSNR is at least the harmonic fill's + 0.5 dB on the same photos. The line is --min_lowpass, or
-the harmonic fill's low-pass PSNR on --harmonic_dir (scored here at the run's image size and crop ratio, by the
-code behind `main.py --mode eval`) + --margin. The rows are
+val low-pass hole PSNR is at least the harmonic fill's + 0.5 dB on the same photos, and whose chroma and stripe
+shares are at most the truth's + --chroma_margin / --stripe_margin (patch SWD alone rewards colour sparkle and
+plaid). The line is --min_lowpass, or the harmonic fill's low-pass PSNR on --harmonic_dir (scored here at the run's
+image size and crop ratio, by the code behind `main.py --mode eval`) + --margin; the truth's shares are measured on
+--harmonic_dir too (--max_chroma / --max_stripes set the bounds directly, with either). The rows are
 `main.py --mode train --val_dir`'s <results_dir>/train/val_metrics.csv; their checkpoints are
 <checkpoint_dir>/checkpoint_epoch_N.pth. Prints the pick; --export writes its (EMA) generator as an fp16 export.
 """
@@ -30,29 +32,47 @@ def parse_args(argv=None):
     line.add_argument("--harmonic_dir", help="the val photos the rows were scored on: the line is the harmonic "
                                             "fill's low-pass hole PSNR there + --margin")
     parser.add_argument("--margin", type=float, default=0.5, help="with --harmonic_dir: dB above the harmonic fill")
+    parser.add_argument("--chroma_margin", type=float, default=0.03,
+                        help="with --harmonic_dir: the most chroma share above the truth's there (inf: no bound)")
+    parser.add_argument("--stripe_margin", type=float, default=0.10,
+                        help="with --harmonic_dir: the most stripe share above the truth's there (inf: no bound)")
+    parser.add_argument("--max_chroma", type=float, default=None, help="the chroma share bound itself")
+    parser.add_argument("--max_stripes", type=float, default=None, help="the stripe share bound itself")
     parser.add_argument("--checkpoint_dir", default=None,
                         help="where the run's checkpoints are (default: the folder above <results_dir>/train)")
     parser.add_argument("--export", default=None, help="write the pick's generator here (fp16 weights + config)")
     return parser.parse_args(argv)
 
 
-def harmonic_lowpass(folder, image_size: int, crop_ratio: float, results_dir) -> float:
-    """The harmonic fill's mean low-pass hole PSNR on `folder` (utils.evaluation.evaluate_folder, on the CPU)."""
+def harmonic_summary(folder, image_size: int, crop_ratio: float, results_dir) -> dict:
+    """The harmonic fill's scores on `folder` (utils.evaluation.evaluate_folder, on the CPU): its mean low-pass hole
+    PSNR, and the truth's own chroma and stripe shares (`chroma_truth`, `stripes_truth`) on the same photos."""
     import torch
     from models.baselines import BASELINES
     from utils.evaluation import evaluate_folder
-    summary = evaluate_folder(BASELINES["harmonic"], folder, image_size, crop_ratio, results_dir,
-                              torch.device("cpu"), save_images=False, desc="harmonic fill")
-    return summary["psnr_lowpass"]
+    return evaluate_folder(BASELINES["harmonic"], folder, image_size, crop_ratio, results_dir,
+                           torch.device("cpu"), save_images=False, desc="harmonic fill")
 
 
-def pick_row(rows: list, line: float) -> dict:
-    """The row with the lowest `swd` among those with `psnr_lowpass` >= line; InputError when none qualifies."""
+def pick_row(rows: list, line: float, max_chroma: float = None, max_stripes: float = None) -> dict:
+    """The row with the lowest `swd` among those with `psnr_lowpass` >= line and, where a bound is given, `chroma`
+    <= max_chroma and `stripes` <= max_stripes; InputError saying which guard failed when none qualifies. Rows
+    written before a column existed (older runs' val_metrics.csv) fail its bound."""
     kept = [row for row in rows if float(row["psnr_lowpass"]) >= line]
     if not kept:
         best = max(float(row["psnr_lowpass"]) for row in rows)
-        raise InputError(f"no checkpoint keeps the layout: the best val low-pass hole PSNR is {best:.2f} dB, under "
-                         f"the line {line:.2f} dB")
+        raise InputError(f"no checkpoint passes the rule: none keeps the layout (the best val low-pass hole PSNR is "
+                         f"{best:.2f} dB, under the line {line:.2f} dB)")
+    for column, bound, what in (("chroma", max_chroma, "colour sparkle"), ("stripes", max_stripes, "stripes")):
+        if bound is None:
+            continue
+        within = [row for row in kept if row.get(column) not in (None, "") and float(row[column]) <= bound]
+        if not within:
+            least = min((float(row[column]) for row in kept if row.get(column) not in (None, "")), default=None)
+            found = f"the least is {least:.2f}" if least is not None else f"the rows have no {column} column"
+            raise InputError(f"no checkpoint passes the rule: of the {len(kept)} that keep the layout, none keeps its "
+                             f"{what} within the {column} share bound {bound:.2f} ({found})")
+        kept = within
     return min(kept, key=lambda row: float(row["swd"]))
 
 
@@ -73,16 +93,25 @@ def main(args):
         from utils.files import check_checkpoint_path
         config = checkpoint_config(check_checkpoint_path(checkpoints[int(rows[0]["epoch"])], "--checkpoint_dir"),
                                    kinds=("gan",))
-        line = harmonic_lowpass(args.harmonic_dir, config["image_size"], config["crop_ratio"],
-                                path.parent / "harmonic") + args.margin
+        harmonic = harmonic_summary(args.harmonic_dir, config["image_size"], config["crop_ratio"],
+                                    path.parent / "harmonic")
+        line = harmonic["psnr_lowpass"] + args.margin
+        max_chroma = harmonic["chroma_truth"] + args.chroma_margin
+        max_stripes = harmonic["stripes_truth"] + args.stripe_margin
+        print(f"the truth on {args.harmonic_dir}: chroma share {harmonic['chroma_truth']:.2f}, stripe share "
+              f"{harmonic['stripes_truth']:.2f}")
     else:
-        line = args.min_lowpass
-    row = pick_row(rows, line)
+        line, max_chroma, max_stripes = args.min_lowpass, None, None
+    max_chroma = args.max_chroma if args.max_chroma is not None else max_chroma
+    max_stripes = args.max_stripes if args.max_stripes is not None else max_stripes
+    bound = lambda value: None if value is None or value == float("inf") else value  # noqa: E731
+    row = pick_row(rows, line, bound(max_chroma), bound(max_stripes))
     checkpoint = checkpoints[int(row["epoch"])]
     print(f"pick: epoch {row['epoch']} (step {row['step']}) of {len(rows)} scored: patch SWD {float(row['swd']):.1f} "
           f"({row['swd_levels']}), low-pass {float(row['psnr_lowpass']):.2f} dB (line {line:.2f}), hole PSNR "
           f"{float(row['psnr_hole']):.2f}, placement {float(row['placement']):.2f}, sharpness "
-          f"{float(row['sharpness']):.2f}: {checkpoint}")
+          f"{float(row['sharpness']):.2f}, chroma {float(row.get('chroma') or 'nan'):.2f}, stripes "
+          f"{float(row.get('stripes') or 'nan'):.2f}: {checkpoint}")
     if args.export:
         from utils.files import check_checkpoint_path
         check_checkpoint_path(str(checkpoint), "--checkpoint_dir")
