@@ -62,7 +62,7 @@ if [ "$status" -ne 0 ] && grep -q "no checkpoint passes the rule" "$out/pick.txt
     "$python" tools/select_checkpoint.py --val_metrics "$run/train/val_metrics.csv" --min_lowpass=-1e9 \
         --export "$run/$name.pth" >> "$out/pick.txt" 2>&1 || status=$?
 fi
-tr "\r" "\n" < "$out/pick.txt" | grep -a -E "^(pick|exported|error|no checkpoint)" || true
+tr "\r" "\n" < "$out/pick.txt" | grep -a -E "^(the truth|pick|exported|error|no checkpoint)" || true
 [ "$status" -eq 0 ] || exit "$status"
 split -b 15M -d -a 1 "$run/$name.pth" "$out/$name.pth.part"
 ls -l "$out"

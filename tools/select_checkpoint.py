@@ -54,6 +54,11 @@ def harmonic_summary(folder, image_size: int, crop_ratio: float, results_dir) ->
                            torch.device("cpu"), save_images=False, desc="harmonic fill")
 
 
+def finite_or_none(bound):
+    """A share bound as pick_row takes it: None (no bound) for None or inf (`--chroma_margin inf`)."""
+    return None if bound is None or bound == float("inf") else bound
+
+
 def pick_row(rows: list, line: float, max_chroma: float = None, max_stripes: float = None) -> dict:
     """The row with the lowest `swd` among those with `psnr_lowpass` >= line and, where a bound is given, `chroma`
     <= max_chroma and `stripes` <= max_stripes; InputError saying which guard failed when none qualifies. Rows
@@ -104,8 +109,7 @@ def main(args):
         line, max_chroma, max_stripes = args.min_lowpass, None, None
     max_chroma = args.max_chroma if args.max_chroma is not None else max_chroma
     max_stripes = args.max_stripes if args.max_stripes is not None else max_stripes
-    bound = lambda value: None if value is None or value == float("inf") else value  # noqa: E731
-    row = pick_row(rows, line, bound(max_chroma), bound(max_stripes))
+    row = pick_row(rows, line, finite_or_none(max_chroma), finite_or_none(max_stripes))
     checkpoint = checkpoints[int(row["epoch"])]
     print(f"pick: epoch {row['epoch']} (step {row['step']}) of {len(rows)} scored: patch SWD {float(row['swd']):.1f} "
           f"({row['swd_levels']}), low-pass {float(row['psnr_lowpass']):.2f} dB (line {line:.2f}), hole PSNR "
