@@ -42,7 +42,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
-               "lambda_placement", "noise_injection")
+               "lambda_placement", "noise_injection", "d_head_layers")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -170,6 +170,9 @@ def parse_args(argv=None):
     ablation = parser.add_argument_group("ablation-only knobs (see docs/model_card.md)")
     ablation.add_argument("--d_layers", type=int, default=3,
                           help="PatchGAN depth: 3 judges 70x70 patches (pix2pix), 1 judges 16x16 (fine texture only)")
+    ablation.add_argument("--d_head_layers", type=int, default=1,
+                          help="projected discriminator: 3x3 layers per patch head, each dilated twice the last "
+                               "(1: the Projected GAN head; 3: a 15-position window on every feature scale)")
     ablation.add_argument("--lambda_mse", type=float, default=0.0,
                           help="squared error on the hole (what PSNR measures), beside or instead of L1")
     ablation.add_argument("--lambda_detail", type=float, default=0.0,
@@ -211,6 +214,8 @@ def check_discriminator_args(args) -> None:
     adam_betas(args.adam_betas)
     if args.d_upsample < 1:
         raise InputError(f"--d_upsample must be >= 1, got {args.d_upsample}")
+    if args.d_head_layers < 1:
+        raise InputError(f"--d_head_layers must be >= 1, got {args.d_head_layers}")
 
 
 def number_pair(text: str, flag: str, example: str) -> tuple:
@@ -396,7 +401,8 @@ def build_training_networks(config: dict) -> tuple:
         if features is None:
             raise InputError(f"--discriminator projected needs the EfficientNet-Lite0 weights: {reason}")
         discriminator = ProjectedDiscriminator(features, head_channels=config["ndf"],
-                                               upsample=config.get("d_upsample", 1))
+                                               upsample=config.get("d_upsample", 1),
+                                               head_layers=config.get("d_head_layers", 1))
     else:
         discriminator = PatchDiscriminator(ndf=config["ndf"], n_layers=config.get("d_layers", 3))
     return generator, discriminator.to(memory_format=torch.channels_last)
@@ -571,7 +577,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
         raise InputError(f"--init_from {path} has another architecture: pass {', '.join(different)}")
     load_generator_weights(generator, state["generator"], source, log)
     same_d = all(state["config"].get(k, default) == config.get(k, default)
-                 for k, default in (("d_layers", 3), ("discriminator", "patch"), ("ndf", 64)))
+                 for k, default in (("d_layers", 3), ("discriminator", "patch"), ("ndf", 64),
+                                              ("d_head_layers", 1)))
     if same_d and "discriminator" in state:
         discriminator.load_state_dict(state["discriminator"])
     else:  # another discriminator: it starts fresh, the generator (and its EMA) carry over

@@ -45,7 +45,7 @@ class ProjectedDiscriminator(nn.Module):
     """
 
     def __init__(self, features: nn.Module, head_channels: int = 64, mixed_channels=MIXED_CHANNELS,
-                 tap_channels=TAP_CHANNELS, seed: int = 0, upsample: int = 1):
+                 tap_channels=TAP_CHANNELS, seed: int = 0, upsample: int = 1, head_layers: int = 1):
         super().__init__()
         self.upsample = upsample  # input enlarged this many times (bilinear; the mask nearest) before the features
         self.features = features.eval().requires_grad_(False)
@@ -57,9 +57,9 @@ class ProjectedDiscriminator(nn.Module):
         # scale_mix[k] maps the mixed map of level k + 1 (coarser) to level k's channels.
         self.scale_mix = nn.ModuleList(_fixed_conv(mixed_channels[k + 1], mixed_channels[k], rng)
                                        for k in range(len(mixed_channels) - 1))
-        self.heads = nn.ModuleList(nn.Sequential(
-            spectral_norm(nn.Conv2d(c + 1, head_channels, 3, 1, 1)), nn.LeakyReLU(0.2, True),
-            spectral_norm(nn.Conv2d(head_channels, 1, 1))) for c in mixed_channels)
+        if head_layers < 1:
+            raise ValueError(f"head_layers must be at least 1, got {head_layers}")
+        self.heads = nn.ModuleList(_patch_head(c + 1, head_channels, head_layers) for c in mixed_channels)
         # The frozen network's weights come from its own package, not from our checkpoints (19 MB each):
         # state_dict() leaves them out and load_state_dict() neither needs nor takes them.
         self._register_state_dict_hook(_drop_feature_weights)
@@ -91,6 +91,18 @@ class ProjectedDiscriminator(nn.Module):
             coarse_mask = F.adaptive_avg_pool2d(mask.to(mixed.dtype), mixed.shape[-2:])
             logits.append(head(torch.cat([mixed, coarse_mask], dim=1)))
         return logits
+
+
+def _patch_head(c_in: int, width: int, layers: int) -> nn.Sequential:
+    """`layers` spectral-norm 3x3 convolutions (the k-th dilated 2^k, so that the receptive field doubles with each:
+    3, 7, 15, 31 positions) and a 1x1 logit; the spatial size is kept, one logit per position. One layer is the
+    shallow head of the Projected GAN paper's code; deeper heads judge how the finer scales' features are arranged
+    over a wider window (at `upsample` 2, 15 positions of the 1/4-scale map span 30 px of the 128² image)."""
+    blocks = [spectral_norm(nn.Conv2d(c_in, width, 3, 1, 1)), nn.LeakyReLU(0.2, True)]
+    for k in range(1, layers):
+        blocks += [spectral_norm(nn.Conv2d(width, width, 3, 1, padding=2 ** k, dilation=2 ** k)),
+                   nn.LeakyReLU(0.2, True)]
+    return nn.Sequential(*blocks, spectral_norm(nn.Conv2d(width, 1, 1)))
 
 
 def _drop_feature_weights(module, state_dict, prefix, local_metadata):

