@@ -139,3 +139,17 @@ def test_frechet_subspace_shortcut_is_exact():
     metric.real, metric.fake = [torch.from_numpy(real)], [torch.from_numpy(fake)]
     full = calculate_frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0), np.cov(fake, rowvar=False))
     assert metric.compute() == pytest.approx(full, rel=1e-6)
+
+
+def test_frechet_distance_closed_form_and_new_scipy(monkeypatch):
+    """Diagonal covariances: |m1 - m2|^2 + sum (sqrt s1 - sqrt s2)^2. And it runs where scipy.linalg.sqrtm no
+    longer takes `disp` (SciPy 1.18, the lent GPU machine's), which broke pytorch_fid's own function there."""
+    from scipy import linalg
+    from utils.metrics import frechet_distance
+    sqrtm = linalg.sqrtm
+    monkeypatch.setattr(linalg, "sqrtm", lambda a: sqrtm(a))  # a TypeError on any keyword, like SciPy 1.18's
+    m1, m2 = np.array([0.0, 1.0, 2.0]), np.array([0.5, 1.0, -1.0])
+    s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([2.0, 1.0, 0.25])
+    expected = ((m1 - m2) ** 2).sum() + ((np.sqrt(s1) - np.sqrt(s2)) ** 2).sum()
+    assert frechet_distance(m1, np.diag(s1), m2, np.diag(s2)) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(m1, np.diag(s1), m1, np.diag(s1)) == pytest.approx(0.0, abs=1e-9)

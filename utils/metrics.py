@@ -159,6 +159,20 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     return rows
 
 
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+    """Frechet distance between two Gaussians, |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Heusel et al. 2017),
+    as pytorch_fid computes it (the same eps offset when the product is singular), without its call of
+    scipy.linalg.sqrtm(..., disp=False): newer SciPy (the lent GPU machine's) no longer takes `disp`."""
+    from scipy import linalg
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    covmean = np.real(covmean)  # the imaginary part is numerical noise for covariance matrices
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
 class LPIPSMetric:
     """LPIPS (AlexNet) when torchvision's AlexNet weights are cached; `available` / `reason` otherwise."""
 
@@ -200,11 +214,10 @@ class FIDMetric:
             store.append(self.model(((images.float() + 1) / 2).to(self.device))[0].flatten(1).cpu().double())
 
     def compute(self) -> float:
-        from pytorch_fid.fid_score import calculate_frechet_distance
         real, fake = torch.cat(self.real).numpy(), torch.cat(self.fake).numpy()
         if len(real) < 2:
             return float("nan")
-        return float(calculate_frechet_distance(real.mean(0), np.cov(real, rowvar=False),
+        return float(frechet_distance(real.mean(0), np.cov(real, rowvar=False),
                                                 fake.mean(0), np.cov(fake, rowvar=False)))
 
 
@@ -311,7 +324,6 @@ class EffNetFrechetDistance(_EffNetBase):
         return kernel_inception_distance(torch.cat(self.real), torch.cat(self.fake))
 
     def compute(self) -> float:
-        from pytorch_fid.fid_score import calculate_frechet_distance
         if not self.real or sum(len(r) for r in self.real) < 2:
             return float("nan")
         real, fake = torch.cat(self.real).numpy(), torch.cat(self.fake).numpy()
@@ -323,5 +335,5 @@ class EffNetFrechetDistance(_EffNetBase):
             # orthonormal change of basis, so sqrtm runs on a small matrix instead of 1280x1280.
             basis, _ = np.linalg.qr(span.T)
             real, fake, mu_r, mu_f = real @ basis, fake @ basis, mu_r @ basis, mu_f @ basis
-        return float(calculate_frechet_distance(mu_r, np.cov(real, rowvar=False),
+        return float(frechet_distance(mu_r, np.cov(real, rowvar=False),
                                                 mu_f, np.cov(fake, rowvar=False)))
