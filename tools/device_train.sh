@@ -16,6 +16,8 @@
 # last_samples.png and the picked generator export in 15 MiB parts (pick.pth.part0, part1, ...; look.pth.part* when
 # no checkpoint passes the rule: the lowest val SWD, to look at, not a pick). The training
 # checkpoints (about 170 MB each) stay behind: the device machine is bare on every start.
+# RUN_DIR (default runs/device) and OUT name the run's folder and the output folder, so that two recipes can train
+# side by side in one call.
 set -euo pipefail
 if [ $# -lt 2 ]; then
     echo "usage: bash tools/device_train.sh CONFIG MINUTES [main.py flags]" >&2
@@ -25,7 +27,7 @@ config=$1 minutes=$2
 shift 2
 [ -d .device/train ] || { echo "error: .device/train missing: run python tools/pack_device_run.py here and carry .device" >&2; exit 2; }
 out=${OUT:-runs/device_out}
-run=runs/device
+run=${RUN_DIR:-runs/device}
 mkdir -p "$out"
 # The pack's packages (pytorch_msssim, pytorch_fid, the EfficientNet-Lite0 weights) first, then the machine's own.
 export PYTHONPATH="$PWD/.device/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -47,7 +49,7 @@ grep -a -E "^(using|initialised|saved|val epoch|stopped|error)|Error" "$out/trai
 cp "$run/train/losses.csv" "$run/train/val_metrics.csv" "$out/" 2>/dev/null || true
 last=$(ls "$run"/train/samples/*.png 2>/dev/null | tail -n 1 || true)
 [ -z "$last" ] || cp "$last" "$out/last_samples.png"
-[ "$status" -eq 0 ] || { echo "training failed (exit $status): the end of $out/train.log:" >&2; tail -n 20 "$out/train.log" >&2; exit "$status"; }
+[ "$status" -eq 0 ] || { echo "training failed (exit $status): the end of $out/train.log:" >&2; tr "\r" "\n" < "$out/train.log" | tail -n 20 >&2; exit "$status"; }
 
 # The pick by the rule on val (the line: the harmonic fill on the same photos + 0.5 dB; chroma and stripe shares
 # at most the truth's + 0.03 / + 0.10), exported and split.
