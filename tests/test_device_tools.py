@@ -1,5 +1,6 @@
 """The GPU-run tools: tools/pack_device_run.py (what travels) and tools/select_checkpoint.py (the selection rule)."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def test_checkpoint_config_is_read_without_the_weights(tmp_path):
         checkpoint_config(tmp_path / "c.pth", kinds=("diffusion",))
 
 
-def test_select_and_export_a_trained_run(data, tmp_path, capsys):
+def test_select_and_export_a_trained_run(data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     gan.main(gan.parse_args(tiny_gan_train_argv(data, out, "--epochs", "2", "--save_every", "1",
                                                 "--val_dir", str(data / "test"))))
@@ -88,6 +89,25 @@ def test_select_and_export_a_trained_run(data, tmp_path, capsys):
     assert f"pick: epoch {expected} " in out and "the truth on" in out and "chroma share" in out
     generator, config = gan.load_generator(export)
     assert config["image_size"] == 64 and sum(p.numel() for p in generator.parameters()) > 0
+    # --harmonic_cache: scored once and written; then read, not scored again (the lent machine's case).
+    cache = tmp_path / "cache" / "harmonic.json"
+    argv = ["--val_metrics", str(metrics), "--harmonic_dir", str(data / "test"), "--harmonic_cache", str(cache),
+            "--margin", "-100"]
+    assert run(select_checkpoint.main, select_checkpoint.parse_args, argv) == 0
+    first = capsys.readouterr().out
+    (entry, scores), = json.loads(cache.read_text()).items()
+    assert entry.endswith(" 64 0.4") and scores["psnr_lowpass"] > 0
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("the harmonic fill was scored again")
+    with monkeypatch.context() as patched:
+        patched.setattr(select_checkpoint, "harmonic_summary", no_scoring)
+        assert run(select_checkpoint.main, select_checkpoint.parse_args, argv) == 0
+    assert capsys.readouterr().out == first
+    cache.write_text("{not json")
+    assert run(select_checkpoint.main, select_checkpoint.parse_args, argv) == 2
+    err = capsys.readouterr().err
+    assert "--harmonic_cache" in err and "not JSON" in err
     # A line nobody reaches: one error line, exit status 2, nothing exported.
     assert run(select_checkpoint.main, select_checkpoint.parse_args,
                ["--val_metrics", str(metrics), "--min_lowpass", "99", "--export", str(tmp_path / "no.pth")]) == 2
@@ -106,8 +126,12 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
     out = tmp_path / "pack"
     assert run(pack_device_run.main, pack_device_run.parse_args,
                ["--train_dir", str(tmp_path / "set" / "train"), "--val_dir", str(tmp_path / "set" / "val"),
-                "--out", str(out), "--short_side", "32"]) == 0
+                "--out", str(out), "--short_side", "32", "--harmonic_sizes", "24"]) == 0
     assert "3 train + 2 val photos" in capsys.readouterr().out
+    # The pick's line, scored here for the device (tools/device_train.sh passes --harmonic_cache).
+    scores = json.loads((out / "val_harmonic.json").read_text())
+    assert list(scores) == ["val 24 0.4"] and set(scores["val 24 0.4"]) == set(select_checkpoint.HARMONIC_KEYS)
+    assert not (out / "harmonic_scratch").exists()
     assert sorted(Image.open(p).size for p in (out / "train").glob("*.jpg")) == [(40, 32)] * 3
     assert sorted(Image.open(p).size for p in (out / "val").glob("*.jpg")) == [(30, 24)] * 2  # never enlarged
     assert "someone" in (out / "CREDITS.csv").read_text()
@@ -148,5 +172,5 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
     # Over the size limit: one error line naming the fix.
     assert run(pack_device_run.main, pack_device_run.parse_args,
                ["--train_dir", str(tmp_path / "set" / "train"), "--val_dir", str(tmp_path / "set" / "val"),
-                "--out", str(out), "--limit_mib", "1"]) == 2
+                "--out", str(out), "--limit_mib", "1", "--harmonic_sizes", ""]) == 2
     assert "over --limit_mib 1: pass a smaller --short_side" in capsys.readouterr().err

