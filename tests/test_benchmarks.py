@@ -101,3 +101,20 @@ def test_probe_stripes_labels_its_rows_and_adds_a_noise_free_copy(data, tmp_path
     assert {"the truth", "harmonic", "noisy=label", "noisy=label, noise strengths set to 0", "g"} <= set(rows)
     assert all(0 <= float(rows[name].split("|")[2]) <= 1 for name in rows)  # stripe shares
     assert "noisy=label: noise strengths |s| mean 0.5000, max 0.5000" in out  # the last "=" splits label and path
+
+
+def test_bench_recipe_step_times_each_batch_size_of_a_recipe(capsys):
+    from benchmarks import bench_recipe_step
+    from utils.cli import run
+    assert run(bench_recipe_step.main, bench_recipe_step.parse_args,
+               ["--config", "configs/realistic_256.yaml", "--image_size", "64", "--cpu", "--threads", "1",
+                "--batch_sizes", "1,2", "--steps", "1", "--warmup", "0", "--profile", "--", "--ngf", "8",
+                "--ndf", "8", "--mixed_precision", "no"]) == 0
+    out = capsys.readouterr().out
+    assert "realistic_256.yaml --ngf 8 --ndf 8 --mixed_precision no: 64²" in out
+    assert "batch    1:" in out and "batch    2:" in out and "images/s" in out
+    calls = [int(line.split()[3]) for line in out.splitlines() if line.startswith("in the step:")]
+    assert len(calls) == 2 and min(calls) > 100  # a GAN step of two networks and four losses is many operators
+    assert run(bench_recipe_step.main, bench_recipe_step.parse_args,
+               ["--config", "configs/nonexistent.yaml"]) == 2
+    assert "--config configs/nonexistent.yaml not found" in capsys.readouterr().err
