@@ -408,6 +408,16 @@ def build_training_networks(config: dict) -> tuple:
     return generator, discriminator.to(memory_format=torch.channels_last)
 
 
+def compiled_networks(generator, discriminator, accelerator) -> tuple:
+    """--compile: (compiled G, D to train with), sharing the plain modules' parameters. The projected D compiles its
+    frozen feature network in place and keeps its heads eager (ProjectedDiscriminator.compile_features says why)."""
+    plain_d = accelerator.unwrap_model(discriminator)
+    if hasattr(plain_d, "compile_features"):
+        plain_d.compile_features()
+        return torch.compile(generator), discriminator
+    return torch.compile(generator), torch.compile(discriminator)
+
+
 def generator_parameter_groups(generator, lr: float, lr_exemplar: float = None) -> list:
     """Adam parameter groups: one at `lr`, or, with `lr_exemplar`, the exemplar layer's gates in a group of their
     own at that rate ("base_lr": what the schedule scales)."""
@@ -484,7 +494,7 @@ def train(args, hardware: str = ""):
     eval_generator = ema.module if ema else plain_generator  # what samples, val, eval and export use
 
     # Loop. Compiled copies share the parameters; checkpoints and samples use the plain modules.
-    train_g, train_d = (torch.compile(generator), torch.compile(discriminator)) if args.compile else \
+    train_g, train_d = compiled_networks(generator, discriminator, accelerator) if args.compile else \
         (generator, discriminator)
     loss_log = LossLog(Path(args.results_dir) / "train" / "losses.csv", resume_step=step) \
         if accelerator.is_main_process else None

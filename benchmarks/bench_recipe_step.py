@@ -3,6 +3,7 @@ the time of a step goes: the figure that sets a lent GPU call's --batch_size and
 
     python benchmarks/bench_recipe_step.py --config configs/realistic_256.yaml --batch_sizes 8,16,32,64
     python benchmarks/bench_recipe_step.py --config configs/realistic_128.yaml --batch_sizes 8 --profile
+    python benchmarks/bench_recipe_step.py --config configs/realistic_256.yaml --batch_sizes 32 -- --compile
     python benchmarks/bench_recipe_step.py --config configs/realistic_256.yaml --image_size 64 --cpu --steps 2
 
 Times `main.train_step` exactly as `main.py --mode train --config FILE` runs it (the recipe's networks, losses,
@@ -83,6 +84,10 @@ def main(args):
         else:
             perceptual = perceptual.to(device)
     adversarial = AdversarialLoss(recipe.gan_loss)
+    # As main.train: with --compile (a main.py flag, after --) the step runs compiled copies sharing the weights;
+    # each new batch size compiles again, in its untimed first steps.
+    train_g, train_d = gan.compiled_networks(generator, discriminator, accelerator) if recipe.compile else \
+        (generator, discriminator)
 
     def synchronize():
         if device.type == "cuda":
@@ -94,19 +99,21 @@ def main(args):
         batch = {"image": image, "mask": mask.contiguous()}
 
         def step():
-            gan.train_step(batch, generator, discriminator, opt_g, opt_d, adversarial, perceptual, recipe,
+            gan.train_step(batch, train_g, train_d, opt_g, opt_d, adversarial, perceptual, recipe,
                            accelerator, images_seen=10 ** 9)  # past the input blur's fade, as most of a run
 
+        start = time.perf_counter()
         for _ in range(args.warmup):
             step()
         synchronize()
+        warmup = time.perf_counter() - start
         start = time.perf_counter()
         for _ in range(args.steps):
             step()
         synchronize()
         seconds = (time.perf_counter() - start) / args.steps
         print(f"batch {batch_size:4d}: {seconds * 1000:8.1f} ms/step, {1 / seconds:6.2f} steps/s, "
-              f"{batch_size / seconds:7.1f} images/s")
+              f"{batch_size / seconds:7.1f} images/s (the {args.warmup} untimed first steps: {warmup:.1f} s)")
         if args.profile:
             print_profile(step, device, synchronize)
 

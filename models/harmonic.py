@@ -51,6 +51,9 @@ def push_pull_fill(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return known * values + (1.0 - known) * up
 
 
+# Eager under torch.compile (main.py --compile): the convergence test of every iteration is data-dependent, a graph
+# break per iteration, and no gradient flows through the solve.
+@torch.compiler.disable
 def harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_iters: int = 2000, tol: float = 1e-5,
                   initial=None) -> torch.Tensor:
     """Solve Laplace's equation in the hole. masked (B, C, H, W), mask (B, 1, H, W) with 1 = hole.

@@ -74,6 +74,13 @@ class ProjectedDiscriminator(nn.Module):
     def trainable_parameters(self):
         return list(self.heads.parameters())
 
+    def compile_features(self, **options) -> None:
+        """torch.compile (in place) the frozen part, the feature network and the fixed mixing: most of D's operators.
+        The heads stay eager: their spectral norm updates its power-iteration vectors in place on every forward,
+        which inductor's compiled backward refuses ("[torch.FloatTensor [1]] is at version 2; expected version 1":
+        the logit layer's vector; torch 2.14, CPU). state_dict() is unchanged (no `_orig_mod.` keys)."""
+        self.mixed_features = torch.compile(self.mixed_features, **options)
+
     def mixed_features(self, image: torch.Tensor) -> list:
         """[(B, 64, S/4, S/4), (B, 128, S/8, S/8), (B, 256, S/16, S/16), (B, 512, S/32, S/32)]."""
         taps = self.features.features((image + 1) / 2, TAPS)

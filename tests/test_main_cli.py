@@ -226,3 +226,14 @@ def test_compiled_training_saves_plain_weights(data, tmp_path, monkeypatch):
     generator = gan.build_generator(state["config"])
     generator.load_state_dict(state["generator"])  # loads into the plain module: strict keys
     assert all(torch.isfinite(p).all() for p in generator.parameters())
+
+    # The projected discriminator: its frozen feature network is compiled in place, its spectral-norm heads stay eager
+    # (inductor refuses their in-place power iteration); its checkpoint keys stay plain too.
+    compiled.clear()
+    gan.main(train_args(data, tmp_path / "projected", "--epochs", "1", "--compile", "--discriminator", "projected",
+                        "--gan_loss", "hinge", "--lambda_fm", "0"))
+    names = sorted(getattr(c, "__name__", type(c).__name__) for c in compiled)
+    assert names == ["UNetGenerator", "mixed_features"], names
+    state = load_checkpoint(tmp_path / "projected" / "ckpt" / "checkpoint_epoch_1.pth", kinds=("gan",))
+    assert state["step"] == 2 and any(key.startswith("heads.") for key in state["discriminator"])
+    assert not any("_orig_mod" in key or key.startswith("features.") for key in state["discriminator"])
