@@ -71,7 +71,8 @@ def cached_harmonic_summary(folder, image_size: int, crop_ratio: float, results_
     if cache is None:
         return harmonic_summary(folder, image_size, crop_ratio, results_dir)
     cache = Path(cache)
-    key = f"{Path(os.path.relpath(Path(folder).resolve(), cache.parent.resolve())).as_posix()} {image_size} {crop_ratio:g}"
+    relative = Path(os.path.relpath(Path(folder).resolve(), cache.parent.resolve())).as_posix()
+    key = f"{relative} {image_size} {crop_ratio:g}"
     try:
         entries = json.loads(cache.read_text()) if cache.is_file() else {}
     except ValueError as exc:
