@@ -159,7 +159,6 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     return rows
 
 
-
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     """Frechet distance between two Gaussians, |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Heusel et al. 2017),
     as pytorch_fid computes it (the same eps offset when the product is singular), without its call of
@@ -172,6 +171,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
         covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
     covmean = np.real(covmean)  # the imaginary part is numerical noise for covariance matrices
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
 
 class LPIPSMetric:
     """LPIPS (AlexNet) when torchvision's AlexNet weights are cached; `available` / `reason` otherwise."""
@@ -218,7 +218,7 @@ class FIDMetric:
         if len(real) < 2:
             return float("nan")
         return float(frechet_distance(real.mean(0), np.cov(real, rowvar=False),
-                                                fake.mean(0), np.cov(fake, rowvar=False)))
+                                      fake.mean(0), np.cov(fake, rowvar=False)))
 
 
 _EFFNET = {}  # str(device) -> (EfficientNetLite0 or None, reason): loaded once, shared by the metrics below
@@ -336,4 +336,4 @@ class EffNetFrechetDistance(_EffNetBase):
             basis, _ = np.linalg.qr(span.T)
             real, fake, mu_r, mu_f = real @ basis, fake @ basis, mu_r @ basis, mu_f @ basis
         return float(frechet_distance(mu_r, np.cov(real, rowvar=False),
-                                                mu_f, np.cov(fake, rowvar=False)))
+                                      mu_f, np.cov(fake, rowvar=False)))
