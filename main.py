@@ -408,6 +408,15 @@ def build_training_networks(config: dict) -> tuple:
     return generator, discriminator.to(memory_format=torch.channels_last)
 
 
+def training_optimizers(generator, discriminator, args) -> tuple:
+    """(opt_g, opt_d): Adam with --adam_betas, G's parameter groups at --lr (and --lr_exemplar), D's trainable
+    parameters (the projected D's heads only) at --lr_d (default --lr)."""
+    betas = adam_betas(args.adam_betas)
+    opt_g = torch.optim.Adam(generator_parameter_groups(generator, args.lr, args.lr_exemplar), lr=args.lr, betas=betas)
+    d_parameters = [p for p in discriminator.parameters() if p.requires_grad]
+    return opt_g, torch.optim.Adam(d_parameters, lr=args.lr_d or args.lr, betas=betas)
+
+
 def compiled_networks(generator, discriminator, accelerator) -> tuple:
     """--compile: (compiled G, D to train with), sharing the plain modules' parameters. The projected D compiles its
     frozen feature network in place and keeps its heads eager (ProjectedDiscriminator.compile_features says why)."""
@@ -452,10 +461,7 @@ def train(args, hardware: str = ""):
     # Models, losses, optimizers (Adam; --adam_betas: pix2pix's 0.5,0.999 by default).
     generator, discriminator = build_training_networks(config)
     ema = ModelEMA(generator, args.ema_decay) if args.ema_decay > 0 else None
-    betas = adam_betas(args.adam_betas)
-    opt_g = torch.optim.Adam(generator_parameter_groups(generator, args.lr, args.lr_exemplar), lr=args.lr, betas=betas)
-    d_parameters = [p for p in discriminator.parameters() if p.requires_grad]  # the projected D's heads only
-    opt_d = torch.optim.Adam(d_parameters, lr=args.lr_d or args.lr, betas=betas)
+    opt_g, opt_d = training_optimizers(generator, discriminator, args)
     adversarial = AdversarialLoss(args.gan_loss)
     perceptual, perceptual_note = (None, "--lambda_perc is 0") if args.lambda_perc == 0 else \
         build_perceptual_loss(args.perceptual, args.perceptual_weights)

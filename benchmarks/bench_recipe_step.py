@@ -71,10 +71,7 @@ def main(args):
 
     config = gan.run_config(recipe)
     generator, discriminator = gan.build_training_networks(config)
-    betas = gan.adam_betas(recipe.adam_betas)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=betas)
-    opt_d = torch.optim.Adam([p for p in discriminator.parameters() if p.requires_grad], lr=recipe.lr_d or recipe.lr,
-                             betas=betas)
+    opt_g, opt_d = gan.training_optimizers(generator, discriminator, recipe)
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
     perceptual = None
     if recipe.lambda_perc:
