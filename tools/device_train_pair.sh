@@ -5,7 +5,7 @@
 #   here:    python tools/pack_device_run.py
 #   device:  run(command="bash tools/device_train_pair.sh 6.5 'configs/realistic_128.yaml' \
 #                'configs/realistic_256.yaml --batch_size 16'", carry=[".device"], timeout_s=600)
-#   here:    tar xzf FILES_AT/a.tgz -C runs/device_a; cat FILES_AT/a/*.part* > runs/device_a/pick.pth (or look.pth)
+#   here:    mkdir -p runs/device_a && tar xzf FILES_AT/a.tgz -C runs/device_a; cat FILES_AT/a/*.part* > runs/device_a/pick.pth (or look.pth)
 #
 # Arguments: the training minutes of each run, then two recipe specs (a configs/ file and main.py flags, quoted).
 # Back under $OUT: a.tgz and b.tgz (train.log, losses.csv, val_metrics.csv, pick.txt, last_samples.png, the run's
