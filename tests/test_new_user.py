@@ -204,7 +204,7 @@ def test_6_a_folder_is_named_as_a_folder(model, data, tmp_path, capsys):
         assert code == 2 and message in err and len(err.splitlines()) == 1, err
 
 
-def test_7_runs_do_not_collide(model, data, tmp_path, capsys):
+def test_7_runs_do_not_collide(model, data, tmp_path, capsys, monkeypatch):
     def train(*extra):
         return call(gan, ["--mode", "train", "--train_dir", data / "train", "--test_dir", data / "test",
                           "--checkpoint_dir", tmp_path / "ckpt", "--results_dir", tmp_path / "res", *TINY_TRAIN,
@@ -224,6 +224,14 @@ def test_7_runs_do_not_collide(model, data, tmp_path, capsys):
     assert code == 2 and "--ngf 16 (the checkpoint has 8)" in err
     code, out, _ = train("--checkpoint_path", first, "--epochs", "2")
     assert code == 0 and f"resuming {first} (epoch 1) with its recipe: --image_size 64 --crop_ratio 0.4 --ngf 8" in out
+    # Resumed without its folders, the run goes on where it was, not in the default checkpoints/ and results/.
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = call(gan, ["--mode", "train", "--checkpoint_path", tmp_path / "ckpt" / "checkpoint_epoch_2.pth",
+                              "--epochs", "3"], capsys)
+    assert code == 0 and f"--checkpoint_dir {tmp_path / 'ckpt'} --results_dir {tmp_path / 'res'}" in out
+    assert (tmp_path / "ckpt" / "checkpoint_epoch_3.pth").is_file() and (tmp_path / "res" / "train" / "samples" /
+                                                                          "epoch_0003.png").is_file()
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "results").exists()
     shutil.rmtree(tmp_path / "ckpt")  # 8 MB each: keep the temp folder small
 
     # Two photo.jpg from different folders: two eval_2 folders.

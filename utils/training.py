@@ -28,12 +28,17 @@ def make_accelerator(mixed_precision: str = "no", cpu: bool = False):
     return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
 
 
+# A run's bookkeeping, kept on resume unless given again (the recipe keys cannot be changed at all).
+RUN_KEYS = ("checkpoint_dir", "results_dir", "val_dir", "save_every", "log_interval")  # a missing val_dir is dropped
+
+
 def start_run(args, kind: str, recipe_keys, accelerator):
     """Load the checkpoint to resume from (if --checkpoint_path), then validate the flags and the folders.
 
     On resume the recipe flags (`recipe_keys`) come from the checkpoint, not the command line, so that
     a resumed run is the same run: they are printed, and a recipe flag given with another value is
-    refused; the others (--epochs, --save_every, ...) stay as given. A run that will train must not
+    refused. The run's folders and cadence (`RUN_KEYS`) are the checkpoint's unless given again; the
+    others (--epochs, --max_minutes, ...) stay as given. A run that will train must not
     mix with another run's files (`check_run_folders`). With several processes (`accelerate launch`) every one
     loads the checkpoint, and only the main process checks the folders and prints. Returns (checkpoint dict
     or None, mask kinds).
@@ -51,6 +56,17 @@ def start_run(args, kind: str, recipe_keys, accelerator):
             setattr(args, key, config[key])
         accelerator.print(f"resuming {args.checkpoint_path} (epoch {resume['epoch']}) with its recipe: "
                           + " ".join(f"--{k} {config[k]}" for k in keys))
+        # Where the run writes and how often it saves and validates also continue, unless given again: a
+        # resumed run without --checkpoint_dir would otherwise write into the default folder, and one
+        # without --val_dir would silently stop validating.
+        # The checkpoints go on beside the one resumed from (it may have been moved since it was written).
+        run = {**config, "checkpoint_dir": str(Path(args.checkpoint_path).parent)}
+        kept = [k for k in RUN_KEYS if k in run and hasattr(args, k) and k not in given
+                and (k != "val_dir" or run[k] is None or Path(run[k]).is_dir())]
+        for key in kept:
+            setattr(args, key, run[key])
+        if kept:
+            accelerator.print("and its run's " + " ".join(f"--{k} {run[k]}" for k in kept))
     check_crop_ratio(args.crop_ratio)
     check_image_size(args.image_size)
     mask_kinds = parse_mask_kinds(args.mask_kinds)
