@@ -42,7 +42,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
-               "lambda_placement", "noise_injection", "d_head_layers")
+               "lambda_placement", "noise_injection", "d_head_layers", "context_features")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -98,6 +98,10 @@ def parse_args(argv=None):
                            help="noise added to the decoder's N finest maps (1: S/2; 3: S/2, S/4, S/8) with learned "
                                 "per-channel strengths that start at zero (StyleGAN); a no-op at the start, so "
                                 "--init_from may add it (0: none)")
+    generator.add_argument("--context_features", action=argparse.BooleanOptionalAction,
+                           default=architecture.context_features,
+                           help="add frozen EfficientNet-Lite0 features of the start image to the generator's encoder "
+                                "(pretrained context, S/4 to S/32); starts as a no-op, so --init_from may add it")
     generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
                            help="contextual attention on the generator's S/4 decoder map: hole features copied from "
                                 "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
@@ -430,10 +434,11 @@ def compiled_networks(generator, discriminator, accelerator) -> tuple:
 def generator_parameter_groups(generator, lr: float, lr_exemplar: float = None) -> list:
     """Adam parameter groups: one at `lr`, or, with `lr_exemplar`, the exemplar layer's gates in a group of their
     own at that rate ("base_lr": what the schedule scales)."""
+    trainable = [p for p in generator.parameters() if p.requires_grad]  # not a frozen context network
     if lr_exemplar is None or generator.exemplar is None:
-        return [{"params": list(generator.parameters()), "base_lr": lr}]
+        return [{"params": trainable, "base_lr": lr}]
     exemplar = {id(p) for p in generator.exemplar.parameters()}
-    return [{"params": [p for p in generator.parameters() if id(p) not in exemplar], "base_lr": lr},
+    return [{"params": [p for p in trainable if id(p) not in exemplar], "base_lr": lr},
             {"params": list(generator.exemplar.parameters()), "lr": lr_exemplar, "base_lr": lr_exemplar}]
 
 
@@ -575,8 +580,9 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
     main process's accelerator.print under `accelerate launch`)."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
     source, target = generator_config(state["config"], state.get("model_args")), generator.config
-    # A texture head, an attention or an exemplar layer and noise strengths may be added (all start as no-ops), a
-    # texture head dropped (the U-Net's own fill remains); a head is not resized, and everything else must match.
+    # A texture head, an attention or an exemplar layer, noise strengths and the pretrained context may be added
+    # (all start as no-ops), a texture head dropped (the U-Net's own fill remains); a head is not resized, and
+    # everything else must match.
     flag = {"harmonic": "harmonic_start"}
     different = [f"--{flag.get(k, k)} {getattr(source, k)} (not {getattr(target, k)})"
                  for k in ("image_size", "ngf", "norm", "upsampling", "res_blocks", "harmonic")
@@ -587,6 +593,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
         different.append("--attention (not --no-attention)")
     if source.exemplar and not target.exemplar:
         different.append("--exemplar_texture (not --no-exemplar_texture)")
+    if source.context_features and not target.context_features:
+        different.append("--context_features (not --no-context_features)")
     if source.noise_injection not in (0, target.noise_injection):
         different.append(f"--noise_injection {source.noise_injection} (not {target.noise_injection})")
     if different:
@@ -606,8 +614,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
 
 def load_generator_weights(generator, weights: dict, source: GeneratorConfig, log=print) -> None:
     """Load weights of the `source` architecture: strict, except that the parts `generator` adds (a texture head,
-    an attention or an exemplar layer, noise strengths) keep their no-op initialisation, and a texture head it drops is
-    left out (what remains is the U-Net's fill without the noise-driven grain)."""
+    an attention or an exemplar layer, noise strengths, the pretrained context) keep their no-op initialisation, and
+    a texture head it drops is left out (what remains is the U-Net's fill without the noise-driven grain)."""
     if source.texture_noise and generator.texture is None:
         log("--init_from: the source's texture head is dropped (--texture_noise 0)")
         weights = {k: v for k, v in weights.items() if not k.startswith("texture.")}
@@ -615,7 +623,9 @@ def load_generator_weights(generator, weights: dict, source: GeneratorConfig, lo
                                                       ("attention.", source.attention, generator.attention),
                                                       ("exemplar.", source.exemplar, generator.exemplar),
                                                       ("noise_strength.", source.noise_injection,
-                                                       generator.noise_strength))
+                                                       generator.noise_strength),
+                                                      ("pretrained_context.", source.context_features,
+                                                       generator.pretrained_context))
                   if here is not None and not there)
     missing, unexpected = generator.load_state_dict(weights, strict=False)
     if unexpected or [k for k in missing if not k.startswith(added)]:  # startswith(()) is False

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.masks import keep_known
+from models.effnet import exclude_frozen_weights
 from models.exemplar import ExemplarTexture
 from models.harmonic import coarse_harmonic_fill
 from models.options import NORMS, UPSAMPLING, GeneratorConfig
@@ -108,6 +109,43 @@ class ContextualAttention(nn.Module):
         return x + hole.view(b, 1, h, w) * self.out(copied)
 
 
+class PretrainedContext(nn.Module):
+    """Frozen ImageNet features of the generator's start image, added to its encoder (pretrained context).
+
+    A U-Net trained on a few hundred photos learns what a scene *is* from them alone; filling a meadow's gap
+    with the arches of the training set's ruins is the result (docs/model_card.md, run 29). EfficientNet-Lite0
+    (models/effnet.py) has seen ImageNet's 1.3 M photos: its maps of the start image (the known squares and the
+    harmonic fill between them) at strides 4, 8, 16 and 32 (24, 40, 112, 320 channels) are projected by a 1x1
+    convolution each to the encoder's width at that resolution and added there (LaMa and ZITS likewise start
+    from a pretrained network's view of the image). `features` is any module with `.features(x in [0, 1],
+    stages)`; it is frozen, stays in eval mode, and its weights are left out of the state dict (they come from
+    the pip package). The projections start at zero: adding the layer to a trained generator changes nothing.
+    (B, 3, S, S) in [-1, 1] -> [(B, widths[0], S/4, S/4), ..., (B, widths[3], S/32, S/32)].
+    """
+
+    STAGES = ("s4", "s8", "s16", "s32")
+    CHANNELS = (24, 40, 112, 320)
+
+    def __init__(self, features: nn.Module, widths):
+        super().__init__()
+        self.features = features.eval().requires_grad_(False)
+        self.project = nn.ModuleList(nn.Conv2d(c, w, 1) for c, w in zip(self.CHANNELS, widths))
+        for conv in self.project:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+        exclude_frozen_weights(self, "features")
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.features.eval()  # frozen BatchNorm statistics, in training too
+        return self
+
+    def forward(self, start: torch.Tensor) -> list:
+        with torch.no_grad():  # nothing upstream of the start image learns
+            maps = self.features.features((start + 1) / 2, self.STAGES)
+        return [project(m.to(start.dtype)) for project, m in zip(self.project, maps)]
+
+
 class UNetGenerator(nn.Module):
     """U-Net: (masked image (B, 3, S, S), mask (B, 1, S, S)) -> completed image (B, 3, S, S) in [-1, 1].
 
@@ -147,11 +185,15 @@ class UNetGenerator(nn.Module):
                   noise at the scales and in the channels where training rewards it, passed through the
                   decoder's remaining layers. Noise as for texture_noise (global RNG in training, one seeded
                   pattern per size in eval). On val it drew a tartan of stripes (docs/model_card.md, runs 22-23).
+      context_features  a `PretrainedContext`: frozen EfficientNet-Lite0 maps of the start image added to the
+                  encoder at S/4, S/8, S/16 and S/32 (levels 1-4; zero-initialised: --init_from may add it). The
+                  feature network is passed to the constructor (`context_network`; models.loading.build_generator
+                  loads it), since a model file does no I/O.
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
 
-    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
+    def __init__(self, config: GeneratorConfig = GeneratorConfig(), context_network: nn.Module = None):
         super().__init__()
         self.config = config
         image_size, ngf, norm, upsampling = config.image_size, config.ngf, config.norm, config.upsampling
@@ -203,7 +245,15 @@ class UNetGenerator(nn.Module):
             str(i): nn.Parameter(torch.zeros(1, widths[i - 1], 1, 1)) for i in range(1, config.noise_injection + 1)
             if i < depth
         }) if config.noise_injection else None
-        init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar) if m is not None]))
+        # Frozen ImageNet features of the start image, added to encoder levels 1-4 (S/4 ... S/32).
+        self.pretrained_context = None
+        if config.context_features:
+            if context_network is None:
+                raise ValueError("context_features needs the frozen feature network: pass context_network "
+                                 "(models.loading.build_generator loads EfficientNet-Lite0)")
+            self.pretrained_context = PretrainedContext(context_network, widths[1:5])
+        init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar, self.pretrained_context)
+                                               if m is not None]))
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
             last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]
             nn.init.zeros_(last.weight)
@@ -236,9 +286,12 @@ class UNetGenerator(nn.Module):
         # The harmonic fill, solved at <= 128 px (exact up to 128^2, far cheaper above: docs/speed.md); no grad.
         start = coarse_harmonic_fill(masked, mask, max_side=128, tol=1e-3) if self.harmonic else masked
         x = torch.cat([start, mask], dim=1)  # (B, 4, S, S)
+        pretrained = self.pretrained_context(start) if self.pretrained_context is not None else []
         skips = []
         for level, block in enumerate(self.down):
             x = block(x)
+            if 1 <= level <= len(pretrained):  # level i: (B, widths[i], S / 2^(i+1), S / 2^(i+1))
+                x = x + pretrained[level - 1]
             if level == self.context_level:
                 x = self.context(x)
             skips.append(x)

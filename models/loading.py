@@ -52,8 +52,16 @@ def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
 
 
 def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:
-    """The generator of a checkpoint's or a run's config (see `generator_config`)."""
-    return UNetGenerator(generator_config(config, model_args))
+    """The generator of a checkpoint's or a run's config (see `generator_config`); with context_features, the
+    frozen EfficientNet-Lite0 it reads comes from its pip package (InputError, naming the fix, without it)."""
+    architecture = generator_config(config, model_args)
+    context_network = None
+    if architecture.context_features:
+        from models.effnet import load_effnet_lite0
+        context_network, reason = load_effnet_lite0()
+        if context_network is None:
+            raise InputError(f"this generator (--context_features) needs the EfficientNet-Lite0 weights: {reason}")
+    return UNetGenerator(architecture, context_network)
 
 
 def model_args(generator: UNetGenerator) -> dict:

@@ -40,6 +40,7 @@ class GeneratorConfig:
     exemplar_coarse: bool = False
     exemplar_prior: bool = False
     noise_injection: int = 0
+    context_features: bool = False
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GeneratorConfig":
@@ -50,13 +51,14 @@ class GeneratorConfig:
         flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False,
                  "texture_noise": 0, "attention": False, "exemplar_texture": False, "exemplar_guide": 0.0,
                  "exemplar_normalise": False, "exemplar_coarse": False, "exemplar_prior": False,
-                 "noise_injection": 0, **flags}
+                 "noise_injection": 0, "context_features": False, **flags}
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
                    exemplar=flags["exemplar_texture"], exemplar_guide=flags["exemplar_guide"],
                    exemplar_normalise=flags["exemplar_normalise"], exemplar_coarse=flags["exemplar_coarse"],
-                   exemplar_prior=flags["exemplar_prior"], noise_injection=flags["noise_injection"])
+                   exemplar_prior=flags["exemplar_prior"], noise_injection=flags["noise_injection"],
+                   context_features=flags["context_features"])
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
@@ -70,6 +72,8 @@ class GeneratorConfig:
             raise ValueError("texture_noise adds to the residual of the harmonic start: it needs harmonic=True")
         if self.attention and self.image_size < 16:
             raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
+        if self.context_features and self.image_size < 32:
+            raise ValueError("context_features join the encoder at S/4 to S/32: image_size must be >= 32")
         if self.exemplar and not self.harmonic:
             raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")
         options = (self.exemplar_guide, self.exemplar_normalise, self.exemplar_coarse, self.exemplar_prior)

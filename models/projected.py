@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
+from models.effnet import exclude_frozen_weights
 from models.filters import separable_gaussian
 from models.options import AUGMENTATIONS
 
@@ -62,9 +63,7 @@ class ProjectedDiscriminator(nn.Module):
         self.heads = nn.ModuleList(_patch_head(c + 1, head_channels, head_layers) for c in mixed_channels)
         # The frozen network's weights come from its own package, not from our checkpoints (19 MB each):
         # state_dict() leaves them out and load_state_dict() neither needs nor takes them.
-        self._register_state_dict_hook(_drop_feature_weights)
-        self._register_load_state_dict_pre_hook(_ignore_given_feature_weights)
-        self.register_load_state_dict_post_hook(_feature_weights_not_missing)
+        exclude_frozen_weights(self, "features")
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -110,21 +109,6 @@ def _patch_head(c_in: int, width: int, layers: int) -> nn.Sequential:
         blocks += [spectral_norm(nn.Conv2d(width, width, 3, 1, padding=2 ** k, dilation=2 ** k)),
                    nn.LeakyReLU(0.2, True)]
     return nn.Sequential(*blocks, spectral_norm(nn.Conv2d(width, 1, 1)))
-
-
-def _drop_feature_weights(module, state_dict, prefix, local_metadata):
-    for key in [k for k in state_dict if k.startswith(prefix + "features.")]:
-        del state_dict[key]
-
-
-def _ignore_given_feature_weights(state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
-    for key in [k for k in state_dict if k.startswith(prefix + "features.")]:
-        del state_dict[key]
-
-
-def _feature_weights_not_missing(module, incompatible_keys):
-    incompatible_keys.missing_keys[:] = [k for k in incompatible_keys.missing_keys if not k.startswith("features.")
-                                         and ".features." not in k]
 
 
 def _fixed_conv(c_in: int, c_out: int, rng: torch.Generator) -> nn.Conv2d:
