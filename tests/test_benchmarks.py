@@ -118,3 +118,23 @@ def test_bench_recipe_step_times_each_batch_size_of_a_recipe(capsys):
     assert run(bench_recipe_step.main, bench_recipe_step.parse_args,
                ["--config", "configs/nonexistent.yaml"]) == 2
     assert "--config configs/nonexistent.yaml not found" in capsys.readouterr().err
+
+
+def test_probe_memorisation_scores_the_truth_floors_and_generators(data, tmp_path, capsys):
+    from benchmarks.probe_memorisation import main as probe_main, parse_args as probe_args
+    from models import GeneratorConfig, UNetGenerator
+    from models.loading import export_generator
+    from utils.cli import run
+    torch.manual_seed(0)
+    path = export_generator(UNetGenerator(GeneratorConfig(64, 8)), {"image_size": 64, "crop_ratio": 0.4},
+                            tmp_path / "g.pth")
+    argv = ["--train_dir", str(data / "train"), "--test_dir", str(data / "test"), "--image_size", "64",
+            "--floors", "harmonic", "--checkpoint", f"tiny={path}", "--query_stride", "6", "--draws", "2"]
+    probe_main(probe_args(argv))
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")}
+    assert list(rows) == ["the truth", "harmonic", "tiny"]
+    for share, to_train, to_unseen in rows.values():
+        assert 0 <= float(share.split("±")[0]) <= 1 and float(to_train) >= 0 and float(to_unseen) >= 0
+    assert run(probe_main, probe_args, argv[:-4] + ["--query_stride", "8"]) == 2
+    assert "--query_stride" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from data.masks import masked_input
 from models.baselines import BASELINES
@@ -158,3 +159,56 @@ def test_chroma_share_tells_colour_noise_from_grey_detail():
     # only the hole counts: colour noise in the known squares, grey detail in the hole, scores as grey
     assert chroma_share(torch.where(mask.bool(), grey, noise), mask).max() < 1e-5
     assert torch.equal(chroma_share(torch.full((1, 3, 64, 64), 0.5), mask[:1, :, :64, :64]), torch.zeros(1))
+
+
+def blobs(count: int, size: int = 64, seed: int = 0) -> torch.Tensor:
+    """(count, 3, S, S) in [-1, 1]: a few coloured Gaussian blobs of 4-10 px on a coloured ground (objects)."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    images = torch.rand(count, 3, 1, 1, generator=g).expand(count, 3, size, size) * 0.6 - 0.3
+    for _ in range(12):
+        centre = torch.rand(count, 2, 1, 1, generator=g) * size
+        radius = 4 + 6 * torch.rand(count, 1, 1, generator=g)
+        shape = torch.exp(-((yy - centre[:, 0]) ** 2 + (xx - centre[:, 1]) ** 2) / (2 * radius ** 2))  # (B, S, S)
+        colour = torch.rand(count, 3, 1, 1, generator=g) * 2 - 1
+        images = images + shape[:, None] * (colour - images)
+    return images.clamp(-1, 1)
+
+
+def test_structure_patches_pool_the_windows_and_keep_those_inside_the_hole():
+    from utils.realism import structure_patches
+    images = torch.rand(2, 3, 48, 48) * 2 - 1
+    windows = structure_patches(images, size=24, stride=6, pooled=8)
+    assert [tuple(w.shape) for w in windows] == [(25, 192)] * 2  # (16 cells - 8) / 2 + 1 = 5 per side
+    expected = F.avg_pool2d(images[1:, :, 6:30, 12:36], 3).flatten()  # window (row 1, column 2) of image 1
+    assert torch.allclose(windows[1][1 * 5 + 2], expected, atol=1e-6)
+    mask = torch.zeros(2, 1, 48, 48)
+    mask[0, :, :30, :] = 1  # rows 0-29: windows of rows 0 and 1 lie wholly inside
+    inside = structure_patches(images, mask=mask)
+    assert len(inside[0]) == 10 and len(inside[1]) == 0
+    with pytest.raises(ValueError, match="multiple"):
+        structure_patches(images, stride=8)
+
+
+def test_nearest_distances_match_a_brute_force_search():
+    from utils.realism import nearest_distances
+    g = torch.Generator().manual_seed(0)
+    queries, bank = torch.randn(20, 12, generator=g), torch.randn(50, 12, generator=g)
+    brute = torch.cdist(queries.double(), bank.double()).min(1).values / math.sqrt(12)
+    assert torch.allclose(nearest_distances(queries, bank, chunk=7).double(), brute, atol=1e-5)
+    assert torch.isinf(nearest_distances(queries, bank[:0])).all()
+
+
+def test_copying_share_flags_fills_pasted_from_training_photos_but_not_new_ones_however_smooth():
+    from utils.realism import copying_share, nearest_distances, structure_patches
+    train, unseen, fresh = blobs(12, seed=1), blobs(12, seed=2), blobs(12, seed=3)
+    _, mask = masked_input(unseen, 0.4)
+    pasted = unseen * (1 - mask) + train * mask  # the hole holds the training photos' own content there
+    train_bank, unseen_bank = torch.cat(structure_patches(train)), torch.cat(structure_patches(unseen))
+
+    def share(fills):
+        queries = torch.cat(structure_patches(fills, stride=6, mask=mask))
+        return copying_share(nearest_distances(queries, train_bank), nearest_distances(queries, unseen_bank))
+    assert share(pasted) > 0.9
+    assert 0.3 < share(fresh) < 0.7 and 0.3 < share(blur(fresh, 3.0)) < 0.7  # smoothness alone is not copying
+    assert copying_share(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0])) == 0.25  # ties split

@@ -231,3 +231,45 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     k_rr, k_ff, k_rf = ((a @ b.T / d + 1) ** 3 for a, b in ((real, real), (fake, fake), (real, fake)))
     return float((k_rr.sum() - k_rr.diagonal().sum()) / (n * (n - 1))
                  + (k_ff.sum() - k_ff.diagonal().sum()) / (m * (m - 1)) - 2 * k_rf.mean())
+
+
+# --- Copying from the training photos (benchmarks/probe_memorisation.py) ------------------------------------------
+def structure_patches(images: torch.Tensor, size: int = 24, stride: int = 6, pooled: int = 8,
+                      mask: torch.Tensor = None) -> list:
+    """Per image, its size x size windows at `stride` (only those wholly inside the hole, with a mask), each
+    average-pooled to pooled x pooled RGB and flattened: [(n_i, 3 pooled^2)]. The pooling keeps a window's
+    structure (an arch, a ridge, a trunk) and drops its pixel grain, so that what is compared is what a person
+    would call the same thing. images (B, 3, H, W) in [-1, 1]; mask (B, 1, H, W), 1 = hole."""
+    cells = F.avg_pool2d(images.float(), size // pooled)  # (B, 3, H / cell, W / cell)
+    step, span = stride // (size // pooled), pooled
+    if step < 1 or size % pooled or stride % (size // pooled):
+        raise ValueError(f"size {size} must be a multiple of pooled {pooled}, stride {stride} of size / pooled")
+    windows = cells.unfold(2, span, step).unfold(3, span, step)  # (B, 3, nh, nw, pooled, pooled)
+    b, _, nh, nw = windows.shape[:4]
+    windows = windows.permute(0, 2, 3, 1, 4, 5).reshape(b, nh * nw, -1)
+    if mask is None:
+        return list(windows)
+    inside = (-F.max_pool2d(-mask.float(), size, stride=stride))[:, 0] > 0.5  # (B, nh', nw')
+    inside = inside[:, :nh, :nw].reshape(b, -1)
+    return [w[keep] for w, keep in zip(windows, inside)]
+
+
+def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """(n,) RMS distance (per value) of each query (n, d) to its nearest row of bank (m, d); inf for an empty bank."""
+    best = torch.full((len(queries),), float("inf"))
+    q2 = (queries ** 2).sum(1, keepdim=True)
+    for start in range(0, len(bank), chunk):
+        part = bank[start:start + chunk]
+        d2 = q2 + (part ** 2).sum(1) - 2 * queries @ part.T  # (n, chunk)
+        best = torch.minimum(best, d2.min(1).values)
+    return (best.clamp_min(0) / queries.shape[1]).sqrt()
+
+
+def copying_share(to_train: torch.Tensor, to_unseen: torch.Tensor) -> float:
+    """The share of a fill's patches nearer a training photo's patch than any unseen photo's (`to_train`,
+    `to_unseen`: their nearest distances to banks of as many photos each), ties split. Photos drawn from one
+    distribution give 0.5 whatever their smoothness (a blurred patch is near blurred parts of both banks);
+    a generator that pastes training content gives more (the data-copying test of Meehan et al. 2020 compares
+    the same two distances)."""
+    closer = (to_train < to_unseen).double() + 0.5 * (to_train == to_unseen).double()
+    return float(closer.mean()) if len(closer) else float("nan")
