@@ -41,12 +41,10 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from utils.cli import labelled_path
+    from utils.cli import floor_names, labelled_checkpoints
     from utils.errors import InputError
-    from utils.files import check_checkpoint_path
-    checkpoints = [(label or Path(path).stem, path) for label, path in map(labelled_path, args.checkpoint)]
-    for _, path in checkpoints:
-        check_checkpoint_path(path, "--checkpoint")
+    checkpoints = labelled_checkpoints(args.checkpoint)
+    floors = floor_names(args.floors)
     for flag, folder in (("--train_dir", args.train_dir), ("--test_dir", args.test_dir)):
         if not Path(folder).is_dir():
             raise InputError(f"{flag} {folder}: not a folder")
@@ -59,10 +57,6 @@ def main(args):
     from models.loading import load_generator
     from utils.evaluation import quantize
     from utils.realism import copying_share, nearest_distances, structure_patches
-    floors = [name for name in args.floors.split(",") if name]
-    unknown = sorted(set(floors) - set(BASELINES))
-    if unknown:
-        raise InputError(f"--floors: unknown {', '.join(unknown)} (choose from {', '.join(sorted(BASELINES))})")
 
     def bank(folder):  # per photo: its windows at the eval crop's scale and at twice it, (n, 192)
         per_size = []

@@ -31,22 +31,15 @@ def parse_args(argv=None):
 
 
 def main(args):
-    from utils.errors import InputError
-    from utils.files import check_checkpoint_path
-    from utils.cli import labelled_path
-    checkpoints = [(label or Path(path).stem, path) for label, path in map(labelled_path, args.checkpoint)]
-    for _, path in checkpoints:
-        check_checkpoint_path(path, "--checkpoint")
+    from utils.cli import floor_names, labelled_checkpoints
+    checkpoints = labelled_checkpoints(args.checkpoint)
+    floors = floor_names(args.floors)
     import torch
     from data.datasets import ImageFolderDataset, masked_batches
     from models.baselines import BASELINES
     from models.loading import load_generator
     from utils.evaluation import quantize
     from utils.metrics import fine_detail, stripe_share
-    floors = [name for name in args.floors.split(",") if name]
-    unknown = sorted(set(floors) - set(BASELINES))
-    if unknown:
-        raise InputError(f"--floors: unknown {', '.join(unknown)} (choose from {', '.join(sorted(BASELINES))})")
 
     dataset = ImageFolderDataset(args.test_dir, args.image_size, args.crop_ratio, train=False)
     batches = list(masked_batches(dataset, range(len(dataset.files)), args.batch_size))

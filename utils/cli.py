@@ -3,6 +3,7 @@ import argparse
 import contextlib
 import sys
 import warnings
+from pathlib import Path
 
 from data.images import MAX_PIXELS, check_image_file, check_image_size, list_images
 from data.masks import check_crop_ratio
@@ -26,6 +27,26 @@ def labelled_path(spec: str) -> tuple:
     a label may hold "=" and a path may not."""
     label, _, path = spec.rpartition("=")
     return label, path
+
+
+def labelled_checkpoints(specs, flag: str = "--checkpoint") -> list:
+    """[(label, path)] of a probe's repeated "[LABEL=]PATH" arguments, the label defaulting to the file's stem;
+    InputError naming `flag` for a path that is not a file (before torch is imported)."""
+    checkpoints = [(label or Path(path).stem, path) for label, path in map(labelled_path, specs)]
+    for _, path in checkpoints:
+        check_checkpoint_path(path, flag)
+    return checkpoints
+
+
+def floor_names(text: str, flag: str = "--floors") -> list:
+    """A probe's comma-separated training-free fills ("harmonic,shiftmap"), each checked against
+    models.options.BASELINE_NAMES (InputError naming `flag` and the choices)."""
+    from models.options import BASELINE_NAMES
+    names = [name for name in text.split(",") if name]
+    unknown = sorted(set(names) - set(BASELINE_NAMES))
+    if unknown:
+        raise InputError(f"{flag}: unknown {', '.join(unknown)} (choose from {', '.join(sorted(BASELINE_NAMES))})")
+    return names
 
 
 class Parser(argparse.ArgumentParser):
@@ -96,7 +117,6 @@ class Parser(argparse.ArgumentParser):
 
 def load_config_file(path) -> dict:
     """A recipe file (configs/*.yaml): a mapping of flag names (without dashes) to values, or InputError."""
-    from pathlib import Path
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--config: file not found: {path} (the recipes are in configs/)")
