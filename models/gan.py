@@ -112,14 +112,15 @@ class ContextualAttention(nn.Module):
 class PretrainedContext(nn.Module):
     """Frozen ImageNet features of the generator's start image, added to its encoder (pretrained context).
 
-    A U-Net trained on a few hundred photos learns what a scene *is* from them alone; filling a meadow's gap
-    with the arches of the training set's ruins is the result (docs/model_card.md, run 29). EfficientNet-Lite0
-    (models/effnet.py) has seen ImageNet's 1.3 M photos: its maps of the start image (the known squares and the
-    harmonic fill between them) at strides 4, 8, 16 and 32 (24, 40, 112, 320 channels) are projected by a 1x1
-    convolution each to the encoder's width at that resolution and added there (LaMa and ZITS likewise start
-    from a pretrained network's view of the image). `features` is any module with `.features(x in [0, 1],
-    stages)`; it is frozen, stays in eval mode, and its weights are left out of the state dict (they come from
-    the pip package). The projections start at zero: adding the layer to a trained generator changes nothing.
+    A U-Net trained on a few hundred photos learns what a scene *is* from them alone: run 29 draws the training
+    set's kind of arches over a held-out meadow (docs/model_card.md). EfficientNet-Lite0 (models/effnet.py) has
+    seen ImageNet's 1.3 M photos: its maps of the start image (the known squares and the harmonic fill between
+    them) at strides 4, 8, 16 and 32 (24, 40, 112, 320 channels) are projected by a 1x1 convolution each to the
+    encoder's width at that resolution and added there (a pretrained network's features as the inpainting
+    network's prior, as Cao et al., ECCV 2022, do with a masked autoencoder's). `features` is any module with
+    `.features(x in [0, 1], stages)`; it is frozen, stays in eval mode, and its weights are left out of the state
+    dict (they come from the pip package). The projections start at zero: adding the layer to a trained
+    generator changes nothing. What it did in training: docs/model_card.md, run 32.
     (B, 3, S, S) in [-1, 1] -> [(B, widths[0], S/4, S/4), ..., (B, widths[3], S/32, S/32)].
     """
 
