@@ -128,6 +128,25 @@ def test_ctrl_c_saves_a_checkpoint(data, tmp_path, monkeypatch):
     assert state["epoch"] == 0 and state["step"] == 1  # resuming re-runs the unfinished epoch 1
 
 
+def test_sigterm_saves_a_checkpoint_too_and_the_handler_is_restored(data, tmp_path, monkeypatch):
+    import os
+    import signal
+    calls, original = [], gan.train_step
+
+    def terminated(*args, **kwargs):  # `kill PID` (or a scheduler) at the second step
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(gan, "train_step", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exit_info:
+        gan.main(train_args(data, tmp_path, "--epochs", "3"))
+    assert exit_info.value.code == 130 and signal.getsignal(signal.SIGTERM) is before
+    state = load_checkpoint(tmp_path / "ckpt" / "checkpoint_interrupted.pth", kinds=("gan",))
+    assert state["epoch"] == 0 and state["step"] == 1
+
+
 def test_max_minutes_stops_at_an_epoch_boundary_with_a_checkpoint(data, tmp_path, monkeypatch, capsys):
     minute_per_clock_read(monkeypatch)
     export = tmp_path / "export.pth"

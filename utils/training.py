@@ -2,7 +2,9 @@
 import contextlib
 import csv
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -250,11 +252,19 @@ class TimeBudget:
         return bool(accelerator.gather(flag).max() > 0)
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def checkpoint_on_interrupt(accelerator, make_state, checkpoint_dir, loss_log=None):
     """Ctrl-C inside the block writes <checkpoint_dir>/checkpoint_interrupted.pth (make_state() gives the
     weights so far and the last finished epoch, so resuming from it re-runs the unfinished one), flushes the
-    loss log, and exits with status 130."""
+    loss log, and exits with status 130. SIGTERM does the same: `kill PID`, `timeout` and job schedulers send it,
+    and a run started in the background (`cmd &` without job control) ignores SIGINT."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         yield
     except KeyboardInterrupt:
@@ -264,3 +274,6 @@ def checkpoint_on_interrupt(accelerator, make_state, checkpoint_dir, loss_log=No
                 loss_log.flush()
             print(f"\ninterrupted: saved {path} (resume with --checkpoint_path {path})", file=sys.stderr)
         raise SystemExit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
