@@ -118,9 +118,12 @@ class AppServer:
         env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
         env.update(TMPDIR=str(self.tmp), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         self.log = open(self.log_path, "w")
+        # SIGINT as a terminal's Ctrl-C finds it: a bench started with `&` in a script inherits SIGINT ignored, and
+        # Python then never installs its KeyboardInterrupt handler, so the server would outlive --stop_signal SIGINT.
         self.process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port",
                                          str(port), *app_args], cwd=ROOT, env=env, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             self.start_seconds = self.serving(deadline)
         except BaseException:  # a failed or interrupted start: no server may outlive this object's creator
