@@ -3,8 +3,9 @@
     python benchmarks/probe_memorisation.py --train_dir data/scenery_large/train --test_dir data/scenery_large/val \
         --checkpoint shipped=checkpoints/gan_scenery_128.pth --checkpoint "run 29=runs/scratch128/checkpoint_epoch_70.pth"
 
-A generator trained long on a few hundred photos can learn them by heart and paint them into other scenes (run 29
-painted the arches of the training set's Fort Sumter over a held-out meadow; docs/model_card.md). The test, after
+A generator trained long on a few hundred photos can learn them by heart and paint them into other scenes: are the
+arches that run 29 draws over a held-out meadow copied from the training set, or drawn anew (docs/model_card.md)? The
+test, after
 Meehan et al. 2020 ("A non-parametric test to evaluate generative models for data-copying"): take the fill's
 24-px windows wholly inside the hole (every --query_stride px), each pooled to 8 x 8 RGB (its structure, not its
 grain: `utils.realism.structure_patches`), and find the nearest window of two banks of as many photos each, at
@@ -13,8 +14,8 @@ the eval crop's scale and at twice it (the training crops span both): photos the
 one out). The copying share is the share of the fill's windows that are nearer the training bank
 (`utils.realism.copying_share`): about 0.5 for the truth and for any fill that copies nothing from training,
 smooth or not; above it, the fill holds training content. Beside it the mean nearest distance to each bank
-(RMS, [-1, 1] units). Slow: each method's windows against every bank photo, in fp32 (about a minute per method
-for 45 photos on one CPU core).
+(RMS, [-1, 1] units). Slow: every method's windows against every bank photo, in fp32 (docs/realism_metrics.md has
+the time).
 """
 import argparse
 import sys

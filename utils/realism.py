@@ -78,9 +78,10 @@ def level_masks(mask: torch.Tensor, count: int) -> list:
     return masks
 
 
-def hole_patch_centres(mask: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, h - patch + 1, w - patch + 1) bool: the valid patch positions whose whole patch lies in the hole."""
-    return (-F.max_pool2d(-mask.float(), patch, stride=1))[:, 0] > 0.5
+def hole_patch_centres(mask: torch.Tensor, patch: int, stride: int = 1) -> torch.Tensor:
+    """(B, (h - patch) // stride + 1, (w - patch) // stride + 1) bool: the patch positions (every `stride` px) whose
+    whole patch lies in the hole."""
+    return (-F.max_pool2d(-mask.float(), patch, stride=stride))[:, 0] > 0.5
 
 
 class PatchSWD:
@@ -249,8 +250,7 @@ def structure_patches(images: torch.Tensor, size: int = 24, stride: int = 6, poo
     windows = windows.permute(0, 2, 3, 1, 4, 5).reshape(b, nh * nw, -1)
     if mask is None:
         return list(windows)
-    inside = (-F.max_pool2d(-mask.float(), size, stride=stride))[:, 0] > 0.5  # (B, nh', nw')
-    inside = inside[:, :nh, :nw].reshape(b, -1)
+    inside = hole_patch_centres(mask, size, stride)[:, :nh, :nw].reshape(b, -1)
     return [w[keep] for w, keep in zip(windows, inside)]
 
 
