@@ -128,6 +128,38 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(pooled))
 
 
+def fold_batchnorm(model: EfficientNetLite0) -> EfficientNetLite0:
+    """Fold every BatchNorm of a frozen, eval-mode `model` into the convolution before it, in place; returns it.
+
+    In eval mode BN(conv(x)) = conv(x) * g + b per channel, with g = weight / sqrt(running_var + eps) and
+    b = bias - running_mean * g, so the convolution with weights scaled by g and bias b gives the same output
+    (to float rounding), and the BatchNorm becomes an identity. A frozen feature network runs 3-5 times per
+    training step (discriminator, perceptual loss, context); its BatchNorms were a quarter of its CPU time,
+    forward and backward (docs/speed.md). Only for a network that is never trained or put in train mode again:
+    its state dict no longer matches the weights file (biases added, BatchNorm entries gone).
+    """
+    def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+        g = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+        conv.weight = nn.Parameter(conv.weight * g.view(-1, 1, 1, 1), requires_grad=False)
+        bias = bn.bias - bn.running_mean * g
+        if conv.bias is not None:
+            bias = bias + conv.bias * g
+        conv.bias = nn.Parameter(bias, requires_grad=False)
+
+    if model.training:
+        raise ValueError("fold_batchnorm needs a model in eval mode: training BatchNorm uses batch statistics")
+    with torch.no_grad():
+        pairs = [(model, "_conv_stem", "_bn0"), (model, "_conv_head", "_bn1")]
+        for block in model._blocks:
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+            if block.expand:
+                pairs.append((block, "_expand_conv", "_bn0"))
+        for owner, conv_name, bn_name in pairs:
+            fold(getattr(owner, conv_name), getattr(owner, bn_name))
+            setattr(owner, bn_name, nn.Identity())
+    return model
+
+
 def exclude_frozen_weights(module: nn.Module, attribute: str) -> None:
     """Leave the weights of `module.<attribute>` (a frozen network whose weights come from its own package, e.g.
     `load_effnet_lite0`) out of `module.state_dict()`, and let `load_state_dict` neither need nor take them: a
@@ -175,12 +207,13 @@ def find_effnet_lite0_weights(weights_path=None):
     return None, f"package {PACKAGE} has no models/{WEIGHTS_FILE}; reinstall it: {INSTALL_HINT}"
 
 
-def load_effnet_lite0(weights_path=None, device=None):
+def load_effnet_lite0(weights_path=None, device=None, fold_bn=True):
     """(EfficientNetLite0 in eval mode with requires_grad False, None), or (None, reason).
 
     Loads the ImageNet weights strictly, from `weights_path` or the pip package (see
     `find_effnet_lite0_weights`); a missing package, missing file or wrong file gives a reason
-    instead of an exception, as `losses.load_perceptual_loss` does.
+    instead of an exception, as `losses.load_perceptual_loss` does. Every user keeps the network frozen,
+    so its BatchNorms are folded into the convolutions (`fold_batchnorm`) unless `fold_bn` is False.
     """
     path, reason = find_effnet_lite0_weights(weights_path)
     if path is None:
@@ -191,4 +224,6 @@ def load_effnet_lite0(weights_path=None, device=None):
     except Exception as exc:  # a wrong or truncated file: same treatment as a missing one
         return None, f"could not load EfficientNet-Lite0 weights from {path}: {exc}"
     model = model.eval().requires_grad_(False)
+    if fold_bn:
+        model = fold_batchnorm(model)
     return (model.to(device) if device is not None else model), None

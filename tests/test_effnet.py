@@ -153,3 +153,26 @@ def test_frechet_distance_closed_form_and_new_scipy(monkeypatch):
     expected = ((m1 - m2) ** 2).sum() + ((np.sqrt(s1) - np.sqrt(s2)) ** 2).sum()
     assert frechet_distance(m1, np.diag(s1), m2, np.diag(s2)) == pytest.approx(expected, rel=1e-9)
     assert frechet_distance(m1, np.diag(s1), m1, np.diag(s1)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_folded_batchnorm_gives_the_same_features_and_gradients():
+    """The loader folds BatchNorm into the convolutions: same maps and input gradients as the plain network,
+    no BatchNorm left, still frozen; a model in train mode is refused."""
+    plain, reason = load_effnet_lite0(fold_bn=False)
+    assert plain is not None, reason
+    folded, _ = load_effnet_lite0()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert not folded.training and not any(p.requires_grad for p in folded.parameters())
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+    stages = ("s2", "s4", "s8", "s16", "s32", "pool")
+    grads = []
+    for model in (plain, folded):
+        maps = model.features(x, stages)
+        (grad,) = torch.autograd.grad(sum((m ** 2).mean() for m in maps), x)
+        grads.append((maps, grad))
+    for a, b in zip(grads[0][0], grads[1][0]):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * a.abs().max().item())
+    assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-3, atol=1e-3 * grads[0][1].abs().max().item())
+    with pytest.raises(ValueError, match="eval mode"):
+        effnet.fold_batchnorm(EfficientNetLite0().train())
