@@ -7,7 +7,8 @@ import torch
 from data.masks import masked_input
 from losses import feature_matching_loss
 from models import GeneratorConfig, PatchDiscriminator, UNetGenerator
-from models.harmonic import coarse_harmonic_fill, harmonic_fill, push_pull_fill
+from models import harmonic as harmonic_module
+from models.harmonic import coarse_harmonic_fill, harmonic_fill, harmonic_operator, push_pull_fill
 from tests.helpers import tiny_gan_train_argv
 from utils.ema import ModelEMA
 from utils.metrics import checkerboard_energy, image_metrics, laplacian_energy
@@ -54,6 +55,36 @@ def test_harmonic_fill_of_a_constant_is_constant_and_float32_is_close():
     masked, mask = masked_input(image, 0.4)
     exact = harmonic_fill(masked.double(), mask.double(), tol=1e-12)
     assert (harmonic_fill(masked, mask, tol=1e-5).double() - exact).abs().max() < 1e-3
+
+
+def test_shared_hole_operator_equals_the_iterative_solve(monkeypatch):
+    """A batch with one hole is filled by the cached exact operator; a batch whose holes differ, or a machine
+    without SciPy, by conjugate gradients: the same fill (float64, tight tolerance)."""
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 24, 24, dtype=torch.float64) * 2 - 1
+    masked, mask = masked_input(image, 0.4)
+    operator = harmonic_operator(mask[0, 0] > 0.5)
+    assert operator is not None and harmonic_operator(mask[0, 0] > 0.5) is operator  # cached
+    hole_index, boundary_index, green = operator
+    assert green.shape == (len(boundary_index), len(hole_index)) == (2 * (2 * 9 - 1), 24 * 24 - 2 * 9 * 9)  # 9-px squares, 2 sides each
+    by_operator = harmonic_fill(masked, mask, tol=1e-12)
+    other = mask.clone()
+    other[1, :, :3, :3] = 0  # a known corner in the second image: the batch's holes differ -> iterations
+    assert harmonic_operator(other[1, 0] > 0.5) is not None  # (an operator exists for it, unused in a mixed batch)
+    mixed = harmonic_fill(image * (1 - other), other, tol=1e-12)
+    assert torch.allclose(mixed[:1], by_operator[:1], atol=1e-9)
+    monkeypatch.setattr(harmonic_module, "_OPERATORS", type(harmonic_module._OPERATORS)())
+    monkeypatch.setitem(__import__("sys").modules, "scipy.sparse", None)  # SciPy missing: None, iterations
+    assert harmonic_operator(mask[0, 0] > 0.5) is None
+    assert torch.allclose(harmonic_fill(masked, mask, tol=1e-12), by_operator, atol=1e-9)
+
+
+def test_operator_declines_a_hole_without_known_neighbours():
+    """A hole that covers the whole image has no boundary (and a singular system): no operator, and the
+    fill falls back to the iterative path's answer (finite, the push-pull start)."""
+    whole = torch.ones(1, 1, 8, 8)
+    assert harmonic_operator(whole[0, 0] > 0.5) is None
+    assert torch.isfinite(harmonic_fill(torch.zeros(1, 3, 8, 8), whole)).all()
 
 
 def test_coarse_harmonic_fill_is_exact_up_to_max_side_and_close_above():
