@@ -14,7 +14,7 @@ among training-free fills on scenery (it interpolates colours from both known sq
 The hole's values are a linear function of the known pixels next to it (its boundary): u = v_boundary G,
 with G = A^-1 P and P the boundary's contributions to b. When every image of a batch has the same hole, as the
 gap task's fixed geometry gives, `harmonic_fill` factors A once (a sparse LU, `harmonic_operator`, cached per
-hole) and then fills any batch with one matrix product: exact, and ~100x cheaper than the iterations at 128^2.
+hole and device) and then fills any batch with one matrix product: exact, and ~100x cheaper than the iterations at 128^2.
 Otherwise (masks that differ within the batch, no SciPy, a hole too large for a dense G) it runs batched
 conjugate gradients (Hestenes & Stiefel 1952), one 4-neighbour sum per iteration, started from a
 coarse-to-fine "push-pull" interpolation (Gortler et al. 1996) so that few iterations are needed.
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 # A dense G of at most this many entries (boundary x hole pixels; 2.3 M at 128^2 with the default gap, 18 MB in
 # float64) is cached; larger holes are solved iteratively.
 MAX_OPERATOR_ENTRIES = 2 ** 23
-_OPERATORS = OrderedDict()  # hole bytes and shape -> (hole index, boundary index, G float64) or None; LRU
+_OPERATORS = OrderedDict()  # (shape, hole bytes, device) -> (hole index, boundary index, G) or None; LRU
 _OPERATOR_CACHE_SIZE = 8
 
 
@@ -68,35 +68,46 @@ def harmonic_operator(hole: torch.Tensor):
     """(hole index (n_h,), boundary index (n_b,), G (n_b, n_h) float64), or None: the exact harmonic fill of one hole.
 
     hole (H, W) bool, True = hole. The boundary is the known pixels with a 4-neighbour in the hole; for values
-    v (N, H*W), the fill of the hole is v[:, boundary] @ G. None where SciPy is missing, G would be larger than
-    MAX_OPERATOR_ENTRIES, or A is singular (a part of the hole that touches no known pixel). Cached per hole.
+    v (N, H*W), the fill of the hole is v[:, boundary] @ G, built by a sparse LU (SciPy; the lent GPUs' image has
+    it too). None without SciPy, where G would be larger than MAX_OPERATOR_ENTRIES, or where A is singular (a hole
+    with no known neighbour). Cached per hole and device; the tensors live on the hole's device, so that a GPU's
+    step copies nothing.
     """
-    key = (tuple(hole.shape), hole.cpu().numpy().tobytes())
+    key = (tuple(hole.shape), hole.cpu().numpy().tobytes(), str(hole.device))
     if key in _OPERATORS:
         _OPERATORS.move_to_end(key)
         return _OPERATORS[key]
-    _OPERATORS[key] = operator = _build_operator(hole.cpu().numpy().astype(bool))
+    operator = _build_operator(hole.cpu().numpy().astype(bool))
+    if operator is not None:
+        operator = tuple(t.to(hole.device) for t in operator)
+    _OPERATORS[key] = operator
     if len(_OPERATORS) > _OPERATOR_CACHE_SIZE:
         _OPERATORS.popitem(last=False)
     return operator
 
 
+def _boundary(hole: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the known pixels with a 4-neighbour in the hole."""
+    has_hole_neighbour = np.zeros_like(hole)
+    has_hole_neighbour[1:, :] |= hole[:-1, :]
+    has_hole_neighbour[:-1, :] |= hole[1:, :]
+    has_hole_neighbour[:, 1:] |= hole[:, :-1]
+    has_hole_neighbour[:, :-1] |= hole[:, 1:]
+    return ~hole & has_hole_neighbour
+
+
 def _build_operator(hole: np.ndarray):
+    """harmonic_operator's tensors (on the CPU) by a sparse LU of the hole's Laplacian, or None (no SciPy, too
+    large, singular)."""
     try:
         import scipy.sparse as sparse
         import scipy.sparse.linalg as sparse_linalg
     except ImportError:  # e.g. a bare device image: the iterative solve does the same job
         return None
     h, w = hole.shape
-    known = ~hole
     index = -np.ones((h, w), dtype=np.int64)
     index[hole] = np.arange(int(hole.sum()))
-    has_hole_neighbour = np.zeros_like(hole)
-    has_hole_neighbour[1:, :] |= hole[:-1, :]
-    has_hole_neighbour[:-1, :] |= hole[1:, :]
-    has_hole_neighbour[:, 1:] |= hole[:, :-1]
-    has_hole_neighbour[:, :-1] |= hole[:, 1:]
-    boundary = known & has_hole_neighbour
+    boundary = _boundary(hole)
     n_hole, n_boundary = int(hole.sum()), int(boundary.sum())
     if n_hole == 0 or n_boundary == 0 or n_hole * n_boundary > MAX_OPERATOR_ENTRIES:
         return None
@@ -133,7 +144,7 @@ def _build_operator(hole: np.ndarray):
 
 def _fill_with_operator(values: torch.Tensor, operator) -> torch.Tensor:
     """values (N, 1, H, W), zero in the hole -> the same with the hole filled by `operator` (harmonic_operator)."""
-    hole_index, boundary_index, green = (t.to(values.device) for t in operator)
+    hole_index, boundary_index, green = operator  # on values' device (harmonic_operator caches per device)
     flat = values.flatten(1).clone()  # (N, H*W)
     flat[:, hole_index] = flat[:, boundary_index] @ green.to(values.dtype)
     return flat.view_as(values)
