@@ -89,3 +89,13 @@ def test_stage_one_from_its_config_takes_the_same_first_step_as_the_long_command
         losses.append(gan.train_step(batch, g, d, opt_g, opt_d, AdversarialLoss(recipe.gan_loss), None, recipe,
                                      make_accelerator("no", cpu=True), adversarial_on=True))
     assert losses[0] == losses[1] and losses[0]["G_L1"] > 0
+
+
+def test_context_recipe_is_the_realistic_256_recipe_at_128_with_context_and_deep_heads():
+    """configs/context_128.yaml is the command line runs 34 and 36 were trained with (docs/model_card.md)."""
+    from_file = gan.parse_args(["--mode", "train", "--config", str(ROOT / "configs/context_128.yaml")])
+    from_flags = gan.parse_args(["--mode", "train", "--config", str(ROOT / "configs/realistic_256.yaml"),
+                                 "--image_size", "128", "--d_upsample", "2", "--context_features",
+                                 "--d_head_layers", "3", "--epochs", "400", "--checkpoint_dir", "runs/context_128",
+                                 "--results_dir", "runs/context_128"])
+    assert namespace(from_file) == namespace(from_flags)
