@@ -134,8 +134,8 @@ def fold_batchnorm(model: EfficientNetLite0) -> EfficientNetLite0:
     In eval mode BN(conv(x)) = conv(x) * g + b per channel, with g = weight / sqrt(running_var + eps) and
     b = bias - running_mean * g, so the convolution with weights scaled by g and bias b gives the same output
     (to float rounding), and the BatchNorm becomes an identity. A frozen feature network runs 3-5 times per
-    training step (discriminator, perceptual loss, context); its BatchNorms were a quarter of its CPU time,
-    forward and backward (docs/speed.md). Only for a network that is never trained or put in train mode again:
+    training step (discriminator, perceptual loss, context), and its BatchNorms were a large share of its CPU
+    time, forward and backward (docs/speed.md). Only for a network that is never trained or put in train mode again:
     its state dict no longer matches the weights file (biases added, BatchNorm entries gone).
     """
     def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:

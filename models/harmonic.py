@@ -14,7 +14,8 @@ among training-free fills on scenery (it interpolates colours from both known sq
 The hole's values are a linear function of the known pixels next to it (its boundary): u = v_boundary G,
 with G = A^-1 P and P the boundary's contributions to b. When every image of a batch has the same hole, as the
 gap task's fixed geometry gives, `harmonic_fill` factors A once (a sparse LU, `harmonic_operator`, cached per
-hole and device) and then fills any batch with one matrix product: exact, and ~100x cheaper than the iterations at 128^2.
+hole and device) and then fills any batch with one matrix product: exact, and far cheaper than iterating every
+step (docs/speed.md).
 Otherwise (masks that differ within the batch, no SciPy, a hole too large for a dense G) it runs batched
 conjugate gradients (Hestenes & Stiefel 1952), one 4-neighbour sum per iteration, started from a
 coarse-to-fine "push-pull" interpolation (Gortler et al. 1996) so that few iterations are needed.
@@ -102,7 +103,7 @@ def _build_operator(hole: np.ndarray):
     try:
         import scipy.sparse as sparse
         import scipy.sparse.linalg as sparse_linalg
-    except ImportError:  # e.g. a bare device image: the iterative solve does the same job
+    except ImportError:  # without SciPy the iterative solve does the same job
         return None
     h, w = hole.shape
     index = -np.ones((h, w), dtype=np.int64)
@@ -159,9 +160,9 @@ def harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_iters: int = 200
 
     Returns (B, C, H, W): known pixels unchanged, hole = harmonic interpolation of the boundary.
     When the batch shares one hole, no `initial` is given and `use_operator`, the exact solution
-    (`harmonic_operator`);
-    otherwise conjugate gradients, which stop when every image's residual norm is below `tol` times its
-    right-hand side's norm (or after `max_iters`). Computed in float32 (float64 if given float64), no grad.
+    (`harmonic_operator`); otherwise conjugate gradients, which stop when every image's residual norm is
+    below `tol` times its right-hand side's norm (or after `max_iters`). Computed in float32 (float64 if
+    given float64), no grad.
     `initial` (B, C, H, W), if given, is the starting guess in the hole (default: push-pull).
     """
     dtype = torch.float64 if masked.dtype == torch.float64 else torch.float32

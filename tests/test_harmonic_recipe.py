@@ -66,7 +66,8 @@ def test_shared_hole_operator_equals_the_iterative_solve(monkeypatch):
     operator = harmonic_operator(mask[0, 0] > 0.5)
     assert operator is not None and harmonic_operator(mask[0, 0] > 0.5) is operator  # cached
     hole_index, boundary_index, green = operator
-    assert green.shape == (len(boundary_index), len(hole_index)) == (2 * (2 * 9 - 1), 24 * 24 - 2 * 9 * 9)  # 9-px squares, 2 sides each
+    # Two 9-px squares with two sides each on the hole: 2 x 17 boundary pixels.
+    assert green.shape == (len(boundary_index), len(hole_index)) == (2 * (2 * 9 - 1), 24 * 24 - 2 * 9 * 9)
     by_operator = harmonic_fill(masked, mask, tol=1e-12)
     other = mask.clone()
     other[1, :, :3, :3] = 0  # a known corner in the second image: the batch's holes differ -> iterations
