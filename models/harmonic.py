@@ -74,11 +74,12 @@ def harmonic_operator(hole: torch.Tensor):
     with no known neighbour). Cached per hole and device; the tensors live on the hole's device, so that a GPU's
     step copies nothing.
     """
-    key = (tuple(hole.shape), hole.cpu().numpy().tobytes(), str(hole.device))
+    hole_cpu = hole.cpu()
+    key = (tuple(hole.shape), hole_cpu.numpy().tobytes(), str(hole.device))
     if key in _OPERATORS:
         _OPERATORS.move_to_end(key)
         return _OPERATORS[key]
-    operator = _build_operator(hole.cpu().numpy().astype(bool))
+    operator = _build_operator(hole_cpu)
     if operator is not None:
         operator = tuple(t.to(hole.device) for t in operator)
     _OPERATORS[key] = operator
@@ -87,37 +88,30 @@ def harmonic_operator(hole: torch.Tensor):
     return operator
 
 
-def _boundary(hole: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the known pixels with a 4-neighbour in the hole."""
-    has_hole_neighbour = np.zeros_like(hole)
-    has_hole_neighbour[1:, :] |= hole[:-1, :]
-    has_hole_neighbour[:-1, :] |= hole[1:, :]
-    has_hole_neighbour[:, 1:] |= hole[:, :-1]
-    has_hole_neighbour[:, :-1] |= hole[:, 1:]
-    return ~hole & has_hole_neighbour
-
-
-def _build_operator(hole: np.ndarray):
-    """harmonic_operator's tensors (on the CPU) by a sparse LU of the hole's Laplacian, or None (no SciPy, too
-    large, singular)."""
+def _build_operator(hole_tensor: torch.Tensor):
+    """harmonic_operator's tensors (on the CPU) for hole_tensor (H, W) bool on the CPU, by a sparse LU of the hole's
+    Laplacian, or None (no SciPy, too large, singular)."""
     try:
         import scipy.sparse as sparse
         import scipy.sparse.linalg as sparse_linalg
     except ImportError:  # without SciPy the iterative solve does the same job
         return None
+    hole = hole_tensor.numpy().astype(bool)
     h, w = hole.shape
-    index = -np.ones((h, w), dtype=np.int64)
-    index[hole] = np.arange(int(hole.sum()))
-    boundary = _boundary(hole)
+    # The known pixels with a 4-neighbour in the hole.
+    boundary = ~hole & (_neighbour_sum(hole_tensor[None, None].float())[0, 0] > 0).numpy()
     n_hole, n_boundary = int(hole.sum()), int(boundary.sum())
+    index = -np.ones((h, w), dtype=np.int64)
+    index[hole] = np.arange(n_hole)
     if n_hole == 0 or n_boundary == 0 or n_hole * n_boundary > MAX_OPERATOR_ENTRIES:
         return None
     boundary_index = -np.ones((h, w), dtype=np.int64)
     boundary_index[boundary] = np.arange(n_boundary)
     degree = np.zeros((h, w))
     rows, cols, rhs_rows, rhs_cols = [], [], [], []
+    hole_ys, hole_xs = np.nonzero(hole)
     for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):  # each hole pixel's neighbour at (y + dy, x + dx)
-        ys, xs = np.nonzero(hole)
+        ys, xs = hole_ys, hole_xs
         ny, nx = ys + dy, xs + dx
         inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
         ys, xs, ny, nx = ys[inside], xs[inside], ny[inside], nx[inside]
@@ -127,7 +121,7 @@ def _build_operator(hole: np.ndarray):
         cols.append(index[ny[to_hole], nx[to_hole]])
         rhs_rows.append(index[ys[~to_hole], xs[~to_hole]])
         rhs_cols.append(boundary_index[ny[~to_hole], nx[~to_hole]])
-    diagonal = index[hole]
+    diagonal = np.arange(n_hole)
     rows, cols = np.concatenate(rows + [diagonal]), np.concatenate(cols + [diagonal])
     values = np.concatenate([-np.ones(len(rows) - n_hole), degree[hole]])
     a = sparse.csc_matrix((values, (rows, cols)), shape=(n_hole, n_hole))
@@ -144,7 +138,7 @@ def _build_operator(hole: np.ndarray):
 
 
 def _fill_with_operator(values: torch.Tensor, operator) -> torch.Tensor:
-    """values (N, 1, H, W), zero in the hole -> the same with the hole filled by `operator` (harmonic_operator)."""
+    """values (N, 1, H, W) -> a copy with the hole filled by `operator` (harmonic_operator) from the boundary."""
     hole_index, boundary_index, green = operator  # on values' device (harmonic_operator caches per device)
     flat = values.flatten(1).clone()  # (N, H*W)
     flat[:, hole_index] = flat[:, boundary_index] @ green.to(values.dtype)
@@ -168,13 +162,14 @@ def harmonic_fill(masked: torch.Tensor, mask: torch.Tensor, max_iters: int = 200
     dtype = torch.float64 if masked.dtype == torch.float64 else torch.float32
     with torch.no_grad(), torch.autocast(device_type=masked.device.type, enabled=False):
         b_, c_, h_, w_ = masked.shape
+        shared_hole = mask.shape[0] == 1 or bool((mask[1:] > 0.5).eq(mask[:1] > 0.5).all())
+        operator = harmonic_operator(mask[0, 0] > 0.5) if use_operator and initial is None and shared_hole else None
+        if operator is not None:  # reads the boundary and overwrites the hole: no masking needed
+            filled = _fill_with_operator(masked.to(dtype).reshape(b_ * c_, 1, h_, w_), operator)
+            return filled.reshape(b_, c_, h_, w_).to(masked.dtype)
         hole = (mask > 0.5).to(dtype).expand(b_, c_, h_, w_).reshape(b_ * c_, 1, h_, w_)
         known = 1.0 - hole
         values = masked.to(dtype).reshape(b_ * c_, 1, h_, w_) * known
-        shared_hole = mask.shape[0] == 1 or bool((mask[1:] > 0.5).eq(mask[:1] > 0.5).all())
-        operator = harmonic_operator(mask[0, 0] > 0.5) if use_operator and initial is None and shared_hole else None
-        if operator is not None:
-            return _fill_with_operator(values, operator).reshape(b_, c_, h_, w_).to(masked.dtype)
         degree = _neighbour_sum(torch.ones_like(hole))
 
         def apply_a(u):  # Laplacian restricted to the hole (u is zero outside it)
