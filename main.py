@@ -23,6 +23,7 @@ docs/gan.md). Every flag also accepts dashes
 """
 import argparse
 import copy
+import math
 import sys
 from pathlib import Path
 
@@ -42,7 +43,8 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "recon_lowpass", "lambda_mse", "detail_variant", "discriminator", "d_augment", "d_blur_sigma",
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
-               "lambda_placement", "noise_injection", "d_head_layers", "context_features")
+               "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
+               "layout_steps")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -179,6 +181,12 @@ def parse_args(argv=None):
                                "(1: the Projected GAN head; 3: a 15-position window on every feature scale)")
     ablation.add_argument("--lambda_mse", type=float, default=0.0,
                           help="squared error on the hole (what PSNR measures), beside or instead of L1")
+    ablation.add_argument("--lambda_layout", type=float, default=0.0,
+                          help="squared error on the hole at the pyramid's coarse level only (--layout_steps "
+                               "pyrDowns; losses.pyramid_hole_mse): the layout without pulling the finer bands "
+                               "towards the blurry mean, as --lambda_mse on --recon_lowpass images does")
+    ablation.add_argument("--layout_steps", type=int, default=3,
+                          help="pyrDowns before --lambda_layout compares (3: the 16-px level at 128²)")
     ablation.add_argument("--lambda_detail", type=float, default=0.0,
                           help="local detail (texture) energy in the hole, phase-free (losses.detail_loss)")
     ablation.add_argument("--lambda_placement", type=float, default=0.0,
@@ -197,6 +205,9 @@ def parse_args(argv=None):
         check_discriminator_args(args)
         if args.lr_exemplar is not None and not args.exemplar_texture:
             raise InputError("--lr_exemplar is the exemplar layer's learning rate: add --exemplar_texture")
+        if args.lambda_layout and not 1 <= args.layout_steps <= math.log2(args.image_size) - 2:
+            raise InputError(f"--layout_steps {args.layout_steps}: the pyramid of a {args.image_size}² image has "
+                             f"levels 1 to {int(math.log2(args.image_size)) - 2} (at least 4 x 4 px)")
         try:  # the generator's flags must build a network (models/options.py), before torch is imported
             GeneratorConfig.from_flags(vars(args))
         except ValueError as exc:
@@ -257,7 +268,7 @@ import torch  # noqa: E402
 
 from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss,  # noqa: E402
                     hole_l1, hole_mse, lowpass, masked_hinge_discriminator, masked_hinge_generator, placement_loss,
-                    ssim_loss)
+                    pyramid_hole_mse, ssim_loss)
 from models.baselines import BASELINES  # noqa: E402
 from models.gan import PatchDiscriminator  # noqa: E402
 from models.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: E402,F401
@@ -325,9 +336,10 @@ def generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perc
     g_perc = perceptual(fake, image) if perceptual is not None else zero
     g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
     g_place = placement_loss(fake, image, mask) if args.lambda_placement else zero
+    g_layout = pyramid_hole_mse(fake, image, mask, args.layout_steps) if args.lambda_layout else zero
     g_total = (args.lambda_l1 * g_l1 + args.lambda_mse * g_mse + args.lambda_ssim * g_ssim
                + args.lambda_perc * g_perc + args.lambda_adv * g_gan + args.lambda_fm * g_fm
-               + args.lambda_detail * g_detail + args.lambda_placement * g_place)
+               + args.lambda_detail * g_detail + args.lambda_placement * g_place + args.lambda_layout * g_layout)
     accelerator.backward(g_total)
     opt_g.step()
     losses = {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_MSE": g_mse.item(), "G_SSIM": g_ssim.item(),
@@ -335,6 +347,8 @@ def generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perc
               "D_real": d_real.item(), "D_fake": d_fake.item()}
     if args.lambda_placement:  # a column only where the term exists: older runs' losses.csv resume unchanged
         losses["G_place"] = g_place.item()
+    if args.lambda_layout:
+        losses["G_layout"] = g_layout.item()
     return losses
 
 

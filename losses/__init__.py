@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 
 from losses.weights import find_torchvision_weights
+from models.filters import pyr_down
 from models.options import GAN_LOSSES, PERCEPTUAL_KINDS
 
 
@@ -25,6 +26,24 @@ def hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     the squared error (and so PSNR) by its mean."""
     diff = (pred.float() - target.float()).square() * mask
     return diff.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
+
+
+def pyramid_hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
+    """Squared error over the hole after `steps` pyrDowns of both images (at 128², steps 3: the 16 x 16 level).
+
+    A layout term that leaves the finer bands alone: where a Gaussian blur (`lowpass`, sigma 2) still passes
+    ~70 % of the band that the 32-px level of the patch SWD measures, and so pulls it towards the blurry
+    mean, three pyrDowns keep mostly the coarsest level. The hole at that size is the coarse pixels all of
+    whose fine pixels are hole (a min-pool, as utils.realism.level_masks). pred, target (B, 3, S, S),
+    mask (B, 1, S, S); a scalar.
+    """
+    x, y, hole = pred.float(), target.float(), mask.float()
+    for _ in range(steps):
+        x, y = pyr_down(x), pyr_down(y)
+        if hole.shape[-1] % 2 or hole.shape[-2] % 2:  # pyrDown's ceil: an odd last row/column is not hole
+            hole = F.pad(hole, (0, hole.shape[-1] % 2, 0, hole.shape[-2] % 2))
+        hole = -F.max_pool2d(-hole, 2)
+    return hole_mse(x, y, hole)
 
 
 def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:

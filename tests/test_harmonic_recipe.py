@@ -289,3 +289,40 @@ def test_placement_loss_asks_where_the_detail_goes_not_how_much():
     even = torch.rand(2, 3, 128, 128) * 2 - 1  # a truth whose detail is the same everywhere still varies a little
     assert placement_loss(truth, torch.zeros_like(truth), mask) == 0  # a flat truth: nothing to place
     assert 0 < placement_loss(truth, even, mask) < 2
+
+
+def test_pyramid_hole_mse_sees_the_layout_and_not_the_fine_bands():
+    from losses import hole_mse, lowpass, pyramid_hole_mse
+    torch.manual_seed(0)
+    truth = torch.rand(2, 3, 128, 128) * 2 - 1
+    _, mask = masked_input(truth, 0.4)
+    assert pyramid_hole_mse(truth, truth, mask, 3) == 0
+    shifted = truth + 0.2 * mask  # the hole's colour off by 0.2: a layout error
+    assert pyramid_hole_mse(shifted, truth, mask, 3).item() == pytest.approx(0.04, rel=0.05)
+    columns = torch.arange(128).view(1, 1, 1, 128)
+    grain = 0.2 * mask * torch.cos(2 * torch.pi * columns / 12)  # stripes of a 12-px period: the 32-px band
+    # The sigma-2 blurred squared error (--lambda_mse with --recon_lowpass 2) still pulls this band towards the
+    # mean; three pyrDowns leave almost nothing of it.
+    blurred = hole_mse(lowpass(truth + grain, 2.0), lowpass(truth, 2.0), mask).item()
+    coarse = pyramid_hole_mse(truth + grain, truth, mask, 3).item()
+    assert blurred > 0.25 * 0.02 and coarse < 0.02 * blurred  # 0.02: the grain's own mean square
+    pred = shifted.clone().requires_grad_()
+    pyramid_hole_mse(pred, truth, mask, 3).backward()
+    hole_grad, known_grad = (pred.grad.abs() * mask).sum(), (pred.grad.abs() * (1 - mask)).sum()
+    assert hole_grad > 0 and known_grad < 0.2 * hole_grad  # a rim of known pixels blurs into the coarse hole
+
+
+def test_lambda_layout_trains_is_logged_and_is_part_of_the_recipe(data, tmp_path):
+    import csv
+
+    import main as gan
+    from utils.checkpoint import load_checkpoint
+    from utils.errors import InputError
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path, "--lambda_layout", "50", "--layout_steps", "2")))
+    with open(tmp_path / "train" / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(float(r["G_layout"]) > 0 for r in rows)
+    config = load_checkpoint(tmp_path / "checkpoint_epoch_1.pth", kinds=("gan",))["config"]
+    assert (config["lambda_layout"], config["layout_steps"]) == (50, 2)
+    with pytest.raises(InputError, match="--layout_steps"):
+        gan.parse_args(tiny_gan_train_argv(data, tmp_path / "b", "--lambda_layout", "1", "--layout_steps", "9"))

@@ -18,29 +18,9 @@ Images are float (B, 3, S, S) in [-1, 1], masks (B, 1, S, S) with 1 = hole, as e
 import torch
 import torch.nn.functional as F
 
-_PYR_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
+from models.filters import pyr_down, pyr_up  # noqa: F401  (re-exported: the metrics' pyramid)
+
 _GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
-
-
-def _pyr_kernel(x: torch.Tensor) -> torch.Tensor:
-    k = torch.tensor(_PYR_TAPS, dtype=torch.float32, device=x.device)
-    return (k[:, None] * k[None, :] / 256.0).expand(x.shape[1], 1, 5, 5)
-
-
-def pyr_down(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2)): Gaussian 5x5 blur, then every second pixel (cv2.pyrDown)."""
-    x = x.float()
-    blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), _pyr_kernel(x), groups=x.shape[1])
-    return blurred[..., ::2, ::2]
-
-
-def pyr_up(x: torch.Tensor, size) -> torch.Tensor:
-    """(B, C, h, w) -> (B, C, *size): zeros between the pixels, then the 5x5 kernel x 4 (cv2.pyrUp)."""
-    x = x.float()
-    b, c, h, w = x.shape
-    up = x.new_zeros(b, c, size[0], size[1])
-    up[..., ::2, ::2] = x[..., : (size[0] + 1) // 2, : (size[1] + 1) // 2]
-    return F.conv2d(F.pad(up, (2, 2, 2, 2), mode="reflect"), 4 * _pyr_kernel(x), groups=c)
 
 
 def pyramid_lowpass(x: torch.Tensor, levels: int) -> torch.Tensor:
