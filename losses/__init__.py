@@ -31,9 +31,9 @@ def hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
 def pyramid_hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
     """Squared error over the hole after `steps` pyrDowns of both images (at 128², steps 3: the 16 x 16 level).
 
-    A layout term that leaves the finer bands alone: where a Gaussian blur (`lowpass`, sigma 2) still passes
-    ~70 % of the band that the 32-px level of the patch SWD measures, and so pulls it towards the blurry
-    mean, three pyrDowns keep mostly the coarsest level. The hole at that size is the coarse pixels all of
+    A layout term that leaves the finer bands alone: a Gaussian blur (`lowpass`, sigma 2) still passes 58 % of
+    the amplitude of a 12-px period (exp(-2 pi^2 sigma^2 f^2)), the band that the patch SWD's 32-px level
+    measures at 128², and so pulls it towards the blurry mean; after three pyrDowns < 1 % of its energy is left. The hole at that size is the coarse pixels all of
     whose fine pixels are hole (a min-pool, as utils.realism.level_masks). pred, target (B, 3, S, S),
     mask (B, 1, S, S); a scalar.
     """
