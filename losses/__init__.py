@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 
 from losses.weights import find_torchvision_weights
-from models.filters import pyr_down
+from models.filters import level_masks, pyr_down
 from models.options import GAN_LOSSES, PERCEPTUAL_KINDS
 
 
@@ -31,19 +31,16 @@ def hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
 def pyramid_hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
     """Squared error over the hole after `steps` pyrDowns of both images (at 128², steps 3: the 16 x 16 level).
 
-    A layout term that leaves the finer bands alone: a Gaussian blur (`lowpass`, sigma 2) still passes 58 % of
+    A layout term that leaves the finer bands alone. A Gaussian blur (`lowpass`, sigma 2) still passes 58 % of
     the amplitude of a 12-px period (exp(-2 pi^2 sigma^2 f^2)), the band that the patch SWD's 32-px level
-    measures at 128², and so pulls it towards the blurry mean; after three pyrDowns < 1 % of its energy is left. The hole at that size is the coarse pixels all of
-    whose fine pixels are hole (a min-pool, as utils.realism.level_masks). pred, target (B, 3, S, S),
-    mask (B, 1, S, S); a scalar.
+    measures at 128², and so pulls it towards the blurry mean; after three pyrDowns < 1 % of its energy is
+    left. The hole at that size is the coarse pixels all of whose fine pixels are hole (models.filters.
+    level_masks, as the metrics use). pred, target (B, 3, S, S), mask (B, 1, S, S); a scalar.
     """
-    x, y, hole = pred.float(), target.float(), mask.float()
+    x, y = pred.float(), target.float()
     for _ in range(steps):
         x, y = pyr_down(x), pyr_down(y)
-        if hole.shape[-1] % 2 or hole.shape[-2] % 2:  # pyrDown's ceil: an odd last row/column is not hole
-            hole = F.pad(hole, (0, hole.shape[-1] % 2, 0, hole.shape[-2] % 2))
-        hole = -F.max_pool2d(-hole, 2)
-    return hole_mse(x, y, hole)
+    return hole_mse(x, y, level_masks(mask, steps + 1)[-1])
 
 
 def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:

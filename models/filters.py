@@ -21,7 +21,7 @@ def separable_gaussian(x: torch.Tensor, sigma: float, radius_sigmas: float, padd
 
 
 # OpenCV's image pyramid (cv2.pyrDown / cv2.pyrUp): the realism metrics' bands (utils/realism.py) and the
-# coarse layout loss (losses.pyramid_hole_mse) use the same filters.
+# coarse layout loss (losses.pyramid_hole_mse) use the same filters and the same hole at each level.
 _PYR_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
 
 
@@ -44,3 +44,14 @@ def pyr_up(x: torch.Tensor, size) -> torch.Tensor:
     up = x.new_zeros(b, c, size[0], size[1])
     up[..., ::2, ::2] = x[..., : (size[0] + 1) // 2, : (size[1] + 1) // 2]
     return F.conv2d(F.pad(up, (2, 2, 2, 2), mode="reflect"), 4 * _pyr_kernel(x), groups=c)
+
+
+def level_masks(mask: torch.Tensor, count: int) -> list:
+    """The hole at each pyramid level: a coarse pixel is hole when all of its fine pixels are (a min-pool)."""
+    masks = [mask.float()]
+    for _ in range(count - 1):
+        m = masks[-1]
+        if m.shape[-1] % 2 or m.shape[-2] % 2:  # pyrDown's ceil: an odd last row/column counts as not hole
+            m = F.pad(m, (0, m.shape[-1] % 2, 0, m.shape[-2] % 2))
+        masks.append(-F.max_pool2d(-m, 2))
+    return masks

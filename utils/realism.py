@@ -18,7 +18,7 @@ Images are float (B, 3, S, S) in [-1, 1], masks (B, 1, S, S) with 1 = hole, as e
 import torch
 import torch.nn.functional as F
 
-from models.filters import pyr_down, pyr_up  # noqa: F401  (re-exported: the metrics' pyramid)
+from models.filters import level_masks, pyr_down, pyr_up  # noqa: F401  (re-exported: the metrics' pyramid)
 
 _GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
 
@@ -45,17 +45,6 @@ def laplacian_pyramid(x: torch.Tensor, min_side: int = 16) -> list:
         levels.append(x.float() - pyr_up(down, x.shape[-2:]))
         x = down
     return levels + [x.float()]
-
-
-def level_masks(mask: torch.Tensor, count: int) -> list:
-    """The hole at each pyramid level: a coarse pixel is hole when all of its fine pixels are (a min-pool)."""
-    masks = [mask.float()]
-    for _ in range(count - 1):
-        m = masks[-1]
-        if m.shape[-1] % 2 or m.shape[-2] % 2:  # pyrDown's ceil: an odd last row/column counts as not hole
-            m = F.pad(m, (0, m.shape[-1] % 2, 0, m.shape[-2] % 2))
-        masks.append(-F.max_pool2d(-m, 2))
-    return masks
 
 
 def hole_patch_centres(mask: torch.Tensor, patch: int, stride: int = 1) -> torch.Tensor:
