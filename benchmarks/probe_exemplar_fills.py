@@ -27,7 +27,7 @@ from models.loading import SHIPPED_MODEL, generator_fill, load_generator  # noqa
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.evaluation import evaluate_folder, format_swd  # noqa: E402
-from utils.realism import pyr_down, pyr_up  # noqa: E402
+from utils.realism import pyramid_lowpass as lowpass  # noqa: E402  (pyrDown `steps` times, then up)
 
 
 def parse_args(argv=None):
@@ -41,17 +41,6 @@ def parse_args(argv=None):
     parser.add_argument("--results_dir", default="results/probe_exemplar_fills", help="the fills and metrics.csv")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args(argv)
-
-
-def lowpass(x: torch.Tensor, steps: int) -> torch.Tensor:
-    """(B, C, S, S) -> the same size, keeping only the pyramid's level `steps` (pyrDown `steps` times, then up)."""
-    sizes = []
-    for _ in range(steps):
-        sizes.append(x.shape[-2:])
-        x = pyr_down(x)
-    for size in reversed(sizes):
-        x = pyr_up(x, size)
-    return x
 
 
 def transferred_detail(layout: torch.Tensor, masked: torch.Tensor, mask: torch.Tensor, steps: int, block: int,
