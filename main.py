@@ -44,7 +44,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
                "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
-               "layout_steps")
+               "layout_steps", "lambda_band", "band_levels")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -187,6 +187,13 @@ def parse_args(argv=None):
                                "towards the blurry mean, as --lambda_mse on --recon_lowpass images does")
     ablation.add_argument("--layout_steps", type=int, default=3,
                           help="pyrDowns before --lambda_layout compares (3: the 16-px level at 128²)")
+    ablation.add_argument("--lambda_band", type=float, default=0.0,
+                          help="the hole's detail amplitude in the Laplacian bands --band_levels, phase-free "
+                               "(losses.band_energy_loss): the mid-scale detail that the layout terms pull "
+                               "towards the blurry mean and the detail loss (the finest band) does not ask back")
+    ablation.add_argument("--band_levels", default="1,2",
+                          help="the bands --lambda_band compares, comma-separated (0: the finest; 1, 2: at S/2, "
+                               "S/4: the patch SWD's 64- and 32-px levels at 128²)")
     ablation.add_argument("--lambda_detail", type=float, default=0.0,
                           help="local detail (texture) energy in the hole, phase-free (losses.detail_loss)")
     ablation.add_argument("--lambda_placement", type=float, default=0.0,
@@ -208,6 +215,8 @@ def parse_args(argv=None):
         if args.lambda_layout and not 1 <= args.layout_steps <= math.log2(args.image_size) - 2:
             raise InputError(f"--layout_steps {args.layout_steps}: the pyramid of a {args.image_size}² image has "
                              f"levels 1 to {int(math.log2(args.image_size)) - 2} (at least 4 x 4 px)")
+        if args.lambda_band:
+            band_levels(args.band_levels, args.image_size)  # raises InputError with the fix
         try:  # the generator's flags must build a network (models/options.py), before torch is imported
             GeneratorConfig.from_flags(vars(args))
         except ValueError as exc:
@@ -251,6 +260,19 @@ def exemplar_scales(text: str) -> tuple:
     return tuple(scales)
 
 
+def band_levels(text: str, image_size: int) -> tuple:
+    """--band_levels "1,2" -> (1, 2), or InputError: Laplacian bands above the pyramid's 16-px residual."""
+    top = int(math.log2(image_size)) - 5  # at 128²: bands 0 (128 px), 1 (64), 2 (32); the residual at 16
+    try:
+        levels = tuple(sorted({int(v) for v in text.split(",")}))
+    except ValueError:
+        raise InputError(f"--band_levels must be comma-separated integers, got {text!r}") from None
+    if not levels or not all(0 <= level <= top for level in levels):
+        raise InputError(f"--band_levels {text}: a {image_size}² image has bands 0 to {top} above the 16-px "
+                         f"residual")
+    return levels
+
+
 def adam_betas(text: str) -> tuple:
     """--adam_betas "b1,b2" -> (b1, b2), or InputError."""
     beta1, beta2 = number_pair(text, "--adam_betas", "0,0.99")
@@ -266,9 +288,9 @@ if __name__ == "__main__":
 
 import torch  # noqa: E402
 
-from losses import (AdversarialLoss, build_perceptual_loss, detail_loss, feature_matching_loss,  # noqa: E402
-                    hole_l1, hole_mse, lowpass, masked_hinge_discriminator, masked_hinge_generator, placement_loss,
-                    pyramid_hole_mse, ssim_loss)
+from losses import (AdversarialLoss, band_energy_loss, build_perceptual_loss, detail_loss,  # noqa: E402
+                    feature_matching_loss, hole_l1, hole_mse, lowpass, masked_hinge_discriminator,
+                    masked_hinge_generator, placement_loss, pyramid_hole_mse, ssim_loss)
 from models.baselines import BASELINES  # noqa: E402
 from models.gan import PatchDiscriminator  # noqa: E402
 from models.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: E402,F401
@@ -337,9 +359,12 @@ def generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perc
     g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
     g_place = placement_loss(fake, image, mask) if args.lambda_placement else zero
     g_layout = pyramid_hole_mse(fake, image, mask, args.layout_steps) if args.lambda_layout else zero
+    g_band = (band_energy_loss(fake, image, mask, band_levels(args.band_levels, args.image_size))
+              if args.lambda_band else zero)
     g_total = (args.lambda_l1 * g_l1 + args.lambda_mse * g_mse + args.lambda_ssim * g_ssim
                + args.lambda_perc * g_perc + args.lambda_adv * g_gan + args.lambda_fm * g_fm
-               + args.lambda_detail * g_detail + args.lambda_placement * g_place + args.lambda_layout * g_layout)
+               + args.lambda_detail * g_detail + args.lambda_placement * g_place + args.lambda_layout * g_layout
+               + args.lambda_band * g_band)
     accelerator.backward(g_total)
     opt_g.step()
     losses = {"G_total": g_total.item(), "G_L1": g_l1.item(), "G_MSE": g_mse.item(), "G_SSIM": g_ssim.item(),
@@ -349,6 +374,8 @@ def generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perc
         losses["G_place"] = g_place.item()
     if args.lambda_layout:
         losses["G_layout"] = g_layout.item()
+    if args.lambda_band:
+        losses["G_band"] = g_band.item()
     return losses
 
 

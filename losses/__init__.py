@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 
 from losses.weights import find_torchvision_weights
-from models.filters import level_masks, pyr_down
+from models.filters import laplacian_pyramid, level_masks, pyr_down
 from models.options import GAN_LOSSES, PERCEPTUAL_KINDS
 
 
@@ -42,6 +42,39 @@ def pyramid_hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
         x, y = pyr_down(x), pyr_down(y)
     return hole_mse(x, y, level_masks(mask, steps + 1)[-1])
 
+
+def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels=(1, 2)) -> torch.Tensor:
+    """Relative error of the hole's detail amplitude in the given Laplacian-pyramid bands, phase-free.
+
+    Per band l (0: the finest, at S; 1: at S/2; ...; models.filters.laplacian_pyramid, the patch SWD's
+    bands) and per image and channel, the RMS of the band over the hole at that level (level_masks: the
+    coarse pixels all of whose fine pixels are hole); the loss is sum |RMS(pred) - RMS(target)| / sum
+    RMS(target) over the batch and channels, averaged over the bands: 0 when the fill has the truth's amount
+    of each band, whatever its phase and placement. Why: the layout terms pull every band the fill cannot
+    predict towards the blurry mean, and the adversarial terms restore the finest band (and the detail loss
+    asks for it) but not the mid-scale ones; on val, run 40's fills keep 0.69 of the truth's amplitude in the
+    band at 32 px (docs/model_card.md). The SWD normalises patches by the truth's std per level, so a band
+    short of amplitude reads as unlike a photograph even when its shapes are right.
+    pred/target (B, C, S, S), mask (B, 1, S, S) with 1 = hole; the target gets no gradient; a scalar.
+    """
+    top = max(levels)
+    min_side = pred.shape[-1] >> (top + 1)  # the pyramid down to the level below the coarsest band asked for
+    bands_pred = laplacian_pyramid(pred.float(), min_side)
+    with torch.no_grad():
+        bands_true = laplacian_pyramid(target.float(), min_side)
+    masks = level_masks(mask, top + 1)
+    loss = pred.new_zeros((), dtype=torch.float32)
+    for level in levels:
+        hole = masks[level]
+        count = hole.sum(dim=(2, 3)).clamp_min(1.0)  # (B, 1)
+
+        def rms(band):  # (B, C)
+            return ((band.square() * hole).sum(dim=(2, 3)) / count).add(1e-8).sqrt()
+        rms_pred = rms(bands_pred[level])
+        with torch.no_grad():
+            rms_true = rms(bands_true[level])
+        loss = loss + (rms_pred - rms_true).abs().sum() / rms_true.sum().clamp_min(1e-6)
+    return loss / len(levels)
 
 def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur (std `sigma` px, kernel 2 * ceil(3 sigma) + 1, reflect padding); identity at sigma 0.

@@ -46,6 +46,17 @@ def pyr_up(x: torch.Tensor, size) -> torch.Tensor:
     return F.conv2d(F.pad(up, (2, 2, 2, 2), mode="reflect"), 4 * _pyr_kernel(x), groups=c)
 
 
+def laplacian_pyramid(x: torch.Tensor, min_side: int = 16) -> list:
+    """[band at S, band at S/2, ..., low-pass residual at ~min_side]: the finer levels are x - pyrUp(pyrDown(x)),
+    the last the Gaussian level itself (S = 128, min_side 16: levels at 128, 64, 32, 16 px)."""
+    levels = []
+    while x.shape[-1] > min_side:
+        down = pyr_down(x)
+        levels.append(x.float() - pyr_up(down, x.shape[-2:]))
+        x = down
+    return levels + [x.float()]
+
+
 def level_masks(mask: torch.Tensor, count: int) -> list:
     """The hole at each pyramid level: a coarse pixel is hole when all of its fine pixels are (a min-pool)."""
     masks = [mask.float()]

@@ -326,3 +326,50 @@ def test_lambda_layout_trains_is_logged_and_is_part_of_the_recipe(data, tmp_path
     assert (config["lambda_layout"], config["layout_steps"]) == (50, 2)
     with pytest.raises(InputError, match="--layout_steps"):
         gan.parse_args(tiny_gan_train_argv(data, tmp_path / "b", "--lambda_layout", "1", "--layout_steps", "9"))
+
+
+def test_band_energy_loss_asks_for_each_bands_amplitude_not_its_phase():
+    from losses import band_energy_loss, hole_mse
+    from models.filters import laplacian_pyramid
+    torch.manual_seed(0)
+    mask = torch.zeros(2, 1, 128, 128)
+    mask[:, :, 16:112, 16:112] = 1
+    columns = torch.arange(128).view(1, 1, 1, 128)
+
+    def waves(period, phase=0.0):  # vertical stripes of one period: most of their energy in one pyramid band
+        return 0.3 * torch.cos(2 * torch.pi * columns / period + phase).expand(2, 3, 128, 128)
+    mid = waves(16)  # a 16-px period: mostly in the band at 32 px (level 2), some at 64 px, little at 128
+    power = [band[..., 4:-4, 4:-4].square().mean().item() for band in laplacian_pyramid(mid, 16)]
+    assert power[2] > power[1] > 5 * power[0]
+    assert band_energy_loss(mid, mid, mask) == 0
+    # Phase-free: the same waves shifted by half a period cost nothing here, all of their amplitude in L2.
+    shifted = waves(16, torch.pi)
+    assert band_energy_loss(shifted, mid, mask).item() < 0.02 and hole_mse(shifted, mid, mask).item() > 0.1
+    # Half the amplitude costs about half; none costs about all of it.
+    assert band_energy_loss(0.5 * mid, mid, mask).item() == pytest.approx(0.5, abs=0.05)
+    assert band_energy_loss(torch.zeros_like(mid), mid, mask).item() > 0.9
+    # Only the bands asked for: a 3-px grain (the finest band) added to the fill barely counts for bands 1-2.
+    grain = waves(3)
+    assert band_energy_loss(mid + grain, mid, mask).item() < 0.1
+    assert band_energy_loss(mid + grain, mid, mask, levels=(0,)).item() > 1.0
+    # The gradient raises a band that is short of amplitude, and the truth gets none.
+    pred, truth = (0.5 * mid).requires_grad_(), mid.clone().requires_grad_()
+    band_energy_loss(pred, truth, mask).backward()
+    assert truth.grad is None
+    assert (pred.grad * mid * mask).sum() < 0  # descending the gradient moves the fill towards the waves
+
+
+def test_lambda_band_trains_is_logged_and_is_part_of_the_recipe(data, tmp_path):
+    import csv
+
+    import main as gan
+    from utils.checkpoint import load_checkpoint
+    from utils.errors import InputError
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path, "--lambda_band", "20", "--band_levels", "0,1")))
+    with open(tmp_path / "train" / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(float(r["G_band"]) > 0 for r in rows)
+    config = load_checkpoint(tmp_path / "checkpoint_epoch_1.pth", kinds=("gan",))["config"]
+    assert (config["lambda_band"], config["band_levels"]) == (20, "0,1")
+    with pytest.raises(InputError, match="--band_levels 1,2: a 64² image has bands 0 to 1"):  # the default at 64²
+        gan.parse_args(tiny_gan_train_argv(data, tmp_path / "b", "--lambda_band", "1"))

@@ -4,7 +4,7 @@ PSNR rewards the blurry mean of all plausible fills; these say whether a fill ha
 (patch SWD), the right layout and colours (low-pass PSNR) and its detail where the scene has it (placement).
 Images are float (B, 3, S, S) in [-1, 1], masks (B, 1, S, S) with 1 = hole, as everywhere in the project.
 
-- `laplacian_pyramid`: OpenCV-style 5-tap (1 4 6 4 1) / 16 pyrDown / pyrUp, reflect-101 borders.
+- `laplacian_pyramid` (models.filters): OpenCV-style 5-tap (1 4 6 4 1) / 16 pyrDown / pyrUp, reflect-101 borders.
 - `PatchSWD`: sliced Wasserstein distance between the distributions of 7x7 RGB patches of each Laplacian level,
   outputs against truths (Karras et al. 2018, "Progressive Growing of GANs", sec. 5), patches wholly inside
   the hole; both normalised by the truths' per-level, per-channel mean and std, so that too little or too
@@ -18,7 +18,8 @@ Images are float (B, 3, S, S) in [-1, 1], masks (B, 1, S, S) with 1 = hole, as e
 import torch
 import torch.nn.functional as F
 
-from models.filters import level_masks, pyr_down, pyr_up  # noqa: F401  (re-exported: the metrics' pyramid)
+# The pyramid lives beside the layers' filters (the training losses use it too); re-exported for the metrics.
+from models.filters import laplacian_pyramid, level_masks, pyr_down, pyr_up  # noqa: F401
 
 _GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
 
@@ -34,17 +35,6 @@ def pyramid_lowpass(x: torch.Tensor, levels: int) -> torch.Tensor:
     for size in reversed(sizes[:-1]):
         small = pyr_up(small, tuple(size))
     return small
-
-
-def laplacian_pyramid(x: torch.Tensor, min_side: int = 16) -> list:
-    """[band at S, band at S/2, ..., low-pass residual at ~min_side]: the finer levels are x - pyrUp(pyrDown(x)),
-    the last the Gaussian level itself (S = 128, min_side 16: levels at 128, 64, 32, 16 px)."""
-    levels = []
-    while x.shape[-1] > min_side:
-        down = pyr_down(x)
-        levels.append(x.float() - pyr_up(down, x.shape[-2:]))
-        x = down
-    return levels + [x.float()]
 
 
 def hole_patch_centres(mask: torch.Tensor, patch: int, stride: int = 1) -> torch.Tensor:
