@@ -99,3 +99,17 @@ def test_context_recipe_is_the_realistic_256_recipe_at_128_with_context_and_deep
                                  "--d_head_layers", "3", "--epochs", "400", "--checkpoint_dir", "runs/context_128",
                                  "--results_dir", "runs/context_128"])
     assert namespace(from_file) == namespace(from_flags)
+
+
+@pytest.mark.parametrize("stage, flags", [
+    ("layout", ["--init_from", "runs/context_128/checkpoint_epoch_56.pth", "--lambda_layout", "500"]),
+    ("placement", ["--init_from", "runs/context_128_layout/checkpoint_epoch_24.pth", "--lambda_layout", "500",
+                   "--lambda_placement", "30"])])
+def test_the_realistic_chain_configs_are_the_forks_command_lines(stage, flags):
+    """configs/context_128_{layout,placement}.yaml are the command lines of runs 40 and 42 (docs/model_card.md):
+    configs/context_128.yaml and the fork's flags."""
+    from_file = gan.parse_args(["--mode", "train", "--config", str(ROOT / f"configs/context_128_{stage}.yaml")])
+    from_flags = gan.parse_args(["--mode", "train", "--config", str(ROOT / "configs/context_128.yaml"), *flags,
+                                 "--checkpoint_dir", f"runs/context_128_{stage}",
+                                 "--results_dir", f"runs/context_128_{stage}"])
+    assert namespace(from_file) == namespace(from_flags)
