@@ -52,9 +52,9 @@ def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     RMS(target) over the batch and channels, averaged over the bands: 0 when the fill has the truth's amount
     of each band, whatever its phase and placement. Why: the layout terms pull every band the fill cannot
     predict towards the blurry mean, and the adversarial terms restore the finest band (and the detail loss
-    asks for it) but not the mid-scale ones; on val, run 40's fills keep 0.69 of the truth's amplitude in the
-    band at 32 px (docs/model_card.md). The SWD normalises patches by the truth's std per level, so a band
-    short of amplitude reads as unlike a photograph even when its shapes are right.
+    asks for it) but less of the mid-scale ones (the amplitudes measured per band are in docs/model_card.md,
+    runs 42-44). The SWD normalises patches by the truth's std per level, so a band short of amplitude reads
+    as unlike a photograph even when its shapes are right.
     pred/target (B, C, S, S), mask (B, 1, S, S) with 1 = hole; the target gets no gradient; a scalar.
     """
     top = max(levels)
