@@ -76,6 +76,7 @@ def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
         loss = loss + (rms_pred - rms_true).abs().sum() / rms_true.sum().clamp_min(1e-6)
     return loss / len(levels)
 
+
 def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur (std `sigma` px, kernel 2 * ceil(3 sigma) + 1, reflect padding); identity at sigma 0.
 

@@ -312,17 +312,23 @@ def test_pyramid_hole_mse_sees_the_layout_and_not_the_fine_bands():
     assert hole_grad > 0 and known_grad < 0.2 * hole_grad  # a rim of known pixels blurs into the coarse hole
 
 
-def test_lambda_layout_trains_is_logged_and_is_part_of_the_recipe(data, tmp_path):
+def train_tiny_gan(data, out, *flags) -> tuple:
+    """One epoch of the tiny GAN with `flags`: (the rows of its losses.csv, its epoch-1 checkpoint's config)."""
     import csv
 
     import main as gan
     from utils.checkpoint import load_checkpoint
-    from utils.errors import InputError
-    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path, "--lambda_layout", "50", "--layout_steps", "2")))
-    with open(tmp_path / "train" / "losses.csv", newline="") as f:
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, out, *flags)))
+    with open(out / "train" / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    return rows, load_checkpoint(out / "checkpoint_epoch_1.pth", kinds=("gan",))["config"]
+
+
+def test_lambda_layout_trains_is_logged_and_is_part_of_the_recipe(data, tmp_path):
+    import main as gan
+    from utils.errors import InputError
+    rows, config = train_tiny_gan(data, tmp_path, "--lambda_layout", "50", "--layout_steps", "2")
     assert rows and all(float(r["G_layout"]) > 0 for r in rows)
-    config = load_checkpoint(tmp_path / "checkpoint_epoch_1.pth", kinds=("gan",))["config"]
     assert (config["lambda_layout"], config["layout_steps"]) == (50, 2)
     with pytest.raises(InputError, match="--layout_steps"):
         gan.parse_args(tiny_gan_train_argv(data, tmp_path / "b", "--lambda_layout", "1", "--layout_steps", "9"))
@@ -360,16 +366,10 @@ def test_band_energy_loss_asks_for_each_bands_amplitude_not_its_phase():
 
 
 def test_lambda_band_trains_is_logged_and_is_part_of_the_recipe(data, tmp_path):
-    import csv
-
     import main as gan
-    from utils.checkpoint import load_checkpoint
     from utils.errors import InputError
-    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path, "--lambda_band", "20", "--band_levels", "0,1")))
-    with open(tmp_path / "train" / "losses.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows, config = train_tiny_gan(data, tmp_path, "--lambda_band", "20", "--band_levels", "0,1")
     assert rows and all(float(r["G_band"]) > 0 for r in rows)
-    config = load_checkpoint(tmp_path / "checkpoint_epoch_1.pth", kinds=("gan",))["config"]
     assert (config["lambda_band"], config["band_levels"]) == (20, "0,1")
     with pytest.raises(InputError, match="--band_levels 1,2: a 64² image has bands 0 to 1"):  # the default at 64²
         gan.parse_args(tiny_gan_train_argv(data, tmp_path / "b", "--lambda_band", "1"))
