@@ -57,6 +57,16 @@ def laplacian_pyramid(x: torch.Tensor, min_side: int = 16) -> list:
     return levels + [x.float()]
 
 
+def collapse_laplacian(levels: list) -> torch.Tensor:
+    """The inverse of `laplacian_pyramid`: from the low-pass residual up, pyrUp to the next band's size and add
+    the band. collapse_laplacian(laplacian_pyramid(x)) == x up to float rounding; zeroing or scaling a band
+    before collapsing removes or scales that scale of detail alone."""
+    x = levels[-1]
+    for band in reversed(levels[:-1]):
+        x = pyr_up(x, band.shape[-2:]) + band
+    return x
+
+
 def level_masks(mask: torch.Tensor, count: int) -> list:
     """The hole at each pyramid level: a coarse pixel is hole when all of its fine pixels are (a min-pool)."""
     masks = [mask.float()]

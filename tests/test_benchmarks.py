@@ -1,6 +1,7 @@
 """The reference trainer of benchmarks/bench_train.py --whole_process trains main.py's recipe."""
 import copy
 
+import pytest
 import torch
 
 import main as gan
@@ -138,3 +139,43 @@ def test_probe_memorisation_scores_the_truth_floors_and_generators(data, tmp_pat
         assert 0 <= float(share.split("±")[0]) <= 1 and float(to_train) >= 0 and float(to_unseen) >= 0
     assert run(probe_main, probe_args, argv[:-4] + ["--query_stride", "8"]) == 2
     assert "--query_stride" in capsys.readouterr().err
+
+
+def test_probe_band_budget_splits_a_fills_detail_by_band_and_prices_it_in_layout(data, tmp_path, capsys):
+    from benchmarks.probe_band_budget import (amplitude_and_correlation, band_sizes, band_sums, main as probe_main,
+                                              parse_args as probe_args)
+    from models import GeneratorConfig, UNetGenerator
+    from models.baselines import BASELINES
+    from models.loading import export_generator
+    from utils.cli import run
+    from utils.evaluation import evaluate_folder
+    assert band_sizes(128) == [128, 64, 32, 16] and band_sizes(64) == [64, 32, 16]
+    truth = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    mask = masked_input(truth, 0.4)[1]
+    same = amplitude_and_correlation(band_sums(truth, truth, mask))
+    assert all(abs(a - 1) < 1e-6 and abs(c - 1) < 1e-6 for a, c in same), same
+    negated = amplitude_and_correlation(band_sums(-truth, truth, mask))[:-1]  # the bands (zero-mean) flip sign
+    assert all(abs(a - 1) < 1e-6 and abs(c + 1) < 1e-6 for a, c in negated), negated
+    flat = amplitude_and_correlation(band_sums(torch.zeros_like(truth), truth, mask))
+    assert all(a == 0 and c == 0 for a, c in flat[:-1])  # no detail in any band
+
+    torch.manual_seed(0)
+    path = export_generator(UNetGenerator(GeneratorConfig(64, 8)), {"image_size": 64, "crop_ratio": 0.4},
+                            tmp_path / "g.pth")
+    probe_main(probe_args(["--test_dir", str(data / "test"), "--checkpoint", f"tiny={path}", "--floors", "mean",
+                           "--hand_made"]))
+    lines = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    bands, lowpass = lines[:4], lines[4:]
+    assert [c.strip() for c in bands[0]] == ["fill", "64 px: amplitude / correlation",
+                                             "32 px: amplitude / correlation", "16 px (low-pass): amplitude / correlation"]
+    assert [c.strip() for c in lowpass[0]] == ["fill (low-pass hole PSNR, dB)", "as it is", "without 64 px",
+                                               "without 32 px", "without both"]
+    fills = ["tiny", "mean fill", "hand-made: tiny's 16-px level + shift-map's bands"]
+    assert [cells[0].strip() for cells in bands[1:]] == fills == [cells[0].strip() for cells in lowpass[1:]]
+    decibels = {cells[0].strip(): [float(c) for c in cells[1:]] for cells in lowpass[1:]}
+    # Its "as it is" column is eval's low-pass hole PSNR of the same fill on the same photos.
+    summary = evaluate_folder(BASELINES["mean"], data / "test", 64, 0.4, tmp_path / "eval", "cpu", save_images=False)
+    assert decibels["mean fill"][0] == pytest.approx(summary["psnr_lowpass"], abs=0.006)
+    assert all(v > 0 for v in decibels["tiny"])
+    assert run(probe_main, probe_args, ["--test_dir", str(data / "test"), "--hand_made"]) == 2
+    assert "--hand_made needs a --checkpoint" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from data.masks import masked_input
 from models.baselines import BASELINES
 from models.projected import blur
+from models.filters import collapse_laplacian
 from utils.realism import (PatchSWD, detail_placement, kernel_inception_distance, laplacian_pyramid, level_masks,
                            lowpass_hole_psnr, pyr_down, pyr_up)
 
@@ -40,10 +41,19 @@ def test_pyramid_matches_opencv_and_reconstructs():
     assert np.abs(up - cv2.pyrUp(small)).max() < 1e-5
     levels = laplacian_pyramid(x * 2 - 1, min_side=8)
     assert [lv.shape[-1] for lv in levels] == [32, 16, 8]
-    rebuilt = levels[-1]
-    for band in reversed(levels[:-1]):
-        rebuilt = band + pyr_up(rebuilt, band.shape[-2:])
-    assert torch.allclose(rebuilt, x * 2 - 1, atol=1e-5)
+    assert torch.allclose(collapse_laplacian(levels), x * 2 - 1, atol=1e-5)
+
+
+def test_collapsing_without_a_band_removes_that_scale_only():
+    # A 4-px stripe (all in the finest band at 64 px) over a slow ramp (in the low-pass).
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    stripe, ramp = 0.3 * torch.sin(2 * math.pi * xx / 4), yy / 64
+    levels = laplacian_pyramid((stripe + ramp).expand(1, 3, 64, 64), min_side=16)  # bands at 64, 32 px; low-pass
+    inner = (..., slice(8, -8), slice(8, -8))  # away from the reflected borders
+    without_finest = collapse_laplacian([torch.zeros_like(levels[0])] + levels[1:])
+    assert torch.allclose(without_finest[inner], ramp.expand(1, 3, 64, 64)[inner], atol=0.02)
+    without_mid = collapse_laplacian([levels[0], torch.zeros_like(levels[1]), levels[2]])
+    assert torch.allclose(without_mid[inner], (stripe + ramp).expand(1, 3, 64, 64)[inner], atol=0.02)
 
 
 def test_level_masks_keep_only_wholly_hole_pixels():
