@@ -174,3 +174,27 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
                ["--train_dir", str(tmp_path / "set" / "train"), "--val_dir", str(tmp_path / "set" / "val"),
                 "--out", str(out), "--limit_mib", "1", "--harmonic_sizes", ""]) == 2
     assert "over --limit_mib 1: pass a smaller --short_side" in capsys.readouterr().err
+
+
+def test_average_checkpoints_exports_the_mean_generator_and_refuses_other_architectures(tmp_path, capsys):
+    from models import GeneratorConfig, UNetGenerator
+    from models.loading import export_generator, load_generator
+    from tools.average_checkpoints import main as average_main, parse_args as average_args
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(str(export_generator(UNetGenerator(GeneratorConfig(64, 8)),
+                                          {"image_size": 64, "crop_ratio": 0.4}, tmp_path / f"g{seed}.pth")))
+    average_main(average_args(paths + ["--export", str(tmp_path / "soup.pth")]))
+    soup, config = load_generator(tmp_path / "soup.pth")
+    assert config["averaged_from"] == paths and config["image_size"] == 64
+    first, second = (load_generator(p)[0].state_dict() for p in paths)
+    averaged = [name for name, value in soup.state_dict().items() if value.is_floating_point()]
+    for name in averaged:  # exports hold large tensors in fp16: compare at that precision
+        assert torch.allclose(soup.state_dict()[name], (first[name] + second[name]) / 2, atol=2e-3), name
+    assert sum(not torch.equal(first[name], second[name]) for name in averaged) > len(averaged) // 2  # two seeds
+    other = export_generator(UNetGenerator(GeneratorConfig(64, 16)), {"image_size": 64, "crop_ratio": 0.4},
+                             tmp_path / "wide.pth")
+    assert run(average_main, average_args, [paths[0], str(other), "--export", str(tmp_path / "bad.pth")]) == 2
+    assert "has another architecture" in capsys.readouterr().err and not (tmp_path / "bad.pth").exists()
+    assert run(average_main, average_args, [paths[0], "--export", str(tmp_path / "one.pth")]) == 2
