@@ -81,7 +81,7 @@ def main(args):
     checkpoints = labelled_checkpoints(args.checkpoint)
     if args.hand_made and not checkpoints:
         raise InputError("--hand_made needs a --checkpoint (its 16-px level is the layout)")
-    import torch
+    from tqdm import tqdm
     from data.datasets import ImageFolderDataset, masked_batches
     from data.masks import keep_known
     from models.baselines import BASELINES
@@ -116,7 +116,8 @@ def main(args):
     dataset = ImageFolderDataset(args.test_dir, size, crop_ratio, train=False)
     sums = {name: 0 for name in fills}  # per fill: band_sums over all images
     lowpass = {name: {label: [] for label, _ in removals} for name in fills}  # per fill and removal: per-image dB
-    for truth, mask, masked in masked_batches(dataset, range(len(dataset)), args.batch_size):
+    batches = masked_batches(dataset, range(len(dataset)), args.batch_size)
+    for truth, mask, masked in tqdm(batches, total=-(-len(dataset) // args.batch_size), desc="fills", unit="batch"):
         for name, fill in fills.items():
             output = quantize(fill(masked, mask).float())
             sums[name] = sums[name] + band_sums(output, truth, mask)

@@ -47,8 +47,9 @@ def main(args):
         raise InputError("give at least two checkpoints to average")
     for path in args.checkpoints:
         check_checkpoint_path(path, "the checkpoint list")
+    from tqdm import tqdm
     from models.loading import export_generator, load_generator
-    loaded = [load_generator(path) for path in args.checkpoints]
+    loaded = [load_generator(path) for path in tqdm(args.checkpoints, desc="loading", unit="checkpoint")]
     first_architecture = loaded[0][0].config
     for path, (generator, _) in zip(args.checkpoints[1:], loaded[1:]):
         if generator.config != first_architecture:
