@@ -41,19 +41,19 @@ def parse_args(argv=None):
 
 
 def band_sizes(image_size: int) -> list:
-    """The pyramid's level sizes in px, finest first, down to the 16-px low-pass (128: [128, 64, 32, 16])."""
-    sizes = [image_size]
-    while sizes[-1] > 16:
-        sizes.append((sizes[-1] + 1) // 2)
-    return sizes
-
-
-def band_sums(output, truth, mask):
-    """(levels, 3) float64: per pyramid level (finest first; the last is the low-pass, taken as its deviation
-    from the truth's mean colour in the hole), the sums over the level's hole of output², truth², output·truth."""
+    """The pyramid's level sizes in px, finest first, down to the 16-px low-pass (128: [128, 64, 32, 16]): read
+    off `laplacian_pyramid` itself, so that the probe's bands are the metrics' bands."""
     import torch
-    from models.filters import laplacian_pyramid, level_masks
-    outputs, truths = laplacian_pyramid(output), laplacian_pyramid(truth)
+    from models.filters import laplacian_pyramid
+    return [level.shape[-1] for level in laplacian_pyramid(torch.zeros(1, 1, image_size, image_size))]
+
+
+def band_sums(outputs: list, truths: list, mask):
+    """(levels, 3) float64 from the Laplacian pyramids (`laplacian_pyramid`) of a fill and of the truth: per level
+    (finest first; the last is the low-pass, taken as its deviation from the truth's mean colour in the hole), the
+    sums over the level's hole of output², truth², output·truth."""
+    import torch
+    from models.filters import level_masks
     holes = level_masks(mask, len(truths))
     sums = []
     for level, (band, true, hole) in enumerate(zip(outputs, truths, holes)):
@@ -69,11 +69,10 @@ def amplitude_and_correlation(sums) -> list:
     return [((f / t) ** 0.5 if t > 0 else float("nan"), c / max((f * t) ** 0.5, 1e-12)) for f, t, c in sums.tolist()]
 
 
-def without_bands(image, bands):
-    """(B, 3, S, S) with the Laplacian bands of the given indices (0: the finest) set to zero."""
+def without_bands(levels: list, bands):
+    """(B, 3, S, S): the image of the pyramid `levels` with the bands of the given indices (0: the finest) zeroed."""
     import torch
-    from models.filters import collapse_laplacian, laplacian_pyramid
-    levels = laplacian_pyramid(image)
+    from models.filters import collapse_laplacian
     return collapse_laplacian([torch.zeros_like(band) if i in bands else band for i, band in enumerate(levels)])
 
 
@@ -85,6 +84,7 @@ def main(args):
     from data.datasets import ImageFolderDataset, masked_batches
     from data.masks import keep_known
     from models.baselines import BASELINES
+    from models.filters import laplacian_pyramid
     from models.loading import generator_fill, load_generator
     from utils.evaluation import quantize
     from utils.realism import lowpass_hole_psnr, pyramid_lowpass
@@ -118,11 +118,13 @@ def main(args):
     lowpass = {name: {label: [] for label, _ in removals} for name in fills}  # per fill and removal: per-image dB
     batches = masked_batches(dataset, range(len(dataset)), args.batch_size)
     for truth, mask, masked in tqdm(batches, total=-(-len(dataset) // args.batch_size), desc="fills", unit="batch"):
+        truth_levels = laplacian_pyramid(truth)  # once per batch, for every fill
         for name, fill in fills.items():
             output = quantize(fill(masked, mask).float())
-            sums[name] = sums[name] + band_sums(output, truth, mask)
+            output_levels = laplacian_pyramid(output)  # once per fill, for its sums and every removal
+            sums[name] = sums[name] + band_sums(output_levels, truth_levels, mask)
             for label, bands in removals:
-                kept = keep_known(masked, mask, without_bands(output, bands)) if bands else output
+                kept = keep_known(masked, mask, without_bands(output_levels, bands)) if bands else output
                 lowpass[name][label] += lowpass_hole_psnr(kept, truth, mask)
 
     print(f"{len(dataset)} images of `{args.test_dir}`, {size}², crop ratio {crop_ratio}.\n")

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from data.masks import masked_input
 from models.baselines import BASELINES
-from models.projected import blur
 from models.filters import collapse_laplacian
+from models.projected import blur
 from utils.realism import (PatchSWD, detail_placement, kernel_inception_distance, laplacian_pyramid, level_masks,
                            lowpass_hole_psnr, pyr_down, pyr_up)
 
