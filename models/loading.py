@@ -70,14 +70,22 @@ def model_args(generator: UNetGenerator) -> dict:
 
 
 
+def generator_weights(path, use_ema: bool = True) -> tuple:
+    """(state_dict, GeneratorConfig, config) of a training checkpoint's generator (its EMA weights when it has
+    them, unless use_ema is False) or of a generator export, without building the network: what
+    `load_generator` loads, for tools that only combine weights (tools/average_checkpoints.py)."""
+    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
+    weights = state["generator_ema"]["module"] if use_ema and state.get("generator_ema") else state["generator"]
+    return weights, generator_config(state["config"], state.get("model_args")), state["config"]
+
+
 def load_generator(path, use_ema: bool = True) -> tuple:
     """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
     unless use_ema is False) or a generator export."""
-    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
-    generator = build_generator(state["config"], state.get("model_args"))
-    weights = state["generator_ema"]["module"] if use_ema and state.get("generator_ema") else state["generator"]
+    weights, architecture, config = generator_weights(path, use_ema)
+    generator = build_generator(config, asdict(architecture))
     generator.load_state_dict({k: v.float() for k, v in weights.items()})
-    return generator.eval(), state["config"]
+    return generator.eval(), config
 
 
 def scale_texture(generator: UNetGenerator, scale: float) -> UNetGenerator:

@@ -29,16 +29,31 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def average_generators(generators: list):
-    """The first generator, its floating-point weights replaced by the mean over `generators` (same architecture)."""
+def average_weights(paths: list) -> tuple:
+    """(averaged state_dict, GeneratorConfig, config) of the generators of `paths`, read one checkpoint at a time
+    (a running float64 sum, so memory does not grow with the count): floating-point tensors are averaged (and
+    cast back to the first's dtype), the rest (counters) taken from the first. InputError where a checkpoint's
+    architecture differs from the first's."""
     import torch
-    first = generators[0]
-    states = [g.state_dict() for g in generators]
-    with torch.no_grad():
-        averaged = {name: torch.stack([s[name].float() for s in states]).mean(0).to(value.dtype)
-                    if value.is_floating_point() else value for name, value in states[0].items()}
-    first.load_state_dict(averaged)
-    return first
+    from models.loading import generator_weights
+    sums, first_architecture, first_config = None, None, None
+    for path in paths:
+        weights, architecture, config = generator_weights(path)
+        if sums is None:
+            first_architecture, first_config = architecture, config
+            dtypes = {name: value.dtype for name, value in weights.items()}
+            sums = {name: value.double() if value.is_floating_point() else value.clone()
+                    for name, value in weights.items()}
+            continue
+        if architecture != first_architecture or weights.keys() != sums.keys():
+            raise InputError(f"{path} has another architecture than {paths[0]} "
+                             "(only checkpoints of one run's lineage can be averaged)")
+        for name, value in weights.items():
+            if value.is_floating_point():
+                sums[name] += value.double()
+    averaged = {name: (value / len(paths)).to(dtypes[name]) if value.is_floating_point() else value
+                for name, value in sums.items()}
+    return averaged, first_architecture, first_config
 
 
 def main(args):
@@ -47,17 +62,13 @@ def main(args):
         raise InputError("give at least two checkpoints to average")
     for path in args.checkpoints:
         check_checkpoint_path(path, "the checkpoint list")
-    from tqdm import tqdm
-    from models.loading import export_generator, load_generator
-    loaded = [load_generator(path) for path in tqdm(args.checkpoints, desc="loading", unit="checkpoint")]
-    first_architecture = loaded[0][0].config
-    for path, (generator, _) in zip(args.checkpoints[1:], loaded[1:]):
-        if generator.config != first_architecture:
-            raise InputError(f"{path} has another architecture than {args.checkpoints[0]} "
-                             "(only checkpoints of one run's lineage can be averaged)")
-    generator = average_generators([g for g, _ in loaded])
-    config = dict(loaded[0][1], averaged_from=[str(p) for p in args.checkpoints])
-    path = export_generator(generator, config, args.export)
+    from dataclasses import asdict
+    from models.loading import build_generator, export_generator
+    weights, architecture, config = average_weights(args.checkpoints)
+    generator = build_generator(config, asdict(architecture))
+    generator.load_state_dict({name: value.float() for name, value in weights.items()})
+    config = dict(config, averaged_from=[str(p) for p in args.checkpoints])
+    path = export_generator(generator.eval(), config, args.export)
     print(f"exported the average of {len(args.checkpoints)} generators to {path}")
 
 
