@@ -61,6 +61,18 @@ def test_the_rule_bounds_the_chroma_and_stripe_shares():
         select_checkpoint.pick_row(old, 16.81, max_chroma=0.11)
 
 
+def test_the_rule_can_ask_for_a_placement_margin():
+    table = rows((20.0, 17.0), (22.0, 17.1), (25.0, 17.2))
+    for row, placement in zip(table, (0.36, 0.42, 0.41)):
+        row["placement"] = str(placement)
+    assert select_checkpoint.pick_row(table, 16.81)["epoch"] == "2"  # no bound: the lowest SWD
+    assert select_checkpoint.pick_row(table, 16.81, min_placement=0.41)["epoch"] == "4"  # 0.41 itself passes too
+    assert select_checkpoint.pick_row(table, 17.15, min_placement=0.41)["epoch"] == "6"  # the line and the bound
+    with pytest.raises(InputError, match=r"none keeps its detail placement at or above the placement bound 0.45 "
+                                         r"\(the most is 0.42\)"):
+        select_checkpoint.pick_row(table, 16.81, min_placement=0.45)
+
+
 def test_checkpoint_config_is_read_without_the_weights(tmp_path):
     from utils.checkpoint import checkpoint_config, save_checkpoint
     weights = {"w": torch.arange(6.0)}
