@@ -34,9 +34,8 @@ def average_weights(paths: list) -> tuple:
     (a running float64 sum, so memory does not grow with the count): floating-point tensors are averaged (and
     cast back to the first's dtype), the rest (counters) taken from the first. InputError where a checkpoint's
     architecture differs from the first's."""
-    import torch
     from models.loading import generator_weights
-    sums, first_architecture, first_config = None, None, None
+    sums, dtypes, first_architecture, first_config = None, None, None, None
     for path in paths:
         weights, architecture, config = generator_weights(path)
         if sums is None:

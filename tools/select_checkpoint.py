@@ -7,12 +7,13 @@
 The rule (docs/model_card.md, fixed before any test score): the lowest val patch SWD among the checkpoints whose
 val low-pass hole PSNR is at least the harmonic fill's + 0.5 dB on the same photos, and whose chroma and stripe
 shares are at most the truth's + --chroma_margin / --stripe_margin (patch SWD alone rewards colour sparkle and
-plaid). `--margin 0.7 --min_placement 0.41` ask for the val margins that the model card's rule for spending a test
-score sets (run 44's val-to-test drops). The line is --min_lowpass, or the harmonic fill's low-pass PSNR on --harmonic_dir (scored here at the run's
-image size and crop ratio, by the code behind `main.py --mode eval`) + --margin; the truth's shares are measured on
---harmonic_dir too (--max_chroma / --max_stripes set the bounds directly, with either). The rows are
-`main.py --mode train --val_dir`'s <results_dir>/train/val_metrics.csv; their checkpoints are
-<checkpoint_dir>/checkpoint_epoch_N.pth. Prints the pick; --export writes its (EMA) generator as an fp16 export.
+plaid); a test score also asks for margins on val (the val-to-test drops seen so far: --margin above 0.5 and
+--min_placement, the model card's current values). The line is --min_lowpass, or the harmonic fill's low-pass PSNR
+on --harmonic_dir (scored here at the run's image size and crop ratio, by the code behind `main.py --mode eval`) +
+--margin; the truth's shares are measured on --harmonic_dir too (--max_chroma / --max_stripes set the bounds
+directly, with either). The rows are `main.py --mode train --val_dir`'s <results_dir>/train/val_metrics.csv; their
+checkpoints are <checkpoint_dir>/checkpoint_epoch_N.pth. Prints the pick; --export writes its (EMA) generator as an
+fp16 export.
 """
 import argparse
 import csv
@@ -44,8 +45,8 @@ def parse_args(argv=None):
     parser.add_argument("--max_chroma", type=float, default=None, help="the chroma share bound itself")
     parser.add_argument("--max_stripes", type=float, default=None, help="the stripe share bound itself")
     parser.add_argument("--min_placement", type=float, default=None,
-                        help="the least val detail placement (none by default; 0.41 is the margin that the model "
-                             "card's rule for a test score asks for)")
+                        help="the least val detail placement (no bound by default; the model card's rule for a "
+                             "test score sets one)")
     parser.add_argument("--checkpoint_dir", default=None,
                         help="where the run's checkpoints are (default: the folder above <results_dir>/train)")
     parser.add_argument("--export", default=None, help="write the pick's generator here (fp16 weights + config)")
@@ -110,7 +111,8 @@ def pick_row(rows: list, line: float, max_chroma: float = None, max_stripes: flo
     for column, bound, sign, what in guards:
         if bound is None:
             continue
-        within = [row for row in kept if row.get(column) not in (None, "") and sign * float(row[column]) <= sign * bound]
+        within = [row for row in kept
+                  if row.get(column) not in (None, "") and sign * float(row[column]) <= sign * bound]
         if not within:
             values = [float(row[column]) for row in kept if row.get(column) not in (None, "")]
             nearest = (min if sign > 0 else max)(values, default=None)
