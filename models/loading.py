@@ -79,13 +79,18 @@ def generator_weights(path, use_ema: bool = True) -> tuple:
     return weights, generator_config(state["config"], state.get("model_args")), state["config"]
 
 
+def generator_from_weights(weights: dict, architecture: GeneratorConfig, config: dict) -> UNetGenerator:
+    """The generator (eval mode, fp32) of `generator_weights`' three parts, or of weights combined from several."""
+    generator = build_generator(config, asdict(architecture))
+    generator.load_state_dict({k: v.float() for k, v in weights.items()})
+    return generator.eval()
+
+
 def load_generator(path, use_ema: bool = True) -> tuple:
     """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
     unless use_ema is False) or a generator export."""
     weights, architecture, config = generator_weights(path, use_ema)
-    generator = build_generator(config, asdict(architecture))
-    generator.load_state_dict({k: v.float() for k, v in weights.items()})
-    return generator.eval(), config
+    return generator_from_weights(weights, architecture, config), config
 
 
 def scale_texture(generator: UNetGenerator, scale: float) -> UNetGenerator:

@@ -29,28 +29,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def average_weights(paths: list) -> tuple:
+def average_weights(paths: list, progress=iter) -> tuple:
     """(averaged state_dict, GeneratorConfig, config) of the generators of `paths`, read one checkpoint at a time
     (a running float64 sum, so memory does not grow with the count): floating-point tensors are averaged (and
     cast back to the first's dtype), the rest (counters) taken from the first. InputError where a checkpoint's
-    architecture differs from the first's."""
+    architecture differs from the first's. `progress` wraps the iteration over the other paths (e.g. tqdm)."""
     from models.loading import generator_weights
-    sums, dtypes, first_architecture, first_config = None, None, None, None
-    for path in paths:
-        weights, architecture, config = generator_weights(path)
-        if sums is None:
-            first_architecture, first_config = architecture, config
-            dtypes = {name: value.dtype for name, value in weights.items()}
-            sums = {name: value.double() if value.is_floating_point() else value.clone()
-                    for name, value in weights.items()}
-            continue
+    first, first_architecture, first_config = generator_weights(paths[0])
+    sums = {name: value.double() if value.is_floating_point() else value for name, value in first.items()}
+    for path in progress(paths[1:]):
+        weights, architecture, _ = generator_weights(path)
         if architecture != first_architecture or weights.keys() != sums.keys():
             raise InputError(f"{path} has another architecture than {paths[0]} "
                              "(only checkpoints of one run's lineage can be averaged)")
         for name, value in weights.items():
             if value.is_floating_point():
                 sums[name] += value.double()
-    averaged = {name: (value / len(paths)).to(dtypes[name]) if value.is_floating_point() else value
+    averaged = {name: (value / len(paths)).to(first[name].dtype) if value.is_floating_point() else value
                 for name, value in sums.items()}
     return averaged, first_architecture, first_config
 
@@ -61,13 +56,13 @@ def main(args):
         raise InputError("give at least two checkpoints to average")
     for path in args.checkpoints:
         check_checkpoint_path(path, "the checkpoint list")
-    from dataclasses import asdict
-    from models.loading import build_generator, export_generator
-    weights, architecture, config = average_weights(args.checkpoints)
-    generator = build_generator(config, asdict(architecture))
-    generator.load_state_dict({name: value.float() for name, value in weights.items()})
+    from functools import partial
+    from tqdm import tqdm
+    from models.loading import export_generator, generator_from_weights
+    weights, architecture, config = average_weights(
+        args.checkpoints, partial(tqdm, desc="averaging", unit="checkpoint", initial=1, total=len(args.checkpoints)))
     config = dict(config, averaged_from=[str(p) for p in args.checkpoints])
-    path = export_generator(generator.eval(), config, args.export)
+    path = export_generator(generator_from_weights(weights, architecture, config), config, args.export)
     print(f"exported the average of {len(args.checkpoints)} generators to {path}")
 
 

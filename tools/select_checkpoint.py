@@ -105,22 +105,21 @@ def pick_row(rows: list, line: float, max_chroma: float = None, max_stripes: flo
         best = max(float(row["psnr_lowpass"]) for row in rows)
         raise InputError(f"no checkpoint passes the rule: none keeps the layout (the best val low-pass hole PSNR is "
                          f"{best:.2f} dB, under the line {line:.2f} dB)")
-    # (column, bound, +1 for an upper bound / -1 for a lower one, what the bound guards against)
-    guards = (("chroma", max_chroma, 1, "colour sparkle"), ("stripes", max_stripes, 1, "stripes"),
-              ("placement", min_placement, -1, "detail placement"))
-    for column, bound, sign, what in guards:
+    # (column, bound, +1 for an upper bound / -1 for a lower one, what it guards against, how a miss reads)
+    guards = (("chroma", max_chroma, 1, "colour sparkle", "within the chroma share bound"),
+              ("stripes", max_stripes, 1, "stripes", "within the stripes share bound"),
+              ("placement", min_placement, -1, "detail placement", "at or above the placement bound"))
+    for column, bound, sign, what, bound_text in guards:
         if bound is None:
             continue
-        within = [row for row in kept
-                  if row.get(column) not in (None, "") and sign * float(row[column]) <= sign * bound]
+        scored = [row for row in kept if row.get(column) not in (None, "")]
+        within = [row for row in scored if sign * float(row[column]) <= sign * bound]
         if not within:
-            values = [float(row[column]) for row in kept if row.get(column) not in (None, "")]
-            nearest = (min if sign > 0 else max)(values, default=None)
-            found = (f"the {'least' if sign > 0 else 'most'} is {nearest:.2f}" if nearest is not None
+            values = [float(row[column]) for row in scored]
+            found = (f"the {'least' if sign > 0 else 'most'} is {(min if sign > 0 else max)(values):.2f}" if values
                      else f"the rows have no {column} column")
-            side = "within" if sign > 0 else "at or above"
             raise InputError(f"no checkpoint passes the rule: of the {len(kept)} that keep the layout, none keeps its "
-                             f"{what} {side} the {column} {'share ' if sign > 0 else ''}bound {bound:.2f} ({found})")
+                             f"{what} {bound_text} {bound:.2f} ({found})")
         kept = within
     return min(kept, key=lambda row: float(row["swd"]))
 
