@@ -119,6 +119,25 @@ def test_resume_reproduces_uninterrupted_run(data, tmp_path):
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
 
+def test_a_constant_rate_run_is_ended_with_a_decay_decided_at_resume(data, tmp_path, capsys):
+    # pix2pix's schedule decided late: train at a constant rate, then resume with --lr_decay_start/--epochs.
+    gan.main(train_args(data, tmp_path, "--epochs", "1", "--lr", "3e-4"))
+    first = tmp_path / "ckpt" / "checkpoint_epoch_1.pth"
+    capsys.readouterr()
+    gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(first), "--epochs", "3",
+                             "--lr_decay_start", "1"]))
+    assert "changed for the rest of the run: --lr_decay_start 1 (was None)" in capsys.readouterr().out
+    second = load_checkpoint(tmp_path / "ckpt" / "checkpoint_epoch_2.pth", kinds=("gan",))
+    assert second["config"]["lr_decay_start"] == 1 and second["config"]["lr"] == 3e-4
+    assert second["opt_g"]["param_groups"][0]["lr"] == pytest.approx(3e-4 * 2 / 3)  # epoch 2 of a 1..3 decay
+    # Resumed again without the flag, the run keeps the decay it now has.
+    gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(tmp_path / "ckpt" / "checkpoint_epoch_2.pth"),
+                             "--epochs", "3"]))
+    third = load_checkpoint(tmp_path / "ckpt" / "checkpoint_epoch_3.pth", kinds=("gan",))
+    assert third["config"]["lr_decay_start"] == 1
+    assert third["opt_d"]["param_groups"][0]["lr"] == pytest.approx(3e-4 / 3)
+
+
 def test_ctrl_c_saves_a_checkpoint(data, tmp_path, monkeypatch):
     interrupt_at_step(monkeypatch, gan)
     with pytest.raises(SystemExit) as exit_info:

@@ -30,8 +30,11 @@ def make_accelerator(mixed_precision: str = "no", cpu: bool = False):
     return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
 
 
-# A run's bookkeeping, kept on resume unless given again (the recipe keys cannot be changed at all).
-RUN_KEYS = ("checkpoint_dir", "results_dir", "val_dir", "save_every", "log_interval")  # a missing val_dir is dropped
+# A run's bookkeeping, kept on resume unless given again (the recipe keys cannot be changed at all). The
+# learning-rate decay is among them: a constant-rate run is run until its val curve levels off and then ended
+# with a decay (pix2pix's schedule, decided late), which resuming with --lr_decay_start E --epochs N does.
+RUN_KEYS = ("checkpoint_dir", "results_dir", "val_dir", "save_every", "log_interval",  # a missing val_dir is dropped
+            "lr_decay_start")
 
 
 def start_run(args, kind: str, recipe_keys, accelerator):
@@ -69,6 +72,10 @@ def start_run(args, kind: str, recipe_keys, accelerator):
             setattr(args, key, run[key])
         if kept:
             accelerator.print("and its run's " + " ".join(f"--{k} {run[k]}" for k in kept))
+        changed = [f"--{k} {getattr(args, k)} (was {run[k]})" for k in RUN_KEYS
+                   if k in run and k in given and not _same(k, getattr(args, k), run[k])]
+        if changed:
+            accelerator.print("changed for the rest of the run: " + " ".join(changed))
     check_crop_ratio(args.crop_ratio)
     check_image_size(args.image_size)
     mask_kinds = parse_mask_kinds(args.mask_kinds)
