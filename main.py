@@ -659,6 +659,9 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
     if ema is not None:
         weights = (state.get("generator_ema") or {}).get("module", state["generator"])
         load_generator_weights(ema.module, weights, source, lambda note: None)  # noted above
+        # The average starts from trained weights: without this, the warm-up (decay (1+n)/(10+n)) would make it
+        # follow the raw generator within a few steps, and a fork's val scores would be a short average's.
+        ema.skip_warmup()
     return carried_d
 
 

@@ -193,6 +193,20 @@ def test_ema_tracks_weights_and_is_a_separate_copy():
     assert torch.equal(restored.module[0].weight, ema.module[0].weight)
 
 
+def test_skip_warmup_gives_the_full_decay_from_the_next_update():
+    model = torch.nn.Linear(2, 2)
+    ema = ModelEMA(model, decay=0.999)
+    ema.skip_warmup()
+    before = ema.module.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    assert torch.allclose(ema.module.weight, before + 0.001, atol=1e-7)  # not the warm-up's 2/11 of the step
+    count = ema.updates
+    ema.skip_warmup()
+    assert ema.updates == count  # never lowered
+
+
 def test_init_from_starts_a_new_run_from_another_runs_weights(data, tmp_path):
     import main as gan
     from utils.checkpoint import load_checkpoint
@@ -208,6 +222,13 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(data, tmp_path):
     for key, value in a["generator"].items():  # lr 0: the weights are exactly the source's
         if value.is_floating_point():
             assert torch.equal(value, b["generator"][key]), key
+    # The source's average goes on at the full decay: 2 updates of lr 0 leave it within 0.2 % of where it was on
+    # the way to the raw weights (a restarted warm-up would have moved it most of the way).
+    a_ema, b_ema = a["generator_ema"]["module"], b["generator_ema"]["module"]
+    gap = sum((a_ema[k] - a["generator"][k]).abs().sum() for k in a_ema if a_ema[k].is_floating_point())
+    moved = sum((b_ema[k] - a_ema[k]).abs().sum() for k in a_ema if a_ema[k].is_floating_point())
+    assert gap > 0 and moved < 0.003 * gap
+    assert b["generator_ema"]["updates"] > 2
     with pytest.raises(InputError, match="--ngf 8"):
         gan.main(args(tmp_path / "c", "--init_from", str(source), "--ngf", "16"))
     # A shallower (16x16) discriminator: the generator carries over, the discriminator starts fresh.

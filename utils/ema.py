@@ -6,6 +6,7 @@ average covers parameters and floating-point buffers (BatchNorm running statisti
 buffers are copied.
 """
 import copy
+import math
 
 import torch
 import torch.nn as nn
@@ -30,6 +31,12 @@ class ModelEMA:
                 ema_value.lerp_(value.to(ema_value.dtype), 1.0 - decay)
             else:
                 ema_value.copy_(value)
+
+    def skip_warmup(self) -> None:
+        """Full decay from the next update on: for weights that are trained already (--init_from), where the
+        warm-up would let the first few raw steps replace the average it starts from."""
+        # (1 + n) / (10 + n) >= decay  <=>  n >= (10 * decay - 1) / (1 - decay)
+        self.updates = max(self.updates, math.ceil((10 * self.decay - 1) / (1 - self.decay)) if self.decay < 1 else 0)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "updates": self.updates, "module": self.module.state_dict()}
