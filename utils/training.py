@@ -42,9 +42,9 @@ def start_run(args, kind: str, recipe_keys, accelerator):
 
     On resume the recipe flags (`recipe_keys`) come from the checkpoint, not the command line, so that
     a resumed run is the same run: they are printed, and a recipe flag given with another value is
-    refused. The run's folders and cadence (`RUN_KEYS`) are the checkpoint's unless given again; the
-    others (--epochs, --max_minutes, ...) stay as given. A run that will train must not
-    mix with another run's files (`check_run_folders`). With several processes (`accelerate launch`) every one
+    refused. The run's folders, cadence and learning-rate decay (`RUN_KEYS`) are the checkpoint's unless given
+    again (a change is printed); the others (--epochs, --max_minutes, ...) stay as given. A run that will train
+    must not mix with another run's files (`check_run_folders`). With several processes (`accelerate launch`) every one
     loads the checkpoint, and only the main process checks the folders and prints. Returns (checkpoint dict
     or None, mask kinds).
     """
