@@ -148,7 +148,8 @@ def parse_args(argv=None):
     losses.add_argument("--ema_decay", type=float, default=0.999,
                         help="EMA of the generator's weights used for samples, val, eval and export (0: off)")
     losses.add_argument("--lr_decay_start", type=int, default=None,
-                        help="from this epoch, decay the learning rate linearly to 0 at --epochs (default: constant)")
+                        help="from this epoch, decay the learning rate linearly to 0 at --epochs (default: constant); "
+                             "may be set when resuming, to end a constant-rate run")
     losses.add_argument("--lr_d", type=float, default=None, help="discriminator learning rate (default: --lr)")
     losses.add_argument("--lr_exemplar", type=float, default=None,
                         help="learning rate of the exemplar layer's gates (default: --lr): a zero-initialised layer "
