@@ -13,7 +13,8 @@ by the scale-free correlation loss (`losses.block_correlation_loss`: the metric 
 once for --crops random crops of each training photo but the last --holdout (random scale and flip, gap mask),
 for those held-out photos and for the validation photos (centre crops, as eval does); the head trains on them
 for --epochs, the epoch is chosen on the held-out training photos, and its validation correlation is printed.
---save writes that epoch's head for benchmarks/probe_placed_exemplar.py.
+--save writes that epoch's head for benchmarks/probe_placed_exemplar.py. --train_photos N trains on the crops of a
+random N of the training photos only (the held-out and validation photos unchanged): how placement grows with data.
 """
 import argparse
 import sys
@@ -59,6 +60,9 @@ def parse_args(argv=None):
     parser.add_argument("--weight_decay", type=float, default=0.0, help="AdamW weight decay")
     parser.add_argument("--holdout", type=int, default=52,
                         help="training photos (the last ones) kept out of training to choose the epoch on")
+    parser.add_argument("--train_photos", type=int, default=None,
+                        help="train the head on the crops of only this many training photos (a random subset drawn "
+                             "with --seed; the held-out photos stay the same): how placement grows with data")
     parser.add_argument("--cache", default=None, help="inputs cache (.pt): written if absent, read if present")
     parser.add_argument("--save", default=None, help="write the chosen epoch's head here (.pt, with its config)")
     return parser.parse_args(argv)
@@ -70,6 +74,7 @@ def main(args):
     import torch
     from tqdm import tqdm
     from data.datasets import ImageFolderDataset, masked_batches
+    from data.images import list_images
     from losses import block_correlation_loss
     from models.detail_map import INPUT_GROUPS, DetailMapHead, detail_map_inputs, select_groups
     from models.effnet import load_effnet_lite0
@@ -113,6 +118,17 @@ def main(args):
         val = inputs_of(args.val_dir, False, 1, range)
         if cache is not None:
             torch.save((train, holdout, val), cache)
+    n_train = len(list_images(Path(args.train_dir))) - args.holdout
+    if args.train_photos is not None:
+        if len(train[0]) % n_train:
+            raise SystemExit(f"error: {len(train[0])} training crops are not whole passes over {n_train} photos: "
+                             "--cache was built from another folder, or some photos could not be read")
+        if not 0 < args.train_photos <= n_train:
+            raise SystemExit(f"error: --train_photos must be in 1..{n_train} (the training photos but the held-out)")
+        # row r of `train` is a crop of photo r % n_train: inputs_of makes --crops passes over the photos in order
+        photos = torch.randperm(n_train, generator=torch.Generator().manual_seed(args.seed))[:args.train_photos]
+        keep = torch.isin(torch.arange(len(train[0])) % n_train, photos)
+        train = [t[keep] for t in train]
     for split in (train, holdout, val):
         # the known squares' mean block detail per image (B,): their blocks in the fill are the truth's own
         own, hole = (select_groups(split[0], [g], groups)[:, 0] for g in ("own", "hole"))
@@ -165,7 +181,7 @@ def main(args):
                                                      "epoch": epoch + 1, "held_out": round(scores[0], 4)}, args.save)
     rows.append((f"trained head, epoch {best[1]} (best on {args.holdout} held-out training photos: "
                  f"{best[0]:.3f})", best[2]))
-    print(f"objective {args.objective}; inputs: {','.join(args.inputs)}; width {args.width}, dropout {args.dropout}, "
+    print(f"{len(train[0])} training crops of {args.train_photos or n_train} photos; objective {args.objective}; inputs: {','.join(args.inputs)}; width {args.width}, dropout {args.dropout}, "
           f"weight decay {args.weight_decay}, lr {args.lr}")
     print("| map | correlation with the truth's block detail (val) |\n|---|---|")
     for name, value in rows:

@@ -210,7 +210,15 @@ def test_the_probes_train_a_head_and_fill_with_it(data, tmp_path, capsys):
     train_probe(train_args(["--train_dir", str(data / "train"), "--val_dir", str(data / "test"), "--checkpoint",
                             str(path), "--crops", "2", "--epochs", "2", "--holdout", "1", "--width", "8",
                             "--save", str(head)]))
-    assert "| trained head, epoch" in capsys.readouterr().out and head.is_file()
+    out = capsys.readouterr().out
+    assert "| trained head, epoch" in out and head.is_file()
+    assert "6 training crops of 3 photos" in out  # 2 crops of the 4 photos but the held-out one
+    subset = ["--train_dir", str(data / "train"), "--val_dir", str(data / "test"), "--checkpoint", str(path), "--crops",
+              "2", "--epochs", "1", "--holdout", "1", "--width", "8"]
+    train_probe(train_args(subset + ["--train_photos", "2"]))  # the crops of 2 of the 3 photos
+    assert "4 training crops of 2 photos" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"--train_photos must be in 1\.\.3"):
+        train_probe(train_args(subset + ["--train_photos", "4"]))
     fill_probe(fill_args(["--test_dir", str(data / "test"), "--head", str(head), "--checkpoint", str(path),
                           "--strength", "0,2"]))
     out = capsys.readouterr().out
