@@ -48,6 +48,30 @@ def test_bad_configs_are_one_line_errors_naming_the_file(tmp_path, capsys, text,
     assert message in err and str(config) in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_config_builds_on_its_base_and_overrides_it(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "root.yaml").write_text("lambda_l1: 30\nepochs: 7\nlr_decay_start: 4\n")
+    (tmp_path / "recipes" / "stage.yaml").write_text("base: root.yaml\nepochs: 9\nlr_decay_start: null\n")
+    (tmp_path / "fork.yaml").write_text("base: recipes/stage.yaml\nlambda_ssim: 2\n")  # relative to its own folder
+    from_file = gan.parse_args(["--mode", "train", "--config", str(tmp_path / "fork.yaml")])
+    from_flags = gan.parse_args(["--mode", "train", "--lambda_l1", "30", "--epochs", "9", "--lambda_ssim", "2"])
+    assert namespace(from_file) == namespace(from_flags) and from_file.lr_decay_start is None
+    assert given_flags(from_file) == {"mode", "config"}  # a base's values are defaults too: flags still win
+    assert gan.parse_args(["--mode", "train", "--config", str(tmp_path / "fork.yaml"), "--epochs", "2"]).epochs == 2
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"a.yaml": "base: gone.yaml\n"}, "base: file not found"),
+    ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "is already in the chain"),
+])
+def test_a_broken_base_is_a_one_line_error_naming_the_file(tmp_path, capsys, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert run(gan.main, gan.parse_args, ["--mode", "train", "--config", str(tmp_path / "a.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(tmp_path / "a.yaml") in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_missing_config_names_the_folder_of_recipes(capsys):
     assert run(gan.main, gan.parse_args, ["--mode", "train", "--config", "nope.yaml"]) == 2
     assert "configs/" in capsys.readouterr().err

@@ -115,10 +115,16 @@ class Parser(argparse.ArgumentParser):
             self.set_defaults(**{key: value})
 
 
-def load_config_file(path) -> dict:
-    """A recipe file (configs/*.yaml): a mapping of flag names (without dashes) to values, or InputError."""
+def load_config_file(path, _including=()) -> dict:
+    """A recipe file (configs/*.yaml): a mapping of flag names (without dashes) to values, or InputError.
+
+    `base: FILE` (a path relative to this file's folder) starts from that recipe's values, which this file's
+    own lines then override: a stage of a chain states only what it changes. Bases may have bases."""
     path = Path(path)
     if not path.is_file():
+        if _including:
+            raise InputError(f"--config {_including[-1]}: base: file not found: {path} (a path relative to the "
+                             f"folder of the file that names it)")
         raise InputError(f"--config: file not found: {path} (the recipes are in configs/)")
     import yaml
     try:
@@ -127,7 +133,16 @@ def load_config_file(path) -> dict:
         raise InputError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise InputError(f"--config {path}: expected `flag: value` lines, got a {type(values).__name__}")
-    return {str(k).replace("-", "_"): v for k, v in values.items()}
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    base_path = path.parent / str(base)
+    chain = (*_including, path)
+    if base_path.resolve() in {p.resolve() for p in chain}:
+        raise InputError(f"--config {path}: base: {base} is already in the chain "
+                         f"{' -> '.join(str(p) for p in (*chain, base_path))}")
+    return {**load_config_file(base_path, chain), **values}
 
 
 def with_kebab_spellings(names) -> tuple:
