@@ -65,7 +65,10 @@ def parse_args(argv=None):
                              "with --seed; the held-out photos stay the same): how placement grows with data")
     parser.add_argument("--cache", default=None, help="inputs cache (.pt): written if absent, read if present")
     parser.add_argument("--save", default=None, help="write the chosen epoch's head here (.pt, with its config)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.train_photos is not None and args.train_photos < 1:
+        parser.error(f"--train_photos must be at least 1, got {args.train_photos}")
+    return args
 
 
 def main(args):
@@ -181,7 +184,8 @@ def main(args):
                                                      "epoch": epoch + 1, "held_out": round(scores[0], 4)}, args.save)
     rows.append((f"trained head, epoch {best[1]} (best on {args.holdout} held-out training photos: "
                  f"{best[0]:.3f})", best[2]))
-    print(f"{len(train[0])} training crops of {args.train_photos or n_train} photos; objective {args.objective}; inputs: {','.join(args.inputs)}; width {args.width}, dropout {args.dropout}, "
+    print(f"{len(train[0])} training crops of {args.train_photos or n_train} photos; objective {args.objective}; "
+          f"inputs: {','.join(args.inputs)}; width {args.width}, dropout {args.dropout}, "
           f"weight decay {args.weight_decay}, lr {args.lr}")
     print("| map | correlation with the truth's block detail (val) |\n|---|---|")
     for name, value in rows:
