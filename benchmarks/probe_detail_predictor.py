@@ -84,6 +84,10 @@ def main(args):
     from models.loading import generator_fill, load_generator, save_detail_head
     from utils.realism import block_detail
 
+    # the photos --train_photos draws from, counted before the inputs take minutes to compute
+    n_train = len(list_images(Path(args.train_dir))) - args.holdout
+    if args.train_photos is not None and args.train_photos > n_train:
+        raise SystemExit(f"error: --train_photos must be in 1..{n_train} (the training photos but the held-out)")
     torch.manual_seed(args.seed)
     generator, config = load_generator(args.checkpoint)
     fill = generator_fill(generator, "cpu", "no")
@@ -121,13 +125,10 @@ def main(args):
         val = inputs_of(args.val_dir, False, 1, range)
         if cache is not None:
             torch.save((train, holdout, val), cache)
-    n_train = len(list_images(Path(args.train_dir))) - args.holdout
     if args.train_photos is not None:
         if len(train[0]) % n_train:
             raise SystemExit(f"error: {len(train[0])} training crops are not whole passes over {n_train} photos: "
                              "--cache was built from another folder, or some photos could not be read")
-        if not 0 < args.train_photos <= n_train:
-            raise SystemExit(f"error: --train_photos must be in 1..{n_train} (the training photos but the held-out)")
         # row r of `train` is a crop of photo r % n_train: inputs_of makes --crops passes over the photos in order
         photos = torch.randperm(n_train, generator=torch.Generator().manual_seed(args.seed))[:args.train_photos]
         keep = torch.isin(torch.arange(len(train[0])) % n_train, photos)
