@@ -74,6 +74,12 @@ def parse_args(argv=None):
     training.add_argument("--texture_scale", type=float, default=1.0,
                           help="with --export: multiply the texture head's output by this (strength of the detail, "
                                "picked on a validation split with benchmarks/score.py --texture_scales)")
+    training.add_argument("--detail_smoothing", type=float, default=None,
+                          help="with --export: smooth the fill's detail amplitude across 8-px blocks with a Gaussian "
+                               "of this sigma in blocks (0: off; picked on a validation split with "
+                               "benchmarks/score.py --detail_smoothing)")
+    training.add_argument("--detail_smoothing_bands", type=int, default=1,
+                          help="with --detail_smoothing: how many of the finest Laplacian bands it rescales")
     training.add_argument("--exemplar_scale", type=exemplar_scales, default="1,1",
                           help="with --export: multiply the exemplar layer's gates by FINE,MID[,COARSE] for its fine, "
                                "mid (and coarse) band (picked on a validation split with "
@@ -209,6 +215,12 @@ def parse_args(argv=None):
         parser.error("--texture_scale applies to the exported generator: add --export FILE")
     if any(scale != 1 for scale in args.exemplar_scale) and not args.export:
         parser.error("--exemplar_scale applies to the exported generator: add --export FILE")
+    if args.detail_smoothing is not None and not args.export:
+        parser.error("--detail_smoothing applies to the exported generator: add --export FILE")
+    if args.detail_smoothing is not None and args.detail_smoothing < 0:
+        parser.error(f"--detail_smoothing is a sigma in 8-px blocks >= 0 (0: off), got {args.detail_smoothing}")
+    if args.detail_smoothing_bands < 1:
+        parser.error(f"--detail_smoothing_bands must be >= 1, got {args.detail_smoothing_bands}")
     if args.mode == "train":
         check_discriminator_args(args)
         if args.lr_exemplar is not None and not args.exemplar_texture:
@@ -295,7 +307,8 @@ from losses import (AdversarialLoss, band_energy_loss, build_perceptual_loss, de
 from models.baselines import BASELINES  # noqa: E402
 from models.gan import PatchDiscriminator  # noqa: E402
 from models.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: E402,F401
-                            load_generator, model_args, scale_exemplar, scale_texture)
+                            load_generator, model_args, scale_exemplar, scale_texture,
+                            with_detail_smoothing)
 from models.loading import generator_fill as make_fill  # noqa: E402
 from models.projected import ProjectedDiscriminator, blur, blur_sigma_at, diff_augment  # noqa: E402
 from utils.checkpoint import (epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint,  # noqa: E402
@@ -611,14 +624,17 @@ def train(args, hardware: str = ""):
 
 
 def export(generator, config: dict, args):
-    """--export: the generator-only file, the texture head scaled by --texture_scale and the exemplar layer's gates
-    by --exemplar_scale (both recorded in the config)."""
+    """--export: the generator-only file, the texture head scaled by --texture_scale, the exemplar layer's gates
+    by --exemplar_scale (both recorded in the config) and the detail smoothing of --detail_smoothing (in its
+    model_args)."""
     if args.texture_scale != 1:
         generator = scale_texture(copy.deepcopy(generator), args.texture_scale)
         config = {**config, "texture_scale": args.texture_scale}
     if any(scale != 1 for scale in args.exemplar_scale):
         generator = scale_exemplar(copy.deepcopy(generator), *args.exemplar_scale)
         config = {**config, "exemplar_scale": list(args.exemplar_scale)}
+    if args.detail_smoothing is not None:
+        generator = with_detail_smoothing(generator, args.detail_smoothing, args.detail_smoothing_bands)
     return export_generator(generator, config, args.export)
 
 

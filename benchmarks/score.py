@@ -3,11 +3,14 @@
     python benchmarks/score.py --test_dir data/scenery_large/val --floors harmonic,telea,mean \
         --checkpoint runs/A/ck/checkpoint_epoch_40.pth --checkpoint raw:runs/A/ck/checkpoint_epoch_40.pth
     python benchmarks/score.py --test_dir data/scenery_large/test --checkpoint checkpoints/gan_scenery_128.pth
+    python benchmarks/score.py --test_dir data/scenery_large/val --floors "" --checkpoint runs/A/pick.pth \
+        --detail_smoothing 0,1,1:2
 
 Every method goes through utils.evaluation.evaluate_folder (the code behind `main.py --mode eval`),
 at the first checkpoint's image size and crop ratio (or --image_size / --crop_ratio without one).
 `--checkpoint raw:PATH` scores a training checkpoint's raw generator weights instead of its EMA
-copy; `--checkpoint LABEL=PATH` names the row. Writes <out_dir>/<row>/metrics.csv and
+copy; `--checkpoint LABEL=PATH` names the row; `--texture_scales` and `--detail_smoothing` add a row per
+strength (the inference settings an export bakes in). Writes <out_dir>/<row>/metrics.csv and
 <out_dir>/score.md and prints the table: hole PSNR / SSIM / L1, sharpness and checkerboard ratios
 (output / truth in the hole), the realism metrics of utils/realism.py (low-pass hole PSNR, detail
 placement, patch SWD per Laplacian level with its truth-against-truth floor), KID and the perceptual
@@ -26,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import main as gan  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
-from models.loading import scale_texture  # noqa: E402
+from models.loading import scale_texture, with_detail_smoothing  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.cli import Parser, labelled_path, run  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E402
@@ -51,9 +54,34 @@ def parse_args(argv=None):
     parser.add_argument("--texture_scales", default="1",
                         help="comma-separated strengths of the texture head to score each checkpoint at "
                              "(models.loading.scale_texture; pick one on a validation split for --export)")
+    parser.add_argument("--detail_smoothing", default=None,
+                        help="comma-separated SIGMA[:BANDS] settings of the detail smoothing to score each checkpoint "
+                             "at (0: off; models.filters.smooth_detail_amplitude; pick one on a validation split for "
+                             "main.py --export ... --detail_smoothing SIGMA --detail_smoothing_bands BANDS); default: "
+                             "each checkpoint as it is")
     parser.add_argument("--out_dir", default="results/score")
     parser.add_argument("--batch_size", type=int, default=16)
     return parser.parse_args(argv)
+
+
+def detail_smoothings(spec) -> list:
+    """--detail_smoothing "0,1,1.5:2" -> [(0.0, 1), (1.0, 1), (1.5, 2)]; None -> [None] (the checkpoints as they are)."""
+    if spec is None:
+        return [None]
+    settings = []
+    for item in filter(None, (v.strip() for v in spec.split(","))):
+        sigma, _, bands = item.partition(":")
+        try:
+            setting = (float(sigma), int(bands or 1))
+        except ValueError:
+            setting = None
+        if setting is None or setting[0] < 0 or setting[1] < 1:
+            raise InputError(f"--detail_smoothing takes comma-separated SIGMA[:BANDS] (sigma >= 0, bands >= 1), "
+                             f"got {item!r}")
+        settings.append(setting)
+    if not settings:
+        raise InputError("--detail_smoothing is empty: give SIGMA[:BANDS] values, e.g. 0,1,1:2")
+    return settings
 
 
 def main(args):
@@ -64,6 +92,7 @@ def main(args):
         scales = [float(v) for v in args.texture_scales.split(",")]
     except ValueError:
         raise InputError(f"--texture_scales must be comma-separated numbers, got {args.texture_scales!r}") from None
+    smoothings = detail_smoothings(args.detail_smoothing)
     for spec in args.checkpoint:
         use_ema = not spec.startswith("raw:")
         spec = spec.removeprefix("raw:")
@@ -73,11 +102,15 @@ def main(args):
             size, crop_ratio = config["image_size"], config["crop_ratio"]
         label = label or f"GAN {Path(path).stem}" + ("" if use_ema else " (raw weights)")
         for scale in scales:
-            if scale == 1:
-                rows.append((label, gan.make_fill(generator, device, "no")))
-            else:  # a scaled copy per strength
-                scaled = scale_texture(copy.deepcopy(generator), scale)
-                rows.append((f"{label}, texture x{scale:g}", gan.make_fill(scaled, device, "no")))
+            scaled = generator if scale == 1 else scale_texture(copy.deepcopy(generator), scale)  # a copy per strength
+            name = label + ("" if scale == 1 else f", texture x{scale:g}")
+            for smoothing in smoothings:
+                if smoothing is None:
+                    rows.append((name, gan.make_fill(scaled, device, "no")))
+                    continue
+                sigma, bands = smoothing
+                suffix = f", smoothing {sigma:g}" + (f" ({bands} bands)" if sigma and bands != 1 else "")
+                rows.append((name + suffix, gan.make_fill(with_detail_smoothing(scaled, sigma, bands), device, "no")))
     for name in filter(None, (n.strip() for n in args.floors.split(","))):
         rows.append((f"{name} fill", BASELINES[name]))
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from data.masks import keep_known
 from models.exemplar import (SOURCES, ExemplarTexture, bands, coarse_band, flatten_detail, known_detail_prior,
                              local_spectral_canvas, masked_blur, match_marginals, source_regions, spectral_canvas)
+from models.filters import block_detail, pyramid_lowpass
 from models.options import DETAIL_MAP_GROUPS
-from utils.realism import block_detail, pyramid_lowpass
 
 # Channel groups of `detail_map_inputs`, in order: name -> channels.
 INPUT_GROUPS = DETAIL_MAP_GROUPS

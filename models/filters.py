@@ -1,4 +1,6 @@
-"""Image filters shared by the models' layers (plain functions on tensors, no state)."""
+"""Image filters shared by the models' layers, the losses and the realism metrics (plain functions on tensors, no
+state): Gaussian blur, OpenCV's image pyramid, the 8x8 blocks' detail, and the detail-amplitude smoothing that a
+generator may apply to its fill (`smooth_detail_amplitude`)."""
 import math
 
 import torch
@@ -76,3 +78,61 @@ def level_masks(mask: torch.Tensor, count: int) -> list:
             m = F.pad(m, (0, m.shape[-1] % 2, 0, m.shape[-2] % 2))
         masks.append(-F.max_pool2d(-m, 2))
     return masks
+
+
+def pyramid_lowpass(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """(B, C, H, W) -> the same size: `levels` pyrDowns, then pyrUps back through the same sizes (its content
+    below 1 / 2^levels of its size; levels 2: what the low-pass hole PSNR compares)."""
+    sizes = [x.shape[-2:]]
+    small = x
+    for _ in range(levels):
+        small = pyr_down(small)
+        sizes.append(small.shape[-2:])
+    for size in reversed(sizes[:-1]):
+        small = pyr_up(small, tuple(size))
+    return small
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+_LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def abs_laplacian(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 1, H, W) |4-neighbour Laplacian| of the grey image (borders replicated), in fp32."""
+    grey = sum(w * x[:, c] for c, w in enumerate(LUMA))[:, None].float()
+    kernel = torch.tensor(_LAPLACIAN, device=x.device).view(1, 1, 3, 3)
+    return F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernel).abs()
+
+
+def block_detail(x: torch.Tensor, mask: torch.Tensor, block: int = 8) -> tuple:
+    """(B, S/8, S/8) mean |4-neighbour Laplacian| of the grey image per 8x8 block, and (B, S/8, S/8) bool: the
+    blocks wholly inside the hole. x in [0, 1]. The detail placement metric (utils/realism.py) correlates it."""
+    inside = (-F.max_pool2d(-mask.float(), block))[:, 0] > 0.5
+    return F.avg_pool2d(abs_laplacian(x), block)[:, 0], inside
+
+
+def smooth_detail_amplitude(image: torch.Tensor, mask: torch.Tensor, sigma: float, bands: int = 1,
+                            max_gain: float = 2.0, block: int = 8) -> torch.Tensor:
+    """Even out a fill's detail amplitude across its `block`-px blocks; the known pixels are left as they are.
+
+    image (B, 3, S, S) in [-1, 1], mask (B, 1, S, S), 1 = hole; sigma in blocks (0: image unchanged). The hole's
+    mean |Laplacian| per block (over its hole pixels, as `block_detail`), smoothed with a Gaussian of `sigma`
+    blocks weighted by each block's hole share, over its own value is a gain per block, clamped to
+    [1 / max_gain, max_gain] and upsampled bilinearly (no block seams); the image's `bands` finest Laplacian bands
+    (image - pyramid_lowpass(image, bands)) are multiplied by it inside the hole. Why: the generator decides where
+    texture goes (its U-Net), but how strong it is from block to block also carries the noise of the texture it
+    draws; a smoothed map of it is a better guess of where the scene has detail (docs/model_card.md, "Smoothing
+    the detail amplitude"), and the layout below the bands is untouched. The gain is a constant for gradients."""
+    if sigma <= 0:
+        return image
+    x, hole = image.float(), mask.float()
+    with torch.no_grad():
+        share = F.avg_pool2d(hole, block)  # (B, 1, S/b, S/b): each block's hole share
+        energy = F.avg_pool2d(abs_laplacian(x) * hole, block) / share.clamp_min(1e-6)
+        smoothed = (separable_gaussian(energy * share, sigma, 3.0, "replicate")
+                    / separable_gaussian(share, sigma, 3.0, "replicate").clamp_min(1e-6))
+        gain = (smoothed / energy.clamp_min(1e-6)).clamp(1 / max_gain, max_gain)
+        gain = torch.where(share > 0, gain, torch.ones_like(gain))
+        gain = F.interpolate(gain, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    detail = x - pyramid_lowpass(x, bands)
+    return (x + hole * (gain - 1) * detail).clamp(-1, 1).to(image.dtype)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from data.masks import keep_known
 from models.effnet import exclude_frozen_weights
 from models.exemplar import ExemplarTexture
+from models.filters import smooth_detail_amplitude
 from models.harmonic import coarse_harmonic_fill
 from models.options import NORMS, UPSAMPLING, GeneratorConfig
 
@@ -190,6 +191,11 @@ class UNetGenerator(nn.Module):
                   encoder at S/4, S/8, S/16 and S/32 (levels 1-4; zero-initialised: --init_from may add it). The
                   feature network is passed to the constructor (`context_network`; models.loading.build_generator
                   loads it), since a model file does no I/O.
+      detail_smoothing  sigma > 0 (in 8-px blocks): the fill's detail amplitude evened out across blocks, its
+                  detail_smoothing_bands finest Laplacian bands rescaled inside the hole
+                  (models.filters.smooth_detail_amplitude; no weights). An inference setting, picked on a validation
+                  split (`benchmarks/score.py --detail_smoothing`) and stored in an export (`main.py --export ...
+                  --detail_smoothing S`).
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
@@ -317,7 +323,10 @@ class UNetGenerator(nn.Module):
         if self.harmonic:
             x = add_residual(start, x).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.
-        return keep_known(masked, mask, x)
+        out = keep_known(masked, mask, x)
+        if self.config.detail_smoothing > 0:  # changes the hole only
+            out = smooth_detail_amplitude(out, mask, self.config.detail_smoothing, self.config.detail_smoothing_bands)
+        return out
 
 
 def add_residual(start: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:

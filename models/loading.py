@@ -4,7 +4,8 @@ The nn.Module files (gan.py, diffusion.py) stay free of I/O; this module reads a
 (utils/checkpoint.py), so that the entry scripts, the notebook, utils/ and benchmarks/ load models the
 same way without importing main.py or diffusion.py. Checkpoints are loaded with weights_only=True.
 """
-from dataclasses import asdict
+import copy
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -130,6 +131,16 @@ def scale_exemplar(generator: UNetGenerator, fine: float, mid: float, coarse: fl
         generator.exemplar.gate.weight.mul_(scales.view(-1, 1, 1, 1))
         generator.exemplar.gate.bias.mul_(scales)
     return generator
+
+
+def with_detail_smoothing(generator: UNetGenerator, sigma: float, bands: int = 1) -> UNetGenerator:
+    """A copy of `generator` that smooths its fill's detail amplitude across 8-px blocks (sigma in blocks, its
+    `bands` finest Laplacian bands; models.filters.smooth_detail_amplitude); sigma 0 turns it off. Picked on a
+    validation split (`benchmarks/score.py --detail_smoothing`) and baked into an export (`main.py --export ...
+    --detail_smoothing S`), whose model_args record it."""
+    smoothed = copy.deepcopy(generator)
+    smoothed.config = replace(generator.config, detail_smoothing=sigma, detail_smoothing_bands=bands)
+    return smoothed
 
 
 def export_generator(generator, config: dict, path) -> Path:

@@ -41,13 +41,17 @@ class GeneratorConfig:
     exemplar_prior: bool = False
     noise_injection: int = 0
     context_features: bool = False
+    detail_smoothing: float = 0.0
+    detail_smoothing_bands: int = 1
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GeneratorConfig":
         """The architecture from main.py's flags (a run's, or an older checkpoint's config). A flag that is not
         there did not exist when such a checkpoint was written, so it takes the value that reproduces the model
         of that time (the first shipped model was pix2pix's: batch norm, transposed convolutions, no residual
-        blocks, grey start, no texture head, no attention). ValueError on a combination that cannot be built."""
+        blocks, grey start, no texture head, no attention). detail_smoothing is not read from flags: it is an
+        inference setting that only an export's model_args carry (main.py --export ... --detail_smoothing S), so
+        a run's flags build it off. ValueError on a combination that cannot be built."""
         flags = {"norm": "batch", "upsampling": "transpose", "res_blocks": 0, "harmonic_start": False,
                  "texture_noise": 0, "attention": False, "exemplar_texture": False, "exemplar_guide": 0.0,
                  "exemplar_normalise": False, "exemplar_coarse": False, "exemplar_prior": False,
@@ -83,5 +87,10 @@ class GeneratorConfig:
         if not 0 <= self.noise_injection <= 3:
             raise ValueError(f"noise_injection is how many decoder maps get noise (0-3: S/2, S/4, S/8), "
                              f"got {self.noise_injection}")
+        if self.detail_smoothing < 0:
+            raise ValueError(f"detail_smoothing is a Gaussian's sigma in 8-px blocks (0: off), got {self.detail_smoothing}")
+        if self.detail_smoothing_bands < 1:
+            raise ValueError(f"detail_smoothing_bands is how many of the finest Laplacian bands the smoothing scales "
+                             f"(>= 1), got {self.detail_smoothing_bands}")
         if self.exemplar_guide < 0:
             raise ValueError(f"exemplar_guide is a colour temperature >= 0 (0: random patches), got {self.exemplar_guide}")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from data.masks import keep_known
-from utils.realism import pyr_down, pyramid_lowpass
+from models.filters import pyr_down, pyramid_lowpass
 
 
 def known_pyramid(masked: torch.Tensor, known: torch.Tensor, levels: int) -> tuple:

@@ -18,23 +18,10 @@ Images are float (B, 3, S, S) in [-1, 1], masks (B, 1, S, S) with 1 = hole, as e
 import torch
 import torch.nn.functional as F
 
-# The pyramid lives beside the layers' filters (the training losses use it too); re-exported for the metrics.
-from models.filters import laplacian_pyramid, level_masks, pyr_down, pyr_up  # noqa: F401
-
-_GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
-
-
-def pyramid_lowpass(x: torch.Tensor, levels: int) -> torch.Tensor:
-    """(B, C, H, W) -> the same size: `levels` pyrDowns, then pyrUps back through the same sizes (its content
-    below 1 / 2^levels of its size; levels 2: what the low-pass hole PSNR compares)."""
-    sizes = [x.shape[-2:]]
-    small = x
-    for _ in range(levels):
-        small = pyr_down(small)
-        sizes.append(small.shape[-2:])
-    for size in reversed(sizes[:-1]):
-        small = pyr_up(small, tuple(size))
-    return small
+# The pyramid and the block detail live beside the layers' filters (the losses and the generator use them too);
+# re-exported for the metrics' callers.
+from models.filters import (block_detail, laplacian_pyramid, level_masks, pyr_down, pyr_up,  # noqa: F401
+                            pyramid_lowpass)
 
 
 def hole_patch_centres(mask: torch.Tensor, patch: int, stride: int = 1) -> torch.Tensor:
@@ -145,16 +132,6 @@ def lowpass_hole_psnr(output: torch.Tensor, truth: torch.Tensor, mask: torch.Ten
     hole = level_masks(mask, steps + 1)[-1]
     sq = ((x - y) ** 2 * hole).sum(dim=(1, 2, 3)) / (hole.sum(dim=(1, 2, 3)) * x.shape[1]).clamp_min(1)
     return [float(v) for v in 10 * torch.log10(1.0 / sq.clamp_min(1e-10))]
-
-
-def block_detail(x: torch.Tensor, mask: torch.Tensor, block: int = 8) -> tuple:
-    """(B, S/8, S/8) mean |4-neighbour Laplacian| of the grey image per 8x8 block, and (B, S/8, S/8) bool: the
-    blocks wholly inside the hole. x in [0, 1]."""
-    g = sum(w * x[:, c] for c, w in enumerate(_GREY))[:, None].float()
-    lap = F.conv2d(F.pad(g, (1, 1, 1, 1), mode="replicate"),
-                   torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]], device=x.device).view(1, 1, 3, 3)).abs()
-    inside = (-F.max_pool2d(-mask.float(), block))[:, 0] > 0.5
-    return F.avg_pool2d(lap, block)[:, 0], inside
 
 
 def detail_placement(output: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> list:
