@@ -1,5 +1,7 @@
 """The detail-amplitude smoothing (models.filters.smooth_detail_amplitude), in the generator, its export and
 benchmarks/score.py."""
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -121,3 +123,20 @@ def test_export_bakes_it_in_and_score_parses_its_settings(data, tmp_path):
     for bad in ("x", "1:0", "-1", ","):
         with pytest.raises(InputError, match="--detail_smoothing"):
             detail_smoothings(bad)
+
+
+def test_score_adds_a_row_per_smoothing_setting(data, tmp_path, capsys):
+    from benchmarks.score import main as score_main, parse_args as score_args
+    from models.loading import export_generator
+    torch.manual_seed(0)
+    generator = UNetGenerator(GeneratorConfig(64, ngf=8, texture_noise=4))
+    torch.nn.init.normal_(generator.texture[-1].weight, 0, 0.3)  # texture for the smoothing to act on
+    path = export_generator(generator, {"image_size": 64, "crop_ratio": 0.4}, tmp_path / "g.pth")
+    score_main(score_args(["--test_dir", str(data / "test"), "--checkpoint", f"tiny={path}", "--floors", "",
+                           "--detail_smoothing", "0,1:2", "--out_dir", str(tmp_path / "score")]))
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny")]
+    assert [row[1].strip() for row in rows] == ["tiny, smoothing 0", "tiny, smoothing 1 (2 bands)"]
+    plain, smoothed = (json.loads((tmp_path / "score" / folder / "metrics_summary.json").read_text())
+                       for folder in ("tiny_smoothing_0", "tiny_smoothing_1_2_bands_"))
+    assert plain["placement"] != smoothed["placement"] and plain["psnr_lowpass"] == pytest.approx(
+        smoothed["psnr_lowpass"], abs=0.1)  # the detail moved, the layout stayed
