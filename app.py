@@ -12,7 +12,7 @@ output_size, steps) and returns the filled PNG:
     client = Client("http://127.0.0.1:7860")
     path = client.predict(handle_file("a.jpg"), handle_file("b.jpg"), api_name="/fill_two")
 
-Every fill runs the CLI's code (utils/evaluation.fill_two_photos, models/loading.py, models/baselines.py,
+Every fill runs the CLI's code (utils/evaluation.fill_two_photos, utils/loading.py, models/baselines.py,
 utils/fullres.py, sd/fill.py); one fill at a time (a queue), nothing leaves the machine. The fills, gradio's
 copies and the uploads (unless GRADIO_TEMP_DIR names another folder for those) live in one temporary folder
 that only the user can open; Ctrl-C (SIGINT) or `kill` (SIGTERM, as a service manager stops it) closes the
@@ -40,7 +40,7 @@ from data.datasets import eval_transform
 from data.images import load_image
 from data.masks import apply_mask, check_crop_ratio
 from models.baselines import BASELINES
-from models.loading import SHIPPED_DIFFUSION, SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, \
+from utils.loading import SHIPPED_DIFFUSION, SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, \
     load_generator
 from utils.cli import Parser, run
 from utils.errors import InputError, warn

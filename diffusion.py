@@ -70,12 +70,12 @@ from data.masks import apply_mask  # noqa: E402
 from losses import hole_mse  # noqa: E402
 from models import count_parameters  # noqa: E402
 from models.diffusion import make_noise_scheduler, make_sampler, repaint_sample, scheduler_config  # noqa: E402
-from models.loading import SHIPPED_DIFFUSION  # noqa: E402
-from models.loading import build_diffusion_model as build_model  # noqa: E402
-from models.loading import diffusion_block_channels as block_channels  # noqa: E402
-from models.loading import diffusion_fill as make_fill  # noqa: E402
-from models.loading import load_diffusion_model as load_model  # noqa: E402
-from models.loading import make_diffusion_ema as make_ema  # noqa: E402
+from utils.loading import SHIPPED_DIFFUSION  # noqa: E402
+from utils.loading import build_diffusion_model as build_model  # noqa: E402
+from utils.loading import diffusion_block_channels as block_channels  # noqa: E402
+from utils.loading import diffusion_fill as make_fill  # noqa: E402
+from utils.loading import load_diffusion_model as load_model  # noqa: E402
+from utils.loading import make_diffusion_ema as make_ema  # noqa: E402
 from utils.checkpoint import epoch_checkpoint_path, rng_state, save_checkpoint, set_rng_state  # noqa: E402
 from utils.evaluation import eval_device, run_eval_mode  # noqa: E402
 from utils.hardware import AUTOCAST_DTYPES, configure_threads, resolve_mixed_precision  # noqa: E402

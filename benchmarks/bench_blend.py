@@ -28,7 +28,7 @@ from data.images import list_images, load_image  # noqa: E402
 from utils.images import to_float, to_uint8  # noqa: E402
 from data.masks import distance_to_known, known_squares  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
-from models.loading import SHIPPED_MODEL, generator_fill, load_generator  # noqa: E402
+from utils.loading import SHIPPED_MODEL, generator_fill, load_generator  # noqa: E402
 from utils.evaluation import quantize  # noqa: E402
 from utils.files import atomic_write  # noqa: E402
 from utils.fullres import BLENDS, band_width, fill_at_resolution, model_input  # noqa: E402

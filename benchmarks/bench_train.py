@@ -69,7 +69,7 @@ def run_variant(args, variant: str) -> dict:
     from losses import AdversarialLoss, VGGPerceptualLoss
     from main import train_step
     from models import PatchDiscriminator
-    from models.loading import build_generator
+    from utils.loading import build_generator
     from utils.training import run_config
 
     torch.manual_seed(0)
@@ -124,7 +124,7 @@ def run_variant(args, variant: str) -> dict:
     else:
         result["peak_memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     if variant == "ours":  # eval_2 latency: one 256^2 fill, as main.py runs it
-        from models.loading import generator_fill
+        from utils.loading import generator_fill
         fill = generator_fill(accelerator.unwrap_model(G).eval(), device, args.mixed_precision)
         one_masked, one_mask = image[:1] * (1 - mask[:1]), mask[:1]
         fill(one_masked, one_mask)

@@ -85,7 +85,7 @@ def main(args):
     from data.masks import keep_known
     from models.baselines import BASELINES
     from models.filters import laplacian_pyramid
-    from models.loading import generator_fill, load_generator
+    from utils.loading import generator_fill, load_generator
     from utils.evaluation import quantize
     from utils.realism import lowpass_hole_psnr, pyramid_lowpass
 

@@ -60,7 +60,7 @@ def main(args):
     import torch
     from data.masks import keep_known
     from models.exemplar import ExemplarTexture, known_detail_prior
-    from models.loading import generator_fill, load_generator
+    from utils.loading import generator_fill, load_generator
     from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_head, markdown_scores
     from utils.realism import block_correlations, block_detail
 

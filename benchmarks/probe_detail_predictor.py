@@ -81,7 +81,7 @@ def main(args):
     from losses import block_correlation_loss
     from models.detail_map import INPUT_GROUPS, DetailMapHead, detail_map_inputs, select_groups
     from models.effnet import load_effnet_lite0
-    from models.loading import generator_fill, load_generator, save_detail_head
+    from utils.loading import generator_fill, load_generator, save_detail_head
     from utils.realism import block_detail
 
     # the photos --train_photos draws from, counted before the inputs take minutes to compute

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from data.masks import keep_known  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
-from models.loading import SHIPPED_MODEL, generator_fill, load_generator  # noqa: E402
+from utils.loading import SHIPPED_MODEL, generator_fill, load_generator  # noqa: E402
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.evaluation import evaluate_folder, format_swd  # noqa: E402

@@ -38,7 +38,7 @@ def main(args):
     from utils.files import check_checkpoint_path
     for path in args.checkpoint:
         check_checkpoint_path(path, "--checkpoint")
-    from models.loading import generator_fill, load_generator, scale_exemplar, scale_texture
+    from utils.loading import generator_fill, load_generator, scale_exemplar, scale_texture
     from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_head, markdown_scores
     print(markdown_head("checkpoint", "scales (fine / mid / coarse / noise)", SCORE_COLUMNS))
     with tempfile.TemporaryDirectory() as scratch:

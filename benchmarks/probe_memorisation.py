@@ -55,7 +55,7 @@ def main(args):
     from tqdm import tqdm
     from data.datasets import ImageFolderDataset, masked_batches
     from models.baselines import BASELINES
-    from models.loading import load_generator
+    from utils.loading import load_generator
     from utils.evaluation import quantize
     from utils.realism import copying_share, nearest_distances, structure_patches
 

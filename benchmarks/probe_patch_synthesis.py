@@ -54,7 +54,7 @@ def main(args):
     import torch
     import torch.nn.functional as F
     from models.baselines import BASELINES
-    from models.loading import generator_fill, load_generator
+    from utils.loading import generator_fill, load_generator
     from models.patch_synthesis import guided_patch_synthesis
     from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_head, markdown_scores
 

@@ -93,7 +93,7 @@ def main(args):
     import torch
     import torch.nn.functional as F
     from models.detail_map import PlacedExemplarTexture
-    from models.loading import generator_fill, load_detail_head, load_generator
+    from utils.loading import generator_fill, load_detail_head, load_generator
     from utils.evaluation import SCORE_COLUMNS, evaluate_folder, markdown_head, markdown_scores
 
     generator, config = load_generator(args.checkpoint)

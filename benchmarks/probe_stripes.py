@@ -37,7 +37,7 @@ def main(args):
     import torch
     from data.datasets import ImageFolderDataset, masked_batches
     from models.baselines import BASELINES
-    from models.loading import load_generator
+    from utils.loading import load_generator
     from utils.evaluation import quantize
     from utils.metrics import fine_detail, stripe_share
 

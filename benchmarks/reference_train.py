@@ -27,7 +27,7 @@ from pytorch_msssim import ssim  # noqa: E402
 
 from losses import AdversarialLoss, build_perceptual_loss, feature_matching_loss, hole_l1  # noqa: E402
 from models import PatchDiscriminator  # noqa: E402
-from models.loading import build_generator  # noqa: E402
+from utils.loading import build_generator  # noqa: E402
 from utils.ema import ModelEMA  # noqa: E402
 from utils.images import save_grid  # noqa: E402
 from utils.training import run_config  # noqa: E402

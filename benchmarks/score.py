@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import main as gan  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
-from models.loading import scale_texture, with_detail_smoothing  # noqa: E402
+from utils.loading import scale_texture, with_detail_smoothing  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.cli import Parser, labelled_path, run  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E402
@@ -53,7 +53,7 @@ def parse_args(argv=None):
     parser.add_argument("--crop_ratio", type=float, default=0.4, help="used only without --checkpoint")
     parser.add_argument("--texture_scales", default="1",
                         help="comma-separated strengths of the texture head to score each checkpoint at "
-                             "(models.loading.scale_texture; pick one on a validation split for --export)")
+                             "(utils.loading.scale_texture; pick one on a validation split for --export)")
     parser.add_argument("--detail_smoothing", default=None,
                         help="comma-separated SIGMA[:BANDS] settings of the detail smoothing to score each checkpoint "
                              "at (0: off; models.filters.smooth_detail_amplitude; pick one on a validation split for "

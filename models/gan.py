@@ -189,7 +189,7 @@ class UNetGenerator(nn.Module):
                   pattern per size in eval). On val it drew a tartan of stripes (docs/model_card.md, runs 22-23).
       context_features  a `PretrainedContext`: frozen EfficientNet-Lite0 maps of the start image added to the
                   encoder at S/4, S/8, S/16 and S/32 (levels 1-4; zero-initialised: --init_from may add it). The
-                  feature network is passed to the constructor (`context_network`; models.loading.build_generator
+                  feature network is passed to the constructor (`context_network`; utils.loading.build_generator
                   loads it), since a model file does no I/O.
       detail_smoothing  sigma > 0 (in 8-px blocks): the fill's detail amplitude evened out across blocks, its
                   detail_smoothing_bands finest Laplacian bands rescaled inside the hole
@@ -257,7 +257,7 @@ class UNetGenerator(nn.Module):
         if config.context_features:
             if context_network is None:
                 raise ValueError("context_features needs the frozen feature network: pass context_network "
-                                 "(models.loading.build_generator loads EfficientNet-Lite0)")
+                                 "(utils.loading.build_generator loads EfficientNet-Lite0)")
             self.pretrained_context = PretrainedContext(context_network, widths[1:5])
         init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar, self.pretrained_context)
                                                if m is not None]))

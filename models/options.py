@@ -23,7 +23,7 @@ DETAIL_MAP_GROUPS = {"s8": 40, "s16": 112, "s32": 320, "own": 1, "prior": 2, "co
 @dataclass(frozen=True)
 class GeneratorConfig:
     """The generator's architecture. The defaults are the shipped model's (checkpoints/gan_scenery_128.pth);
-    checkpoints store these fields as "model_args" (models/loading.py rebuilds the network from them).
+    checkpoints store these fields as "model_args" (utils/loading.py rebuilds the network from them).
     The fields are explained in `UNetGenerator`."""
 
     image_size: int = 128

@@ -23,7 +23,7 @@ from data.images import check_image_size, list_images
 from data.masks import check_crop_ratio, masked_input
 from models import count_parameters
 from models.baselines import BASELINES
-from models.loading import SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, load_generator
+from utils.loading import SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, load_generator
 from models.options import SAMPLERS
 from sd.fill import DEFAULT_PROMPT, at_resolution, make_sd_fill, native_size
 from sd.pipelines import INPAINT_MODELS, PipelineLoadError, load_inpaint_pipeline

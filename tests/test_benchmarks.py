@@ -11,7 +11,7 @@ from benchmarks.reference_train import straightforward_step
 from data.masks import masked_input
 from losses import AdversarialLoss
 from models import PatchDiscriminator
-from models.loading import build_generator
+from utils.loading import build_generator
 from utils.training import make_accelerator, run_config
 
 
@@ -51,7 +51,7 @@ def test_compare_times_the_shipped_gans_recipe():
     """compare.py rebuilds the training recipe from a checkpoint's config: the shipped one (texture head,
     low-pass losses, squared error) and one from before those flags must both train a step."""
     from benchmarks.compare import gan_training_rate
-    from models.loading import SHIPPED_MODEL
+    from utils.loading import SHIPPED_MODEL
     from utils.checkpoint import load_checkpoint
     config = {**load_checkpoint(SHIPPED_MODEL, kinds=("gan_generator",))["config"], "image_size": 64, "batch_size": 2,
               "ngf": 8, "ndf": 8, "perceptual_loss": False}
@@ -66,7 +66,7 @@ def test_compare_times_the_shipped_gans_recipe():
 def test_score_prints_a_row_per_fill_and_the_truths_own_shares(data, tmp_path, capsys):
     from benchmarks.score import COLUMNS, main as score_main, parse_args as score_args
     from models import GeneratorConfig, UNetGenerator
-    from models.loading import export_generator
+    from utils.loading import export_generator
     torch.manual_seed(0)
     path = export_generator(UNetGenerator(GeneratorConfig(64, 8)), {"image_size": 64, "crop_ratio": 0.4},
                             tmp_path / "g.pth")
@@ -87,7 +87,7 @@ def test_score_prints_a_row_per_fill_and_the_truths_own_shares(data, tmp_path, c
 def test_probe_stripes_labels_its_rows_and_adds_a_noise_free_copy(data, tmp_path, capsys):
     from benchmarks.probe_stripes import main as probe_main, parse_args as probe_args
     from models import GeneratorConfig, UNetGenerator
-    from models.loading import export_generator
+    from utils.loading import export_generator
     torch.manual_seed(0)
     generator = UNetGenerator(GeneratorConfig(64, 8, noise_injection=1))
     with torch.no_grad():
@@ -124,7 +124,7 @@ def test_bench_recipe_step_times_each_batch_size_of_a_recipe(capsys):
 def test_probe_memorisation_scores_the_truth_floors_and_generators(data, tmp_path, capsys):
     from benchmarks.probe_memorisation import main as probe_main, parse_args as probe_args
     from models import GeneratorConfig, UNetGenerator
-    from models.loading import export_generator
+    from utils.loading import export_generator
     from utils.cli import run
     torch.manual_seed(0)
     path = export_generator(UNetGenerator(GeneratorConfig(64, 8)), {"image_size": 64, "crop_ratio": 0.4},
@@ -146,7 +146,7 @@ def test_probe_band_budget_splits_a_fills_detail_by_band_and_prices_it_in_layout
                                               parse_args as probe_args)
     from models import GeneratorConfig, UNetGenerator
     from models.baselines import BASELINES
-    from models.loading import export_generator
+    from utils.loading import export_generator
     from utils.cli import run
     from utils.evaluation import evaluate_folder
     assert band_sizes(128) == [128, 64, 32, 16] and band_sizes(64) == [64, 32, 16]

@@ -202,7 +202,7 @@ def test_the_probes_train_a_head_and_fill_with_it(data, tmp_path, capsys):
     from benchmarks.probe_detail_predictor import main as train_probe, parse_args as train_args
     from benchmarks.probe_placed_exemplar import main as fill_probe, parse_args as fill_args
     from models import GeneratorConfig, UNetGenerator
-    from models.loading import export_generator
+    from utils.loading import export_generator
     torch.manual_seed(0)
     path = export_generator(UNetGenerator(GeneratorConfig(64, 8, texture_noise=2)),
                             {"image_size": 64, "crop_ratio": 0.4}, tmp_path / "g.pth")
@@ -241,7 +241,7 @@ def test_the_probes_train_a_head_and_fill_with_it(data, tmp_path, capsys):
 def test_the_committed_head_loads_with_its_config_and_the_probe_refuses_another_size(data, tmp_path):
     from benchmarks.probe_placed_exemplar import main as fill_probe, parse_args as fill_args
     from models import GeneratorConfig, UNetGenerator
-    from models.loading import export_generator, load_detail_head
+    from utils.loading import export_generator, load_detail_head
     from utils.files import repo_path
     head = repo_path("checkpoints/detail_map_head_128.pth")
     model_args, weights, config = load_detail_head(head)

@@ -99,7 +99,7 @@ def test_the_generator_applies_it_last_and_old_configs_read_as_off():
 def test_export_bakes_it_in_and_score_parses_its_settings(data, tmp_path):
     import main as gan
     from benchmarks.score import detail_smoothings
-    from models.loading import load_generator, with_detail_smoothing
+    from utils.loading import load_generator, with_detail_smoothing
     from tests.helpers import tiny_gan_train_argv
     from utils.errors import InputError
 
@@ -127,7 +127,7 @@ def test_export_bakes_it_in_and_score_parses_its_settings(data, tmp_path):
 
 def test_score_adds_a_row_per_smoothing_setting(data, tmp_path, capsys):
     from benchmarks.score import main as score_main, parse_args as score_args
-    from models.loading import export_generator
+    from utils.loading import export_generator
     torch.manual_seed(0)
     generator = UNetGenerator(GeneratorConfig(64, ngf=8, texture_noise=4))
     torch.nn.init.normal_(generator.texture[-1].weight, 0, 0.3)  # texture for the smoothing to act on

@@ -190,7 +190,7 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
 
 def test_average_checkpoints_exports_the_mean_generator_and_refuses_other_architectures(tmp_path, capsys):
     from models import GeneratorConfig, UNetGenerator
-    from models.loading import export_generator, load_generator
+    from utils.loading import export_generator, load_generator
     from tools.average_checkpoints import main as average_main, parse_args as average_args
     paths = []
     for seed in (0, 1):

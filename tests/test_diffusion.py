@@ -109,7 +109,7 @@ def test_train_resume_eval_eval2(data, tmp_path):
     assert config["image_size"] == 64
 
     # The sampling-only export holds the same EMA network, at a fraction of the size.
-    from models.loading import export_diffusion_model
+    from utils.loading import export_diffusion_model
     exported = export_diffusion_model(ckpt, tmp_path / "diffusion_export.pth")
     assert exported.stat().st_size < 0.5 * ckpt.stat().st_size
     model_export, config_export, _ = diffusion.load_model(exported)

@@ -133,7 +133,7 @@ def test_the_relative_prior_is_scale_free_and_bounded():
 
 
 def test_exemplar_scales_need_the_bands_they_scale():
-    from models.loading import scale_exemplar
+    from utils.loading import scale_exemplar
     from utils.errors import InputError
     plain = UNetGenerator(GeneratorConfig(32, 8, texture_noise=2, exemplar=True))
     with pytest.raises(InputError, match="--exemplar_coarse"):
@@ -273,7 +273,7 @@ def test_guided_canvas_takes_patches_of_the_guides_colour():
 
 def test_the_strength_probe_scores_each_gate_scale(data, tmp_path, capsys):
     from benchmarks.probe_exemplar_strength import main as probe, parse_args as probe_args
-    from models.loading import export_generator
+    from utils.loading import export_generator
     torch.manual_seed(0)
     generator = UNetGenerator(GeneratorConfig(64, 8, texture_noise=2, exemplar=True))
     torch.nn.init.normal_(generator.exemplar.gate.weight, 0, 0.05)  # a trained layer's gates are not 0
@@ -306,7 +306,7 @@ def test_the_known_detail_prior_carries_each_squares_detail_into_the_hole():
 
 def test_the_placement_probe_prints_its_maps_and_fills(data, tmp_path, capsys):
     from benchmarks.probe_detail_placement import main as probe, parse_args as probe_args
-    from models.loading import export_generator
+    from utils.loading import export_generator
     torch.manual_seed(0)
     path = export_generator(UNetGenerator(GeneratorConfig(64, 8, texture_noise=2)),
                             {"image_size": 64, "crop_ratio": 0.5}, tmp_path / "g.pth")

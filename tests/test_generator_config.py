@@ -11,7 +11,7 @@ from data.datasets import load_eval_image
 from data.masks import compose_two, masked_input
 from models import GeneratorConfig, UNetGenerator
 from models.gan import ContextualAttention
-from models.loading import SHIPPED_MODEL, build_generator, generator_config, generator_fill, load_generator
+from utils.loading import SHIPPED_MODEL, build_generator, generator_config, generator_fill, load_generator
 from utils.checkpoint import load_checkpoint
 from utils.images import to_uint8
 
@@ -90,7 +90,7 @@ def test_contextual_attention_starts_as_a_no_op_and_copies_from_the_known_square
 
 
 def test_the_shipped_diffusion_baseline_gives_the_fill_it_gave_before_the_refactor():
-    from models.loading import SHIPPED_DIFFUSION, diffusion_fill, load_diffusion_model
+    from utils.loading import SHIPPED_DIFFUSION, diffusion_fill, load_diffusion_model
     model, config, schedule = load_diffusion_model(SHIPPED_DIFFUSION)
     size = config["image_size"]
     first = load_eval_image(ROOT / "data/scenery/test/mate_yellow_flower.jpg", size)

@@ -27,7 +27,7 @@ import diffusion
 import main as gan
 from data.datasets import eval_transform
 from data.masks import known_squares
-from models.loading import build_generator, export_generator
+from utils.loading import build_generator, export_generator
 from tests.helpers import smooth_image, write_images
 from utils.checkpoint import save_checkpoint
 from utils.cli import run

@@ -71,7 +71,7 @@ def test_bad_iterations_are_refused():
 def test_the_probe_prints_a_row_per_guide_weight(data, tmp_path, capsys):
     from benchmarks.probe_patch_synthesis import main as probe_main, parse_args as probe_args
     from models import GeneratorConfig, UNetGenerator
-    from models.loading import export_generator
+    from utils.loading import export_generator
     from utils.cli import run
     torch.manual_seed(0)
     path = export_generator(UNetGenerator(GeneratorConfig(64, 8)), {"image_size": 64, "crop_ratio": 0.4},

@@ -71,7 +71,7 @@ def test_without_the_feature_network_it_cannot_be_built_and_small_sizes_are_refu
 
 def test_init_from_adds_the_context_and_a_resumed_run_is_the_same_run(data, tmp_path):
     import main as gan
-    from models.loading import load_generator
+    from utils.loading import load_generator
     from tests.helpers import tiny_gan_train_argv, train_straight_and_resumed
     from utils.errors import InputError
 

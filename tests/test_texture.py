@@ -148,7 +148,7 @@ def test_hole_mse_counts_only_the_hole_and_logs_in_training(data, tmp_path):
 
 
 def test_scale_texture_scales_the_heads_contribution_linearly():
-    from models.loading import scale_texture
+    from utils.loading import scale_texture
     torch.manual_seed(0)
     generator = texture_generator(4).eval()
     torch.nn.init.normal_(generator.texture[-1].weight, 0, 0.05)
@@ -196,7 +196,7 @@ def test_eval_fill_does_not_depend_on_the_batch():
 
 def test_init_from_an_export_can_drop_its_texture_head(data, tmp_path):
     import main as gan
-    from models.loading import load_generator
+    from utils.loading import load_generator
     from utils.checkpoint import load_checkpoint
 
     gan.main(gan.parse_args(tiny_gan_train_argv(data, tmp_path / "a", "--texture_noise", "2", "--recon_lowpass", "1",

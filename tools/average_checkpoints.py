@@ -34,7 +34,7 @@ def average_weights(paths: list, progress=iter) -> tuple:
     (a running float64 sum, so memory does not grow with the count): floating-point tensors are averaged (and
     cast back to the first's dtype), the rest (counters) taken from the first. InputError where a checkpoint's
     architecture differs from the first's. `progress` wraps the iteration over the other paths (e.g. tqdm)."""
-    from models.loading import generator_weights
+    from utils.loading import generator_weights
     first, first_architecture, first_config = generator_weights(paths[0])
     sums = {name: value.double() if value.is_floating_point() else value for name, value in first.items()}
     for path in progress(paths[1:]):
@@ -58,7 +58,7 @@ def main(args):
         check_checkpoint_path(path, "the checkpoint list")
     from functools import partial
     from tqdm import tqdm
-    from models.loading import export_generator, generator_from_weights
+    from utils.loading import export_generator, generator_from_weights
     weights, architecture, config = average_weights(
         args.checkpoints, partial(tqdm, desc="averaging", unit="checkpoint", initial=1, total=len(args.checkpoints)))
     config = dict(config, averaged_from=[str(p) for p in args.checkpoints])

@@ -25,7 +25,7 @@ from data.datasets import ImageFolderDataset, load_eval_image  # noqa: E402
 from data.images import list_images  # noqa: E402
 from data.masks import apply_mask, compose_two  # noqa: E402
 from models.baselines import BASELINES, harmonic_baseline  # noqa: E402
-from models.loading import generator_fill, load_generator  # noqa: E402
+from utils.loading import generator_fill, load_generator  # noqa: E402
 from utils.cli import Parser, run  # noqa: E402
 from utils.images import save_grid  # noqa: E402
 

@@ -162,7 +162,7 @@ def main(args):
     if args.export:
         from utils.files import check_checkpoint_path
         check_checkpoint_path(str(checkpoint), "--checkpoint_dir")
-        from models.loading import export_generator, load_generator
+        from utils.loading import export_generator, load_generator
         generator, config = load_generator(checkpoint)
         print(f"exported {export_generator(generator, config, args.export)}")
 

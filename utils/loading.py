@@ -1,6 +1,6 @@
-"""Models from checkpoints, beside the models: build, load, export, and the fill(masked, mask) callables.
+"""Models from checkpoints: build, load, export, and the fill(masked, mask) callables.
 
-The nn.Module files (gan.py, diffusion.py) stay free of I/O; this module reads and writes checkpoints
+The nn.Module files (models/: gan.py, diffusion.py) stay free of I/O; this helper reads and writes checkpoints
 (utils/checkpoint.py), so that the entry scripts, the notebook, utils/ and benchmarks/ load models the
 same way without importing main.py or diffusion.py. Checkpoints are loaded with weights_only=True.
 """
