@@ -511,6 +511,13 @@ def train(args, hardware: str = ""):
     if hardware:  # "using N threads; autocast: ...", from main()
         accelerator.print(hardware)
     resume, mask_kinds = start_run(args, "gan", RECIPE_KEYS, accelerator)
+    if resume and resume["epoch"] >= args.epochs:  # nothing to train: no photos needed; --export still exports
+        accelerator.print(f"nothing to train: the checkpoint is at epoch {resume['epoch']} and --epochs is "
+                          f"{args.epochs}")
+        if args.export and accelerator.is_main_process:
+            generator, _ = load_generator(args.checkpoint_path)  # its EMA weights, as training would export
+            print(f"exported generator to {export(generator, resume['config'], args)}")
+        return
     torch.manual_seed(args.seed)
     config = run_config(args)
 
@@ -551,13 +558,6 @@ def train(args, hardware: str = ""):
         start_epoch, step = resume["epoch"], resume["step"]
         set_rng_state(resume["rng"])
         accelerator.print(f"resumed from {args.checkpoint_path}: epoch {start_epoch}, step {step}")
-        if start_epoch >= args.epochs:  # nothing to train; --export still exports the checkpoint's generator
-            accelerator.print(f"nothing to train: the checkpoint is at epoch {start_epoch} and --epochs is "
-                              f"{args.epochs}")
-            if args.export and accelerator.is_main_process:
-                path = export(ema.module if ema else generator, resume["config"], args)
-                print(f"exported generator to {path}")
-            return
     generator, discriminator, opt_g, opt_d, loader = accelerator.prepare(generator, discriminator, opt_g, opt_d, loader)
     if perceptual is not None:
         perceptual = perceptual.to(accelerator.device)

@@ -119,6 +119,24 @@ def test_resume_reproduces_uninterrupted_run(data, tmp_path):
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
 
+def test_exporting_a_finished_run_needs_no_training_photos(data, tmp_path, capsys):
+    import shutil
+    from utils.loading import load_generator
+    photos = tmp_path / "photos"
+    shutil.copytree(data / "train", photos)
+    gan.main(gan.parse_args(["--mode", "train", "--train_dir", str(photos), "--test_dir", str(data / "test"),
+                             "--checkpoint_dir", str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "results"),
+                             "--epochs", "1", *TINY]))
+    shutil.rmtree(photos)  # e.g. a checkpoint copied from another machine
+    checkpoint = tmp_path / "ckpt" / "checkpoint_epoch_1.pth"
+    gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(checkpoint), "--epochs", "1",
+                             "--export", str(tmp_path / "g.pth")]))
+    assert "nothing to train" in capsys.readouterr().out
+    exported, trained = load_generator(tmp_path / "g.pth")[0], load_generator(checkpoint)[0]  # the EMA weights
+    for key, value in trained.state_dict().items():
+        assert torch.allclose(exported.state_dict()[key], value, atol=1e-3, rtol=1e-3), key  # fp16 in the export
+
+
 def test_a_constant_rate_run_is_ended_with_a_decay_decided_at_resume(data, tmp_path, capsys):
     # pix2pix's schedule decided late: train at a constant rate, then resume with --lr_decay_start/--epochs.
     gan.main(train_args(data, tmp_path, "--epochs", "1", "--lr", "3e-4"))
