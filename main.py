@@ -306,10 +306,6 @@ from losses import (AdversarialLoss, band_energy_loss, build_perceptual_loss, de
                     masked_hinge_generator, placement_loss, pyramid_hole_mse, ssim_loss)
 from models.baselines import BASELINES  # noqa: E402
 from models.gan import PatchDiscriminator  # noqa: E402
-from utils.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: E402,F401
-                            load_generator, model_args, scale_exemplar, scale_texture,
-                            with_detail_smoothing)
-from utils.loading import generator_fill as make_fill  # noqa: E402
 from models.projected import ProjectedDiscriminator, blur, blur_sigma_at, diff_augment  # noqa: E402
 from utils.checkpoint import (epoch_checkpoint_path, load_checkpoint, rng_state, save_checkpoint,  # noqa: E402
                               set_rng_state)
@@ -318,6 +314,10 @@ from utils.evaluation import (eval_device, evaluate_folder, format_swd, read_csv
                               write_csv_atomic)
 from utils.hardware import (configure_threads, emulated_bf16, keep_freed_memory,  # noqa: E402
                             resolve_mixed_precision)
+from utils.loading import (SHIPPED_MODEL, build_generator, export_generator, generator_config,  # noqa: E402,F401
+                           load_generator, model_args, scale_exemplar, scale_texture,
+                           with_detail_smoothing)
+from utils.loading import generator_fill as make_fill  # noqa: E402
 from utils.training import (EpochLog, LossLog, TimeBudget, checkpoint_on_interrupt,  # noqa: E402
                             fixed_sample_batch, make_accelerator, make_train_loader, run_config, save_samples,
                             start_run)

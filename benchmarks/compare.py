@@ -36,7 +36,7 @@ from models import count_parameters  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
 from models.options import SAMPLERS  # noqa: E402
 from utils.loading import (SHIPPED_DIFFUSION, SHIPPED_MODEL, build_diffusion_model, diffusion_fill,  # noqa: E402
-                            generator_fill, load_diffusion_model, load_generator, make_diffusion_ema)
+                           generator_fill, load_diffusion_model, load_generator, make_diffusion_ema)
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, write_csv_atomic  # noqa: E402
