@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from losses.weights import find_torchvision_weights
+from models.filters import LUMA  # ITU-R BT.601 luma, as the realism metrics use
 
 # pytorch-msssim's own Gaussian window and filter, so our SSIM map matches its `ssim()` exactly.
 _msssim = importlib.import_module("pytorch_msssim.ssim")
@@ -34,12 +35,9 @@ def _psnr(mse: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
-_GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
-
-
 def _grey(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (B, H, W) luma."""
-    return sum(w * x[:, c] for c, w in enumerate(_GREY))
+    return sum(w * x[:, c] for c, w in enumerate(LUMA))
 
 
 def laplacian_energy(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
