@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 
 from data.images import check_image_size
-from models.options import (AUGMENTATIONS, BASELINE_NAMES, GAN_LOSSES, NORMS, PERCEPTUAL_KINDS, UPSAMPLING,
-                            GeneratorConfig)
+from models.options import (AUGMENTATIONS, BASELINE_NAMES, GAN_LOSSES, NORMS, PERCEPTUAL_KINDS, RESIZE_MODES,
+                            UPSAMPLING, GeneratorConfig)
 from utils.cli import (Parser, add_shared_args, check_input_files, check_shared_args, given_flags, numbers,
                        parse_or_exit, run)
 from utils.errors import InputError
@@ -94,7 +94,9 @@ def parse_args(argv=None):
                            help="generator width (channels of the first level)")
     generator.add_argument("--norm", choices=NORMS, default=architecture.norm, help="generator normalisation")
     generator.add_argument("--upsampling", choices=UPSAMPLING, default=architecture.upsampling,
-                           help="decoder: nearest x2 + 3x3 conv (no checkerboard grid) or pix2pix's transposed conv")
+                           help="decoder: resize (nearest x2 + 3x3 conv: no checkerboard grid), bilinear (bilinear x2 "
+                                "+ 3x3 conv: no block grid either; --init_from may switch between the two) or pix2pix's "
+                                "transposed conv")
     generator.add_argument("--res_blocks", type=int, default=architecture.res_blocks,
                            help="dilated residual blocks at the S/16 level")
     generator.add_argument("--harmonic_start", action=argparse.BooleanOptionalAction, default=architecture.harmonic,
@@ -646,12 +648,13 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
     state = load_checkpoint(path, kinds=("gan", "gan_generator"))
     source, target = generator_config(state["config"], state.get("model_args")), generator.config
     # A texture head, an attention or an exemplar layer, noise strengths and the pretrained context may be added
-    # (all start as no-ops), a texture head dropped (the U-Net's own fill remains); a head is not resized, and
-    # everything else must match.
+    # (all start as no-ops), a texture head dropped (the U-Net's own fill remains), the resize upsampling swapped
+    # between nearest and bilinear (the same weights); a head is not resized, and everything else must match.
     flag = {"harmonic": "harmonic_start"}
     different = [f"--{flag.get(k, k)} {getattr(source, k)} (not {getattr(target, k)})"
                  for k in ("image_size", "ngf", "norm", "upsampling", "res_blocks", "harmonic")
-                 if getattr(source, k) != getattr(target, k)]
+                 if getattr(source, k) != getattr(target, k)
+                 and not (k == "upsampling" and {source.upsampling, target.upsampling} <= set(RESIZE_MODES))]
     if source.texture_noise not in (0, target.texture_noise) and target.texture_noise != 0:
         different.append(f"--texture_noise {source.texture_noise} (not {target.texture_noise})")
     if source.attention and not target.attention:

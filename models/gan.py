@@ -22,7 +22,7 @@ from models.effnet import exclude_frozen_weights
 from models.exemplar import ExemplarTexture
 from models.filters import smooth_detail_amplitude
 from models.harmonic import coarse_harmonic_fill
-from models.options import NORMS, UPSAMPLING, GeneratorConfig
+from models.options import NORMS, RESIZE_MODES, UPSAMPLING, GeneratorConfig
 
 
 def init_weights(module: nn.Module, gain: float = 0.02, skip: nn.Module = None) -> None:
@@ -55,13 +55,17 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 def upsample_conv(c_in: int, c_out: int, kind: str, bias: bool) -> nn.Module:
-    """x2 upsampling: a 4x4 stride-2 transposed convolution (pix2pix) or nearest-neighbour resize +
-    3x3 convolution, which cannot leave the period-2 checkerboard grid (Odena et al. 2016,
-    "Deconvolution and Checkerboard Artifacts", Distill)."""
+    """x2 upsampling: a 4x4 stride-2 transposed convolution (pix2pix), or a resize + 3x3 convolution, which
+    cannot leave the period-2 checkerboard grid (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts",
+    Distill). "resize" repeats pixels (nearest): each of the coarse decoder levels then hands the next 2x2 blocks
+    of equal values, and a generator trained to add texture can keep them as 4-8 px blocks aligned to the grid
+    (docs/model_card.md, "Block-aligned texture"). "bilinear" interpolates instead; it has the same weights, so
+    --init_from moves a generator between the two."""
     if kind == "transpose":
         return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
-    if kind == "resize":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
+    if kind in RESIZE_MODES:
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode=RESIZE_MODES[kind]),
+                             nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
     raise ValueError(f"unknown upsampling {kind!r}; choose from {UPSAMPLING}")
 
 
@@ -156,7 +160,8 @@ class UNetGenerator(nn.Module):
       image_size  S, a power of two (the depth is log2 S: the bottleneck is 1x1);
       ngf         the width of the outermost level;
       norm        "batch" | "group" | "instance" (see `norm_layer`);
-      upsampling  "transpose" (pix2pix) | "resize" (nearest x2 + 3x3 conv: no checkerboard grid);
+      upsampling  "transpose" (pix2pix) | "resize" (nearest x2 + 3x3 conv: no checkerboard grid) |
+                  "bilinear" (bilinear x2 + 3x3 conv: no block grid either; see `upsample_conv`);
       res_blocks  dilated residual blocks (dilation 1, 2, 4, ...) at the S/16 level, for context;
       harmonic    start from the harmonic fill of the hole (models/harmonic.py) instead of grey: the
                   network sees (harmonic fill, mask) and adds a residual in tanh-logit space,
@@ -312,7 +317,8 @@ class UNetGenerator(nn.Module):
                 x = x + self.noise_strength[str(i)].to(x.dtype) * self.injected_noise(x)
         unet = x  # the U-Net's residual, before the texture sources
         if self.texture is not None or self.exemplar is not None:
-            up = nn.functional.interpolate(features, scale_factor=2, mode="nearest")  # (B, 2 ngf, S, S)
+            up = nn.functional.interpolate(features, scale_factor=2,  # (B, 2 ngf, S, S)
+                                           mode=RESIZE_MODES.get(self.config.upsampling, "nearest"))
         if self.texture is not None:
             x = x + self.texture(torch.cat([up, self.texture_noise_like(features)], dim=1))
         if self.exemplar is not None:  # patches drawn by the U-Net's fill before any texture (or at random)

@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass
 
 NORMS = ("batch", "group", "instance")  # models.gan.norm_layer
-UPSAMPLING = ("transpose", "resize")  # models.gan.UpBlock
+UPSAMPLING = ("transpose", "resize", "bilinear")  # models.gan.upsample_conv
+RESIZE_MODES = {"resize": "nearest", "bilinear": "bilinear"}  # the resize kinds -> their F.interpolate mode
 GAN_LOSSES = ("bce", "hinge", "lsgan")  # losses.AdversarialLoss
 PERCEPTUAL_KINDS = ("effnet", "effnet_deep", "vgg19", "none")  # losses.build_perceptual_loss
 AUGMENTATIONS = ("color", "translation", "cutout")  # models.projected.diff_augment (DiffAugment's policies)
