@@ -104,6 +104,27 @@ def test_probe_stripes_labels_its_rows_and_adds_a_noise_free_copy(data, tmp_path
     assert "noisy=label: noise strengths |s| mean 0.5000, max 0.5000" in out  # the last "=" splits label and path
 
 
+def test_probe_block_grid_scores_a_generator_and_its_bilinear_copy(data, tmp_path, capsys):
+    from benchmarks.probe_block_grid import main as probe_main, parse_args as probe_args
+    from models import GeneratorConfig, UNetGenerator
+    from utils.loading import export_generator
+    torch.manual_seed(0)
+    generator = UNetGenerator(GeneratorConfig(64, 8, upsampling="resize"))
+    with torch.no_grad():  # away from the no-op start, so that the decoder draws something
+        for p in generator.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = export_generator(generator, {"image_size": 64, "crop_ratio": 0.4}, tmp_path / "g.pth")
+    probe_main(probe_args(["--test_dir", str(data / "test"), "--image_size", "64", "--floors", "harmonic",
+                           "--checkpoint", f"blocks={path}", "--upsampling", "bilinear", "--period", "4"]))
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")}
+    assert set(rows) == {"the truth", "harmonic", "blocks", "blocks, bilinear upsampling (untrained)"}
+    for contrast, shares in rows.values():
+        assert float(contrast) >= 0 and len(shares.split()) == 4  # a share per position mod 4 ...
+        assert sum(float(v) for v in shares.split()) == pytest.approx(4, abs=0.02)  # ... of the mean
+    assert float(rows["blocks, bilinear upsampling (untrained)"][0]) != float(rows["blocks"][0])
+
+
 def test_bench_recipe_step_times_each_batch_size_of_a_recipe(capsys):
     from benchmarks import bench_recipe_step
     from utils.cli import run

@@ -61,3 +61,21 @@ def test_init_from_switches_a_resize_run_to_bilinear_but_not_to_transpose(data, 
             assert torch.equal(value, b["generator"][key]), key
     with pytest.raises(InputError, match="--upsampling resize"):
         gan.main(args(tmp_path / "c", "--init_from", str(source), "--upsampling", "transpose"))
+
+
+def test_grid_contrast_finds_grid_aligned_blocks_in_the_hole_at_any_phase():
+    from utils.metrics import grid_contrast, grid_phase_profile
+    torch.manual_seed(0)
+    mask = torch.zeros(3, 1, 64, 64)
+    mask[..., 8:56, 8:56] = 1
+    blocks = torch.nn.functional.interpolate(torch.rand(3, 3, 16, 16), scale_factor=4, mode="nearest")  # 4-px
+    noise = torch.rand(3, 3, 64, 64)
+    # All the steps of 4-px blocks fall on 2 of 8 positions: (max - min) / mean = 1 / (2/8) = 4 (up to the two
+    # positions' different block edges).
+    assert grid_contrast(grid_phase_profile(blocks, mask)) == pytest.approx(4, abs=0.15)
+    shifted = torch.roll(blocks, shifts=(3, 3), dims=(-2, -1))  # the decoder's blocks share one origin
+    assert grid_contrast(grid_phase_profile(shifted, mask)) == pytest.approx(4, abs=0.15)
+    assert grid_contrast(grid_phase_profile(noise, mask)) < 0.1
+    # Only steps between two hole pixels count: blocks in the known part leave the hole's noise flat.
+    mixed = blocks * (1 - mask) + noise * mask
+    assert grid_contrast(grid_phase_profile(mixed, mask)) < 0.1
