@@ -18,17 +18,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def parse_args(argv=None):
+    from utils.cli import add_probe_args
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--test_dir", required=True, help="folder of photos (a validation split)")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
-                        help="a generator (training checkpoint: its EMA weights, or an export); repeatable")
-    parser.add_argument("--floors", default="harmonic,shiftmap", help="training-free fills to score too")
+    add_probe_args(parser, floors="harmonic,shiftmap")
     parser.add_argument("--period", type=int, default=8, help="positions modulo this many pixels")
     parser.add_argument("--upsampling", choices=("bilinear",), default=None,
                         help="also score each resize generator with this upsampling, untrained")
-    parser.add_argument("--image_size", type=int, default=128)
-    parser.add_argument("--crop_ratio", type=float, default=0.4)
-    parser.add_argument("--batch_size", type=int, default=15)
     args = parser.parse_args(argv)
     if args.period < 2:
         parser.error(f"--period {args.period}: at least 2")
@@ -40,29 +35,26 @@ def main(args):
     checkpoints = labelled_checkpoints(args.checkpoint)
     floors = floor_names(args.floors)
     import torch
-    from data.datasets import ImageFolderDataset, masked_batches
-    from models.baselines import BASELINES
-    from utils.evaluation import quantize
-    from utils.loading import build_generator, load_generator, model_args
+    from utils.evaluation import probe_inputs, quantize
+    from utils.loading import build_generator, model_args
     from utils.metrics import grid_contrast, grid_phase_profile
 
-    dataset = ImageFolderDataset(args.test_dir, args.image_size, args.crop_ratio, train=False)
-    batches = list(masked_batches(dataset, range(len(dataset.files)), args.batch_size))
-    methods = [(name, BASELINES[name]) for name in floors]
-    for label, path in checkpoints:
-        generator, config = load_generator(path)
-        methods.append((label, generator))
-        if args.upsampling and generator.config.upsampling == "resize":
-            swapped = build_generator(config, {**model_args(generator), "upsampling": args.upsampling})
-            swapped.load_state_dict(generator.state_dict())
-            methods.append((f"{label}, {args.upsampling} upsampling (untrained)", swapped.eval()))
+    def swapped(label, path, generator):  # the same weights with the other resize upsampling, untrained
+        if not args.upsampling or generator.config.upsampling != "resize":
+            return []
+        copy = build_generator({}, {**model_args(generator), "upsampling": args.upsampling})  # the architecture alone
+        copy.load_state_dict(generator.state_dict())
+        return [(f"{label}, {args.upsampling} upsampling (untrained)", copy.eval())]
+
+    batches, methods = probe_inputs(args.test_dir, args.image_size, args.crop_ratio, args.batch_size, floors,
+                                    checkpoints, swapped)
 
     def row(name, profiles):
         profile = profiles.mean(dim=0)
         shares = " ".join(f"{v:.2f}" for v in profile / profile.mean())
         print(f"| {name} | {grid_contrast(profiles):.3f} | {shares} |")
 
-    print(f"| method ({len(dataset.files)} photos of {args.test_dir}) | grid contrast | mean |step| by position "
+    print(f"| method ({sum(len(truth) for truth, _, _ in batches)} photos of {args.test_dir}) | grid contrast | mean |step| by position "
           f"mod {args.period}, / mean |")
     print("|---|---|---|")
     row("the truth", torch.cat([grid_phase_profile((truth + 1) / 2, mask, args.period)

@@ -26,17 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def parse_args(argv=None):
+    from utils.cli import add_probe_args
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_dir", required=True, help="the photos the generators were trained on")
-    parser.add_argument("--test_dir", required=True, help="folder of photos to fill (a validation split)")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
-                        help="a generator (training checkpoint: its EMA weights, or an export); repeatable")
-    parser.add_argument("--floors", default="harmonic,shiftmap", help="training-free fills to score too")
-    parser.add_argument("--image_size", type=int, default=128)
-    parser.add_argument("--crop_ratio", type=float, default=0.4)
+    add_probe_args(parser, floors="harmonic,shiftmap")
     parser.add_argument("--query_stride", type=int, default=12, help="px between the fill's windows")
     parser.add_argument("--draws", type=int, default=5, help="random draws of the training bank's photos")
-    parser.add_argument("--batch_size", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -53,10 +48,8 @@ def main(args):
         raise InputError(f"--query_stride must be a multiple of 3 and >= 6, got {args.query_stride}")
     import torch
     from tqdm import tqdm
-    from data.datasets import ImageFolderDataset, masked_batches
-    from models.baselines import BASELINES
-    from utils.loading import load_generator
-    from utils.evaluation import quantize
+    from data.datasets import ImageFolderDataset
+    from utils.evaluation import probe_inputs, quantize
     from utils.realism import copying_share, nearest_distances, structure_patches
 
     def bank(folder):  # per photo: its windows at the eval crop's scale and at twice it, (n, 192)
@@ -72,10 +65,8 @@ def main(args):
         raise InputError(f"need at least 2 photos in --test_dir and as many in --train_dir (found "
                          f"{len(unseen_bank)} and {len(train_bank)})")
 
-    dataset = ImageFolderDataset(args.test_dir, args.image_size, args.crop_ratio, train=False)
-    batches = list(masked_batches(dataset, range(len(dataset.files)), args.batch_size))
-    methods = [(name, BASELINES[name]) for name in floors]
-    methods += [(label, load_generator(path)[0]) for label, path in checkpoints]
+    batches, methods = probe_inputs(args.test_dir, args.image_size, args.crop_ratio, args.batch_size, floors,
+                                    checkpoints)
     fills = {"the truth": [truth for truth, _, _ in batches]}
     for name, fill in methods:
         with torch.no_grad():
@@ -99,7 +90,8 @@ def main(args):
     draws = [torch.randperm(len(train_bank), generator=generator)[:len(unseen_bank) - 1] for _ in range(args.draws)]
     train_nearest = [to_train[:, draw].min(1).values for draw in draws]
 
-    print(f"| method ({len(dataset.files)} photos of {args.test_dir}; banks of {len(unseen_bank) - 1} photos) | "
+    photos = sum(len(truth) for truth, _, _ in batches)
+    print(f"| method ({photos} photos of {args.test_dir}; banks of {len(unseen_bank) - 1} photos) | "
           f"copying share | nearest training window | nearest unseen window |")
     print("|---|---|---|---|")
     for m, name in enumerate(fills):

@@ -19,14 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def parse_args(argv=None):
+    from utils.cli import add_probe_args
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--test_dir", required=True, help="folder of photos (a validation split)")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
-                        help="a generator (training checkpoint: its EMA weights, or an export); repeatable")
-    parser.add_argument("--floors", default="harmonic,telea,shiftmap", help="training-free fills to score too")
-    parser.add_argument("--image_size", type=int, default=128)
-    parser.add_argument("--crop_ratio", type=float, default=0.4)
-    parser.add_argument("--batch_size", type=int, default=15)
+    add_probe_args(parser, floors="harmonic,telea,shiftmap")
     return parser.parse_args(argv)
 
 
@@ -35,26 +30,23 @@ def main(args):
     checkpoints = labelled_checkpoints(args.checkpoint)
     floors = floor_names(args.floors)
     import torch
-    from data.datasets import ImageFolderDataset, masked_batches
-    from models.baselines import BASELINES
+    from utils.evaluation import probe_inputs, quantize
     from utils.loading import load_generator
-    from utils.evaluation import quantize
     from utils.metrics import fine_detail, stripe_share
 
-    dataset = ImageFolderDataset(args.test_dir, args.image_size, args.crop_ratio, train=False)
-    batches = list(masked_batches(dataset, range(len(dataset.files)), args.batch_size))
-    methods = [(name, BASELINES[name]) for name in floors]
-    for label, path in checkpoints:
-        generator, _ = load_generator(path)
-        methods.append((label, generator))
-        if generator.noise_strength is not None:
-            strengths = torch.cat([s.detach().abs().flatten() for s in generator.noise_strength.values()])
-            print(f"{label}: noise strengths |s| mean {strengths.mean():.4f}, max {strengths.max():.4f}")
-            silent, _ = load_generator(path)
-            with torch.no_grad():
-                for strength in silent.noise_strength.values():
-                    strength.zero_()
-            methods.append((f"{label}, noise strengths set to 0", silent))
+    def noise_free(label, path, generator):  # a copy with its noise strengths at zero (and their size printed)
+        if generator.noise_strength is None:
+            return []
+        strengths = torch.cat([s.detach().abs().flatten() for s in generator.noise_strength.values()])
+        print(f"{label}: noise strengths |s| mean {strengths.mean():.4f}, max {strengths.max():.4f}")
+        silent, _ = load_generator(path)
+        with torch.no_grad():
+            for strength in silent.noise_strength.values():
+                strength.zero_()
+        return [(f"{label}, noise strengths set to 0", silent)]
+
+    batches, methods = probe_inputs(args.test_dir, args.image_size, args.crop_ratio, args.batch_size, floors,
+                                    checkpoints, noise_free)
 
     def fine_rms(image, mask):  # (B,) RMS of the detail stripe_share measures, over the hole
         return ((fine_detail(image) ** 2 * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp_min(1)).sqrt()

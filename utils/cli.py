@@ -174,6 +174,17 @@ def output_size_arg(text: str):
     return size
 
 
+def add_probe_args(parser: argparse.ArgumentParser, floors: str) -> None:
+    """The flags of a benchmarks/probe_*.py script that scores fills of one folder (utils.evaluation.probe_inputs)."""
+    parser.add_argument("--test_dir", required=True, help="folder of photos to fill (a validation split)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
+                        help="a generator (training checkpoint: its EMA weights, or an export); repeatable")
+    parser.add_argument("--floors", default=floors, help="training-free fills to score too ('' for none)")
+    parser.add_argument("--image_size", type=int, default=128)
+    parser.add_argument("--crop_ratio", type=float, default=0.4)
+    parser.add_argument("--batch_size", type=int, default=15)
+
+
 def add_shared_args(parser: Parser, default_size: int, default_batch: int, default_lr: float,
                     default_precision: str = "no") -> dict:
     """Flags that mean the same thing in main.py and diffusion.py, in --help groups; returns the groups

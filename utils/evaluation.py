@@ -128,6 +128,27 @@ def evaluate_folder(fill, test_dir, image_size: int, crop_ratio: float, results_
     return summary
 
 
+def probe_inputs(test_dir, image_size: int, crop_ratio: float, batch_size: int, floors=(), checkpoints=(),
+                 variants=None) -> tuple:
+    """What the benchmarks/probe_*.py scripts compare: (batches, methods).
+
+    batches: the eval crops of `test_dir`, as (truth, mask, masked) batches (data.datasets.masked_batches);
+    methods: [(label, fill)], the training-free `floors` by name, then each (label, path) of `checkpoints` as its
+    generator (EMA weights), followed by the (label, fill) pairs that `variants(label, path, generator)` adds for it.
+    """
+    from data.datasets import masked_batches
+    from models.baselines import BASELINES
+    from utils.loading import load_generator
+    dataset = ImageFolderDataset(test_dir, image_size, crop_ratio, train=False)
+    batches = list(masked_batches(dataset, range(len(dataset.files)), batch_size))
+    methods = [(name, BASELINES[name]) for name in floors]
+    for label, path in checkpoints:
+        generator, _ = load_generator(path)
+        methods.append((label, generator))
+        methods += variants(label, path, generator) if variants else []
+    return batches, methods
+
+
 def run_eval_mode(fill, args, image_size: int, crop_ratio: float, device, model: str = None) -> None:
     """--mode eval (a folder -> images + metrics.csv) or eval_2 (two photos -> one filled image).
 
