@@ -680,8 +680,14 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
         weights = (state.get("generator_ema") or {}).get("module", state["generator"])
         load_generator_weights(ema.module, weights, source, lambda note: None)  # noted above
         # The average starts from trained weights: without this, the warm-up (decay (1+n)/(10+n)) would make it
-        # follow the raw generator within a few steps, and a fork's val scores would be a short average's.
-        ema.skip_warmup()
+        # follow the raw generator within a few steps, and a fork's val scores would be a short average's. Not
+        # when the fork swaps the upsampling: the same weights then draw another fill (at first without its
+        # texture), and an average at full decay would keep that fill for thousands of steps (runs 62-64).
+        if source.upsampling == target.upsampling:
+            ema.skip_warmup()
+        else:
+            log(f"--init_from: --upsampling {source.upsampling} -> {target.upsampling}: the EMA copy restarts its "
+                "warm-up")
     return carried_d
 
 

@@ -59,6 +59,8 @@ def test_init_from_switches_a_resize_run_to_bilinear_but_not_to_transpose(data, 
     for key, value in a["generator"].items():  # lr 0: the source's weights, in the bilinear decoder
         if value.is_floating_point():
             assert torch.equal(value, b["generator"][key]), key
+    # The swapped decoder draws another fill: its average starts over (warm-up) instead of going on at full decay.
+    assert b["generator_ema"]["updates"] == 2  # its two steps (a fork that keeps the upsampling starts at full decay)
     with pytest.raises(InputError, match="--upsampling resize"):
         gan.main(args(tmp_path / "c", "--init_from", str(source), "--upsampling", "transpose"))
 
