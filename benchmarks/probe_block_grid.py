@@ -24,14 +24,14 @@ def parse_args(argv=None):
     parser.add_argument("--period", type=int, default=8, help="positions modulo this many pixels")
     parser.add_argument("--upsampling", choices=("bilinear",), default=None,
                         help="also score each resize generator with this upsampling, untrained")
-    args = parser.parse_args(argv)
-    if args.period < 2:
-        parser.error(f"--period {args.period}: at least 2")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(args):
     from utils.cli import floor_names, labelled_checkpoints
+    from utils.errors import InputError
+    if args.period < 2:
+        raise InputError(f"--period {args.period}: needs at least 2 positions")
     checkpoints = labelled_checkpoints(args.checkpoint)
     floors = floor_names(args.floors)
     import torch
