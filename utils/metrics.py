@@ -137,8 +137,8 @@ def grid_phase_profile(x: torch.Tensor, mask: torch.Tensor, period: int = 8) -> 
 
 
 def grid_contrast(profiles: torch.Tensor) -> float:
-    """(max - min) / mean of `grid_phase_profile` rows averaged over images: ~0 for photos (sampling noise: a few
-    hundredths on 45 val photos), up to `period` when all the steps fall on one position (constant blocks)."""
+    """(max - min) / mean of `grid_phase_profile` rows averaged over images: about 0 for photos (their sampling
+    noise; docs/model_card.md gives val figures), up to `period` when all the steps fall on one position."""
     mean = profiles.mean(dim=0)
     return float((mean.max() - mean.min()) / mean.mean().clamp_min(1e-12))
 
