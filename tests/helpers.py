@@ -35,6 +35,12 @@ def tiny_gan_train_argv(data, out, *extra) -> list:
             "--ndf", "8", "--batch_size", "2", "--perceptual", "none", "--epochs", "1", *extra]
 
 
+def tiny_gan_args(data, out, *extra):
+    """main.py's parsed arguments for `tiny_gan_train_argv(data, out, *extra)`."""
+    import main as gan
+    return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
+
+
 def train_straight_and_resumed(data, root, *flags) -> tuple:
     """Train the tiny GAN with `flags` for two epochs straight (root/straight) and for one epoch, then resumed for
     the second from its checkpoint (root/split; the global RNG reseeded in between, which a resumed run must not

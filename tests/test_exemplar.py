@@ -204,13 +204,11 @@ def test_a_normalised_canvas_lays_even_detail_over_a_source_of_uneven_contrast()
 
 def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_path):
     import main as gan
-    from tests.helpers import tiny_gan_train_argv, train_straight_and_resumed
+    from tests.helpers import tiny_gan_args, train_straight_and_resumed
     from utils.checkpoint import load_checkpoint
     from utils.errors import InputError
 
-    def args(out, *extra):
-        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
-    gan.main(args(tmp_path / "a"))
+    gan.main(tiny_gan_args(data, tmp_path / "a"))
     source = str(tmp_path / "a" / "checkpoint_epoch_1.pth")
     # The layer with all its parts, its gates in an Adam group of their own (--lr_exemplar): the state to resume.
     added = ("--init_from", source, "--exemplar_texture", "--exemplar_coarse", "--exemplar_prior",
@@ -237,7 +235,7 @@ def test_init_from_adds_the_layer_and_a_resumed_run_is_the_same_run(data, tmp_pa
         gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", source, "--epochs", "1",
                                  "--export", str(tmp_path / "h.pth"), "--exemplar_scale", "1,2"]))
     with pytest.raises(InputError, match="--exemplar_texture"):  # a layer may be added, not dropped
-        gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))
+        gan.main(tiny_gan_args(data, tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))
 
 
 def test_guided_draws_follow_the_scores_and_never_take_an_invalid_corner():

@@ -9,7 +9,7 @@ from losses import feature_matching_loss
 from models import GeneratorConfig, PatchDiscriminator, UNetGenerator
 from models import harmonic as harmonic_module
 from models.harmonic import coarse_harmonic_fill, harmonic_fill, harmonic_operator, push_pull_fill
-from tests.helpers import tiny_gan_train_argv
+from tests.helpers import tiny_gan_args, tiny_gan_train_argv
 from utils.ema import ModelEMA
 from utils.metrics import checkerboard_energy, image_metrics, laplacian_energy
 
@@ -212,11 +212,9 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(data, tmp_path):
     from utils.checkpoint import load_checkpoint
     from utils.errors import InputError
 
-    def args(out, *extra):
-        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
-    gan.main(args(tmp_path / "a"))
+    gan.main(tiny_gan_args(data, tmp_path / "a"))
     source = tmp_path / "a" / "checkpoint_epoch_1.pth"
-    gan.main(args(tmp_path / "b", "--init_from", str(source), "--lambda_l1", "10", "--lr", "0"))
+    gan.main(tiny_gan_args(data, tmp_path / "b", "--init_from", str(source), "--lambda_l1", "10", "--lr", "0"))
     a, b = load_checkpoint(source, kinds=("gan",)), load_checkpoint(tmp_path / "b" / "checkpoint_epoch_1.pth", ("gan",))
     assert b["config"]["lambda_l1"] == 10 and b["epoch"] == 1 and b["step"] == 2  # a new run, its own recipe
     for key, value in a["generator"].items():  # lr 0: the weights are exactly the source's
@@ -230,9 +228,9 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(data, tmp_path):
     assert gap > 0 and moved < 0.003 * gap
     assert b["generator_ema"]["updates"] > 2
     with pytest.raises(InputError, match="--ngf 8"):
-        gan.main(args(tmp_path / "c", "--init_from", str(source), "--ngf", "16"))
+        gan.main(tiny_gan_args(data, tmp_path / "c", "--init_from", str(source), "--ngf", "16"))
     # A shallower (16x16) discriminator: the generator carries over, the discriminator starts fresh.
-    gan.main(args(tmp_path / "d", "--init_from", str(source), "--d_layers", "1", "--lr", "0"))
+    gan.main(tiny_gan_args(data, tmp_path / "d", "--init_from", str(source), "--d_layers", "1", "--lr", "0"))
     d = load_checkpoint(tmp_path / "d" / "checkpoint_epoch_1.pth", ("gan",))
     assert d["config"]["d_layers"] == 1
     assert torch.equal(d["generator"]["down.0.0.weight"], a["generator"]["down.0.0.weight"])

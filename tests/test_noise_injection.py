@@ -66,12 +66,10 @@ def test_in_eval_the_noise_is_one_pattern_whatever_the_batch():
 
 def test_init_from_adds_the_strengths_and_a_resumed_run_is_the_same_run(data, tmp_path):
     import main as gan
-    from tests.helpers import tiny_gan_train_argv, train_straight_and_resumed
+    from tests.helpers import tiny_gan_args, train_straight_and_resumed
     from utils.errors import InputError
 
-    def args(out, *extra):
-        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
-    gan.main(args(tmp_path / "a"))
+    gan.main(tiny_gan_args(data, tmp_path / "a"))
     source = str(tmp_path / "a" / "checkpoint_epoch_1.pth")
     straight, split = train_straight_and_resumed(data, tmp_path, "--init_from", source, "--noise_injection", "3")
     assert straight["model_args"]["noise_injection"] == 3 and straight["config"]["noise_injection"] == 3
@@ -80,7 +78,7 @@ def test_init_from_adds_the_strengths_and_a_resumed_run_is_the_same_run(data, tm
     for key, value in straight["generator"].items():
         assert torch.equal(value, split["generator"][key]), f"generator.{key} differs after resume"
     with pytest.raises(InputError, match="--noise_injection"):  # strengths may be added, not dropped
-        gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))
+        gan.main(tiny_gan_args(data, tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))
 
 
 def test_old_flags_build_a_generator_without_injected_noise():

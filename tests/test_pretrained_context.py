@@ -72,12 +72,10 @@ def test_without_the_feature_network_it_cannot_be_built_and_small_sizes_are_refu
 def test_init_from_adds_the_context_and_a_resumed_run_is_the_same_run(data, tmp_path):
     import main as gan
     from utils.loading import load_generator
-    from tests.helpers import tiny_gan_train_argv, train_straight_and_resumed
+    from tests.helpers import tiny_gan_args, train_straight_and_resumed
     from utils.errors import InputError
 
-    def args(out, *extra):
-        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
-    gan.main(args(tmp_path / "a"))
+    gan.main(tiny_gan_args(data, tmp_path / "a"))
     source = str(tmp_path / "a" / "checkpoint_epoch_1.pth")
     straight, split = train_straight_and_resumed(data, tmp_path, "--init_from", source, "--context_features")
     assert straight["model_args"]["context_features"] and straight["config"]["context_features"]
@@ -89,4 +87,4 @@ def test_init_from_adds_the_context_and_a_resumed_run_is_the_same_run(data, tmp_
     generator, _ = load_generator(tmp_path / "straight" / "checkpoint_epoch_2.pth")  # rebuilt with its network
     assert generator.pretrained_context is not None and not generator.pretrained_context.features.training
     with pytest.raises(InputError, match="--context_features"):  # the context may be added, not dropped
-        gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))
+        gan.main(tiny_gan_args(data, tmp_path / "c", "--init_from", str(tmp_path / "straight" / "checkpoint_epoch_2.pth")))

@@ -5,7 +5,7 @@ import torch
 from data.masks import masked_input
 from losses import lowpass
 from models import GeneratorConfig, UNetGenerator
-from tests.helpers import tiny_gan_train_argv
+from tests.helpers import tiny_gan_args, tiny_gan_train_argv
 
 
 def texture_generator(texture_noise: int = 4, size: int = 32) -> UNetGenerator:
@@ -70,11 +70,9 @@ def test_init_from_adds_a_texture_head_to_a_model_without_one(data, tmp_path):
     from utils.checkpoint import load_checkpoint
     from utils.errors import InputError
 
-    def args(out, *extra):
-        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
-    gan.main(args(tmp_path / "a", "--texture_noise", "0"))
+    gan.main(tiny_gan_args(data, tmp_path / "a", "--texture_noise", "0"))
     source = tmp_path / "a" / "checkpoint_epoch_1.pth"
-    gan.main(args(tmp_path / "b", "--init_from", str(source), "--texture_noise", "4", "--recon_lowpass", "1"))
+    gan.main(tiny_gan_args(data, tmp_path / "b", "--init_from", str(source), "--texture_noise", "4", "--recon_lowpass", "1"))
     b = load_checkpoint(tmp_path / "b" / "checkpoint_epoch_1.pth", kinds=("gan",))
     assert b["config"]["texture_noise"] == 4 and b["config"]["recon_lowpass"] == 1
     assert b["generator"]["texture.4.weight"].abs().sum() > 0  # the new head trained
@@ -92,7 +90,7 @@ def test_init_from_adds_a_texture_head_to_a_model_without_one(data, tmp_path):
         gan.main(gan.parse_args(["--mode", "train", "--checkpoint_path", str(source), "--epochs", "1",
                                  "--export", str(tmp_path / "h.pth"), "--texture_scale", "1.5"]))
     with pytest.raises(InputError, match="--texture_noise 4"):  # a head can be added, not resized
-        gan.main(args(tmp_path / "c", "--init_from", str(tmp_path / "b" / "checkpoint_epoch_1.pth"),
+        gan.main(tiny_gan_args(data, tmp_path / "c", "--init_from", str(tmp_path / "b" / "checkpoint_epoch_1.pth"),
                       "--texture_noise", "2"))
 
 

@@ -5,7 +5,7 @@ import torch
 
 from models import GeneratorConfig, UNetGenerator
 from models.gan import upsample_conv
-from tests.helpers import tiny_gan_train_argv
+from tests.helpers import tiny_gan_args
 
 
 def tiny_generator(upsampling: str) -> UNetGenerator:
@@ -49,11 +49,9 @@ def test_init_from_switches_a_resize_run_to_bilinear_but_not_to_transpose(data, 
     from utils.checkpoint import load_checkpoint
     from utils.errors import InputError
 
-    def args(out, *extra):
-        return gan.parse_args(tiny_gan_train_argv(data, out, *extra))
-    gan.main(args(tmp_path / "a", "--upsampling", "resize"))
+    gan.main(tiny_gan_args(data, tmp_path / "a", "--upsampling", "resize"))
     source = tmp_path / "a" / "checkpoint_epoch_1.pth"
-    gan.main(args(tmp_path / "b", "--init_from", str(source), "--upsampling", "bilinear", "--lr", "0"))
+    gan.main(tiny_gan_args(data, tmp_path / "b", "--init_from", str(source), "--upsampling", "bilinear", "--lr", "0"))
     a, b = load_checkpoint(source, ("gan",)), load_checkpoint(tmp_path / "b" / "checkpoint_epoch_1.pth", ("gan",))
     assert b["config"]["upsampling"] == "bilinear" and b["model_args"]["upsampling"] == "bilinear"
     for key, value in a["generator"].items():  # lr 0: the source's weights, in the bilinear decoder
@@ -62,7 +60,7 @@ def test_init_from_switches_a_resize_run_to_bilinear_but_not_to_transpose(data, 
     # The swapped decoder draws another fill: its average starts over (warm-up) instead of going on at full decay.
     assert b["generator_ema"]["updates"] == 2  # its two steps (a fork that keeps the upsampling starts at full decay)
     with pytest.raises(InputError, match="--upsampling resize"):
-        gan.main(args(tmp_path / "c", "--init_from", str(source), "--upsampling", "transpose"))
+        gan.main(tiny_gan_args(data, tmp_path / "c", "--init_from", str(source), "--upsampling", "transpose"))
 
 
 def test_grid_contrast_finds_grid_aligned_blocks_in_the_hole_at_any_phase():
