@@ -54,8 +54,9 @@ def main(args):
         shares = " ".join(f"{v:.2f}" for v in profile / profile.mean())
         print(f"| {name} | {grid_contrast(profiles):.3f} | {shares} |")
 
-    print(f"| method ({sum(len(truth) for truth, _, _ in batches)} photos of {args.test_dir}) | grid contrast | mean |step| by position "
-          f"mod {args.period}, / mean |")
+    photos = sum(len(truth) for truth, _, _ in batches)
+    print(f"| method ({photos} photos of {args.test_dir}) | grid contrast | mean |step| by position mod {args.period}, "
+          "/ mean |")
     print("|---|---|---|")
     row("the truth", torch.cat([grid_phase_profile((truth + 1) / 2, mask, args.period)
                                 for truth, mask, _ in batches]))
