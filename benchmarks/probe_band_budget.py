@@ -91,8 +91,8 @@ def main(args):
 
     size, crop_ratio = args.image_size, args.crop_ratio
     fills = {}
-    for label, path in checkpoints:
-        generator, config = load_generator(path)
+    for label, path, use_ema in checkpoints:
+        generator, config = load_generator(path, use_ema)
         if len(fills) == 0:
             size, crop_ratio = config["image_size"], config["crop_ratio"]
         fills[label] = generator_fill(generator, "cpu", "no")

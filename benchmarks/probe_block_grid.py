@@ -39,7 +39,7 @@ def main(args):
     from utils.loading import build_generator, model_args
     from utils.metrics import grid_contrast, grid_phase_profile
 
-    def swapped(label, path, generator):  # the same weights with the other resize upsampling, untrained
+    def swapped(label, generator):  # the same weights with the other resize upsampling, untrained
         if not args.upsampling or generator.config.upsampling != "resize":
             return []
         copy = build_generator({}, {**model_args(generator), "upsampling": args.upsampling})  # the architecture alone

@@ -11,6 +11,7 @@ A generator with injected noise (--noise_injection) is scored a second time with
 to tell stripes drawn from the noise from stripes the network draws anyway.
 """
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -31,15 +32,14 @@ def main(args):
     floors = floor_names(args.floors)
     import torch
     from utils.evaluation import probe_inputs, quantize
-    from utils.loading import load_generator
     from utils.metrics import fine_detail, stripe_share
 
-    def noise_free(label, path, generator):  # a copy with its noise strengths at zero (and their size printed)
+    def noise_free(label, generator):  # a copy with its noise strengths at zero (and their size printed)
         if generator.noise_strength is None:
             return []
         strengths = torch.cat([s.detach().abs().flatten() for s in generator.noise_strength.values()])
         print(f"{label}: noise strengths |s| mean {strengths.mean():.4f}, max {strengths.max():.4f}")
-        silent, _ = load_generator(path)
+        silent = copy.deepcopy(generator)
         with torch.no_grad():
             for strength in silent.noise_strength.values():
                 strength.zero_()

@@ -31,7 +31,7 @@ import main as gan  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
 from utils.loading import scale_texture, with_detail_smoothing  # noqa: E402
 from utils.errors import InputError  # noqa: E402
-from utils.cli import Parser, labelled_path, run  # noqa: E402
+from utils.cli import Parser, checkpoint_spec, run  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E402
 
 COLUMNS = (("psnr_hole", "hole PSNR (dB) ↑", "{:.2f}"), ("psnr_lowpass", "low-pass hole PSNR ↑", "{:.2f}"),
@@ -94,13 +94,11 @@ def main(args):
         raise InputError(f"--texture_scales must be comma-separated numbers, got {args.texture_scales!r}") from None
     smoothings = detail_smoothings(args.detail_smoothing)
     for spec in args.checkpoint:
-        use_ema = not spec.startswith("raw:")
-        spec = spec.removeprefix("raw:")
-        label, path = labelled_path(spec)
+        label, path, use_ema = checkpoint_spec(spec)
         generator, config = gan.load_generator(path, use_ema=use_ema)
         if not rows:
             size, crop_ratio = config["image_size"], config["crop_ratio"]
-        label = label or f"GAN {Path(path).stem}" + ("" if use_ema else " (raw weights)")
+        label = label if "=" in spec else "GAN " + label
         for scale in scales:
             scaled = generator if scale == 1 else scale_texture(copy.deepcopy(generator), scale)  # a copy per strength
             name = label + ("" if scale == 1 else f", texture x{scale:g}")

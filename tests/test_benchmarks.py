@@ -125,6 +125,35 @@ def test_probe_block_grid_scores_a_generator_and_its_bilinear_copy(data, tmp_pat
     assert float(rows["blocks, bilinear upsampling (untrained)"][0]) != float(rows["blocks"][0])
 
 
+def test_checkpoint_spec_reads_raw_and_label_prefixes():
+    from utils.cli import checkpoint_spec
+    assert checkpoint_spec("runs/a/ck_4.pth") == ("ck_4", "runs/a/ck_4.pth", True)
+    assert checkpoint_spec("raw:runs/a/ck_4.pth") == ("ck_4 (raw weights)", "runs/a/ck_4.pth", False)
+    assert checkpoint_spec("raw:run a=x=runs/a/ck_4.pth") == ("run a=x", "runs/a/ck_4.pth", False)
+
+
+def test_probes_score_a_training_checkpoints_raw_weights_apart_from_its_ema(data, tmp_path, capsys):
+    """"raw:PATH" loads the checkpoint's raw generator, PATH its EMA copy: here two different networks."""
+    from benchmarks.probe_block_grid import main as probe_main, parse_args as probe_args
+    from models import GeneratorConfig, UNetGenerator
+    from utils.checkpoint import save_checkpoint
+    from utils.loading import model_args
+    torch.manual_seed(0)
+    raw, ema = (UNetGenerator(GeneratorConfig(64, 8)) for _ in range(2))
+    with torch.no_grad():
+        for p in raw.parameters():  # away from the no-op start: the raw fill draws something, the EMA's does not
+            p.add_(0.05 * torch.randn_like(p))
+    path = save_checkpoint({"kind": "gan", "config": {"image_size": 64, "crop_ratio": 0.4},
+                            "model_args": model_args(raw), "generator": raw.state_dict(),
+                            "generator_ema": {"module": ema.state_dict()}}, tmp_path / "checkpoint_epoch_1.pth")
+    probe_main(probe_args(["--test_dir", str(data / "test"), "--image_size", "64", "--floors", "",
+                           "--checkpoint", str(path), "--checkpoint", f"raw:{path}"]))
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")}
+    assert set(rows) == {"the truth", "checkpoint_epoch_1", "checkpoint_epoch_1 (raw weights)"}
+    assert rows["checkpoint_epoch_1"] != rows["checkpoint_epoch_1 (raw weights)"]
+
+
 def test_bench_recipe_step_times_each_batch_size_of_a_recipe(capsys):
     from benchmarks import bench_recipe_step
     from utils.cli import run

@@ -4,6 +4,7 @@ import contextlib
 import sys
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 from data.images import MAX_PIXELS, check_image_file, check_image_size, list_images
 from data.masks import check_crop_ratio
@@ -29,12 +30,26 @@ def labelled_path(spec: str) -> tuple:
     return label, path
 
 
+class CheckpointSpec(NamedTuple):
+    """A benchmark's "[raw:][LABEL=]PATH" argument: which weights of which file, under which name."""
+    label: str
+    path: str
+    use_ema: bool  # False for "raw:": a training checkpoint's raw generator weights, not its EMA copy
+
+
+def checkpoint_spec(spec: str) -> CheckpointSpec:
+    """"[raw:][LABEL=]PATH" -> CheckpointSpec; the label defaults to the file's stem (+ " (raw weights)")."""
+    use_ema = not spec.startswith("raw:")
+    label, path = labelled_path(spec.removeprefix("raw:"))
+    return CheckpointSpec(label or Path(path).stem + ("" if use_ema else " (raw weights)"), path, use_ema)
+
+
 def labelled_checkpoints(specs, flag: str = "--checkpoint") -> list:
-    """[(label, path)] of a probe's repeated "[LABEL=]PATH" arguments, the label defaulting to the file's stem;
-    InputError naming `flag` for a path that is not a file (before torch is imported)."""
-    checkpoints = [(label or Path(path).stem, path) for label, path in map(labelled_path, specs)]
-    for _, path in checkpoints:
-        check_checkpoint_path(path, flag)
+    """[CheckpointSpec] of a probe's repeated "[raw:][LABEL=]PATH" arguments; InputError naming `flag` for a path
+    that is not a file (before torch is imported)."""
+    checkpoints = [checkpoint_spec(spec) for spec in specs]
+    for checkpoint in checkpoints:
+        check_checkpoint_path(checkpoint.path, flag)
     return checkpoints
 
 
@@ -177,8 +192,9 @@ def output_size_arg(text: str):
 def add_probe_args(parser: argparse.ArgumentParser, floors: str) -> None:
     """The flags of a benchmarks/probe_*.py script that scores fills of one folder (utils.evaluation.probe_inputs)."""
     parser.add_argument("--test_dir", required=True, help="folder of photos to fill (a validation split)")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH",
-                        help="a generator (training checkpoint: its EMA weights, or an export); repeatable")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="[raw:][LABEL=]PATH",
+                        help="a generator (training checkpoint: its EMA weights, or with raw: its raw weights; "
+                             "or an export); repeatable")
     parser.add_argument("--floors", default=floors, help="training-free fills to score too ('' for none)")
     parser.add_argument("--image_size", type=int, default=128)
     parser.add_argument("--crop_ratio", type=float, default=0.4)

@@ -133,8 +133,8 @@ def probe_inputs(test_dir, image_size: int, crop_ratio: float, batch_size: int, 
     """What the benchmarks/probe_*.py scripts compare: (batches, methods).
 
     batches: the eval crops of `test_dir`, as (truth, mask, masked) batches (data.datasets.masked_batches);
-    methods: [(label, fill)], the training-free `floors` by name, then each (label, path) of `checkpoints` as its
-    generator (EMA weights), followed by the (label, fill) pairs that `variants(label, path, generator)` adds for it.
+    methods: [(label, fill)], the training-free `floors` by name, then each utils.cli.CheckpointSpec of `checkpoints`
+    as its generator (EMA or raw weights), followed by the (label, fill) pairs that `variants(label, generator)` adds.
     """
     from data.datasets import masked_batches
     from models.baselines import BASELINES
@@ -142,10 +142,10 @@ def probe_inputs(test_dir, image_size: int, crop_ratio: float, batch_size: int, 
     dataset = ImageFolderDataset(test_dir, image_size, crop_ratio, train=False)
     batches = list(masked_batches(dataset, range(len(dataset.files)), batch_size))
     methods = [(name, BASELINES[name]) for name in floors]
-    for label, path in checkpoints:
-        generator, _ = load_generator(path)
+    for label, path, use_ema in checkpoints:
+        generator, _ = load_generator(path, use_ema)
         methods.append((label, generator))
-        methods += variants(label, path, generator) if variants else []
+        methods += variants(label, generator) if variants else []
     return batches, methods
 
 
