@@ -1,5 +1,5 @@
 """What a fill's layout error is made of, band by band: how much detail a fill draws at each scale, how much of it
-the truth's context predicts, and what it costs the low-pass hole PSNR (docs/model_card.md, "The layout's
+the truth's context predicts, and what it costs the low-pass hole PSNR (docs/realistic_fills.md, "The layout's
 budget"). Prints markdown tables (a benchmark, not a test).
 
     python benchmarks/probe_band_budget.py --test_dir data/scenery_large/val \\

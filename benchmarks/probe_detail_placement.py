@@ -1,5 +1,5 @@
 """Where does the truth have detail? Training-free predictors of detail placement, and fills that use one
-(docs/model_card.md, runs 16-17). Prints markdown rows (a benchmark, not a test).
+(docs/realistic_fills.md, runs 16-17). Prints markdown rows (a benchmark, not a test).
 
     python benchmarks/probe_detail_placement.py --test_dir data/scenery_large/val
 

@@ -1,5 +1,5 @@
 """Can a small trained head say where the truth has detail better than the training-free maps? (issue 17,
-docs/model_card.md). Prints markdown rows (a benchmark, not a test).
+docs/realistic_fills.md). Prints markdown rows (a benchmark, not a test).
 
     python benchmarks/probe_detail_predictor.py --train_dir data/scenery_large/train --val_dir data/scenery_large/val
 

@@ -1,4 +1,4 @@
-"""Training-free probes of the exemplar direction (docs/model_card.md, realistic fills): the GAN's layout with a
+"""Training-free probes of the exemplar direction (docs/realistic_fills.md, realistic fills): the GAN's layout with a
 photograph's own texture laid over it. Prints the realism metrics on a folder (a benchmark, not a test).
 
     python benchmarks/probe_exemplar_fills.py --test_dir data/scenery_large/val

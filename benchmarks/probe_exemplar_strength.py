@@ -7,7 +7,7 @@ its noise head scaled after training, every combination scored like `main.py --m
 Prints one markdown row per checkpoint and (fine, mid, coarse, noise) scale: hole PSNR, low-pass hole PSNR, sharpness,
 detail placement, patch SWD (mean, then the 128 / 64 / 32 / 16 px levels), checkerboard. The strength a model
 ships with is picked here, on val, and baked into its export (`main.py --export ... --exemplar_scale
-FINE,MID[,COARSE] --texture_scale NOISE`), as the shipped model's texture strength was (docs/model_card.md).
+FINE,MID[,COARSE] --texture_scale NOISE`), as the shipped model's texture strength was (docs/realistic_fills.md).
 """
 import argparse
 import itertools

@@ -4,7 +4,7 @@
         --checkpoint shipped=checkpoints/gan_scenery_128.pth --checkpoint "run 29=runs/scratch128/checkpoint_epoch_70.pth"
 
 A generator trained long on a few hundred photos can learn them by heart and paint them into other scenes: are the
-arches that run 29 draws over a held-out meadow copied from the training set, or drawn anew (docs/model_card.md)? The
+arches that run 29 draws over a held-out meadow copied from the training set, or drawn anew (docs/realistic_fills.md)? The
 test, after
 Meehan et al. 2020 ("A non-parametric test to evaluate generative models for data-copying"): take the fill's
 24-px windows wholly inside the hole (every --query_stride px), each pooled to 8 x 8 RGB (its structure, not its

@@ -1,6 +1,6 @@
 """Coherent patch synthesis from the known squares (Wexler et al. 2007; `models.patch_synthesis`), guided by a fill's
 layout: is the classical exemplar-based completion, given the generator's layout, the photograph that the random-phase
-texture (run 24) is not? (issue 17, docs/model_card.md). Prints markdown rows (a benchmark, not a test).
+texture (run 24) is not? (issue 17, docs/realistic_fills.md). Prints markdown rows (a benchmark, not a test).
 
     python benchmarks/probe_patch_synthesis.py --test_dir data/scenery_large/val
     python benchmarks/probe_patch_synthesis.py --test_dir data/scenery_large/val --guide harmonic --guide_weight 0

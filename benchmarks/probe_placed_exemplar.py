@@ -1,4 +1,4 @@
-"""Fills whose copied detail is placed by a trained detail map (issue 17, docs/model_card.md, runs 21 and 24). Prints
+"""Fills whose copied detail is placed by a trained detail map (issue 17, docs/realistic_fills.md, runs 21 and 24). Prints
 markdown rows (a benchmark, not a test).
 
     python benchmarks/probe_placed_exemplar.py --test_dir data/scenery_large/val

@@ -1,4 +1,4 @@
-"""How much of a fill's fine detail is axis-aligned stripes (the tartan of runs 22-23, docs/model_card.md)? Prints a
+"""How much of a fill's fine detail is axis-aligned stripes (the tartan of runs 22-23, docs/realistic_fills.md)? Prints a
 markdown table (a benchmark, not a test).
 
     python benchmarks/probe_stripes.py --test_dir data/scenery_large/val \

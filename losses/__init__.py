@@ -52,7 +52,7 @@ def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     RMS(target) over the batch and channels, averaged over the bands: 0 when the fill has the truth's amount
     of each band, whatever its phase and placement. Why: the layout terms pull every band the fill cannot
     predict towards the blurry mean, and the adversarial terms restore the finest band (and the detail loss
-    asks for it) but less of the mid-scale ones (the amplitudes measured per band are in docs/model_card.md,
+    asks for it) but less of the mid-scale ones (the amplitudes measured per band are in docs/realistic_fills.md,
     runs 42-44). The SWD normalises patches by the truth's std per level, so a band short of amplitude reads
     as unlike a photograph even when its shapes are right.
     pred/target (B, C, S, S), mask (B, 1, S, S) with 1 = hole; the target gets no gradient; a scalar.
@@ -318,7 +318,7 @@ def placement_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     Scale-free: it asks *where* the detail goes, not how much of it (the detail loss, the perceptual and the
     adversarial terms set the amount and its look). detail_loss's local L1 pulls each window towards its own
     energy, but where a fill cannot know the truth's texture that pull is weak against the adversarial terms,
-    and fills spread their detail about evenly (detail placement ~0.3 on val, docs/model_card.md).
+    and fills spread their detail about evenly (detail placement ~0.3 on val, docs/realistic_fills.md).
     pred/target (B, C, S, S), mask (B, 1, S, S) with 1 = hole; the target gets no gradient.
     """
     def blocks(x):  # (B, S/block, S/block)

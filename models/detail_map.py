@@ -3,10 +3,10 @@ metrics' detail placement target, utils/realism.block_detail) from frozen per-bl
 
 Why: a fill can only place its texture as well as it knows where the scene has texture. The shipped generator's
 own fill and the known squares' detail carried into the hole say it with correlations of ~0.31 and ~0.27 on val
-(docs/model_card.md); a head trained on cheap per-block inputs says it with ~0.40 on val
+(docs/realistic_fills.md); a head trained on cheap per-block inputs says it with ~0.40 on val
 (benchmarks/probe_detail_predictor.py).
 `PlacedExemplarTexture` lays the known squares' band-passed texture (copied patches, run 21; or random-phase textures
-of them, run 24) over a generator's blurred fill by that map (benchmarks/probe_placed_exemplar.py, docs/model_card.md).
+of them, run 24) over a generator's blurred fill by that map (benchmarks/probe_placed_exemplar.py, docs/realistic_fills.md).
 """
 import torch
 import torch.nn as nn
@@ -20,7 +20,7 @@ from models.options import DETAIL_MAP_GROUPS
 
 # Channel groups of `detail_map_inputs`, in order: name -> channels.
 INPUT_GROUPS = DETAIL_MAP_GROUPS
-# The groups a head needs no feature network for; on val they predict best (docs/model_card.md).
+# The groups a head needs no feature network for; on val they predict best (docs/realistic_fills.md).
 DEFAULT_GROUPS = ("own", "prior", "colour", "hole", "position")
 # Where PlacedExemplarTexture's texture comes from: the squares' 16-px patches, or random-phase textures of them.
 TEXTURE_SOURCES = ("patches", "spectral", "local_spectral")
@@ -88,7 +88,7 @@ def hole_gain(prediction: torch.Tensor, hole: torch.Tensor, spread: float, floor
     (exponential: exp(spread x the standardised map)).
 
     Linear by default: the map is trained for a Pearson correlation, and an exponential lets a few blocks take
-    most of the detail (on val the fill then places worse, docs/model_card.md)."""
+    most of the detail (on val the fill then places worse, docs/realistic_fills.md)."""
     hole = hole.float()
     count = hole.sum(dim=(1, 2), keepdim=True).clamp_min(1.0)
     mean = (prediction * hole).sum(dim=(1, 2), keepdim=True) / count

@@ -1,7 +1,7 @@
 """Exemplar texture: the known squares' own fine detail, copied into the hole and placed by the generator.
 
 Why: a generator that draws its detail from image-independent noise lays the same kind of grain (or mottling)
-over every scene, and the patch statistics of a fill stay far from a photograph's (docs/model_card.md). The
+over every scene, and the patch statistics of a fill stay far from a photograph's (docs/realistic_fills.md). The
 exemplar-based fill (OpenCV shift-map) has a photograph's texture because it copies it from the photo, but
 its layout is wrong and its blocks show seams. This layer combines the two, as contextual attention (Yu et al.
 2018) and patch-based texture synthesis (Efros & Freeman 2001, "Image Quilting") do each in their own way:
@@ -91,7 +91,7 @@ def known_detail_prior(masked: torch.Tensor, mask: torch.Tensor, sigma: float = 
 
     A guess of how much detail of each scale the hole has where, from nothing but the squares: a hole region near
     a textured square's edge is likely textured. On val it predicts where the truth has detail a little less well
-    than the shipped generator's own fill, and adds to it (docs/model_card.md, benchmarks/probe_detail_placement.py).
+    than the shipped generator's own fill, and adds to it (docs/realistic_fills.md, benchmarks/probe_detail_placement.py).
     relative: divided by the band's RMS over all known pixels (1 = as detailed as the squares on average; clamped
     to [0, 4]), the scale-free form the exemplar gates take as input. No gradient."""
     with torch.no_grad():
@@ -220,7 +220,7 @@ def pattern_scores(image: torch.Tensor, guide: torch.Tensor, temperature: float,
     """(B, N, K) log-weights like `colour_scores`, but d is the RMS difference of the windows' cells x cells grids
     of mean colours (each PATCH / cells px square): a candidate patch must match the guide's coarse pattern over
     the cell (a horizon, a trunk's edge), not only its mean colour (on val no better than mean colour for the placed
-    texture of docs/model_card.md, run 21)."""
+    texture of docs/realistic_fills.md, run 21)."""
     s = image.shape[-1]
     step, side = PATCH // cells, s - PATCH + 1
 
@@ -308,7 +308,7 @@ def spectral_canvas(band: torch.Tensor, region: torch.Tensor, noise: torch.Tenso
 
     A stationary texture with the band's autocorrelation and colour covariance at every pixel, and none of its
     arrangement: the squares' surfaces (grain, foliage, ripples) without their objects' fragments and edges, which
-    copied patches carry (run 21's collage, docs/model_card.md). Its per-pixel RMS is the band's RMS over the region
+    copied patches carry (run 21's collage, docs/realistic_fills.md). Its per-pixel RMS is the band's RMS over the region
     (as `normalise_patches` sets it). One noise for every channel and band keeps their correlations."""
     return spot_noise(spot_kernel(band, region), noise)
 

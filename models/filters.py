@@ -121,7 +121,7 @@ def smooth_detail_amplitude(image: torch.Tensor, mask: torch.Tensor, sigma: floa
     [1 / max_gain, max_gain] and upsampled bilinearly (no block seams); the image's `bands` finest Laplacian bands
     (image - pyramid_lowpass(image, bands)) are multiplied by it inside the hole. Why: the generator decides where
     texture goes (its U-Net), but how strong it is from block to block also carries the noise of the texture it
-    draws; a smoothed map of it is a better guess of where the scene has detail (docs/model_card.md, "Smoothing
+    draws; a smoothed map of it is a better guess of where the scene has detail (docs/realistic_fills.md, "Smoothing
     the detail amplitude"), and the layout below the bands is untouched. The gain is a constant for gradients."""
     if sigma <= 0:
         return image

@@ -59,7 +59,7 @@ def upsample_conv(c_in: int, c_out: int, kind: str, bias: bool) -> nn.Module:
     cannot leave the period-2 checkerboard grid (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts",
     Distill). "resize" repeats pixels (nearest): each of the coarse decoder levels then hands the next 2x2 blocks
     of equal values, and a generator trained to add texture can keep them as 4-8 px blocks aligned to the grid
-    (docs/model_card.md, "Block-aligned texture"). "bilinear" interpolates instead; it has the same weights, so
+    (docs/realistic_fills.md, "Block-aligned texture"). "bilinear" interpolates instead; it has the same weights, so
     --init_from moves a generator between the two."""
     if kind == "transpose":
         return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
@@ -118,14 +118,14 @@ class PretrainedContext(nn.Module):
     """Frozen ImageNet features of the generator's start image, added to its encoder (pretrained context).
 
     A U-Net trained on a few hundred photos learns what a scene *is* from them alone: run 29 draws the training
-    set's kind of arches over a held-out meadow (docs/model_card.md). EfficientNet-Lite0 (models/effnet.py) has
+    set's kind of arches over a held-out meadow (docs/realistic_fills.md). EfficientNet-Lite0 (models/effnet.py) has
     seen ImageNet's 1.3 M photos: its maps of the start image (the known squares and the harmonic fill between
     them) at strides 4, 8, 16 and 32 (24, 40, 112, 320 channels) are projected by a 1x1 convolution each to the
     encoder's width at that resolution and added there (a pretrained network's features as the inpainting
     network's prior, as Cao et al., ECCV 2022, do with a masked autoencoder's). `features` is any module with
     `.features(x in [0, 1], stages)`; it is frozen, stays in eval mode, and its weights are left out of the state
     dict (they come from the pip package). The projections start at zero: adding the layer to a trained
-    generator changes nothing. What it did in training: docs/model_card.md, run 32.
+    generator changes nothing. What it did in training: docs/realistic_fills.md, run 32.
     (B, 3, S, S) in [-1, 1] -> [(B, widths[0], S/4, S/4), ..., (B, widths[3], S/32, S/32)].
     """
 
@@ -191,7 +191,7 @@ class UNetGenerator(nn.Module):
                   Karras et al. 2019 sec. 3.2; MI-GAN), in place of or beside the texture head: detail from
                   noise at the scales and in the channels where training rewards it, passed through the
                   decoder's remaining layers. Noise as for texture_noise (global RNG in training, one seeded
-                  pattern per size in eval). On val it drew a tartan of stripes (docs/model_card.md, runs 22-23).
+                  pattern per size in eval). On val it drew a tartan of stripes (docs/realistic_fills.md, runs 22-23).
       context_features  a `PretrainedContext`: frozen EfficientNet-Lite0 maps of the start image added to the
                   encoder at S/4, S/8, S/16 and S/32 (levels 1-4; zero-initialised: --init_from may add it). The
                   feature network is passed to the constructor (`context_network`; utils.loading.build_generator

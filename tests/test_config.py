@@ -116,7 +116,7 @@ def test_stage_one_from_its_config_takes_the_same_first_step_as_the_long_command
 
 
 def test_context_recipe_is_the_realistic_256_recipe_at_128_with_context_and_deep_heads():
-    """configs/context_128.yaml is the command line runs 34 and 36 were trained with (docs/model_card.md)."""
+    """configs/context_128.yaml is the command line runs 34 and 36 were trained with (docs/realistic_fills.md)."""
     from_file = gan.parse_args(["--mode", "train", "--config", str(ROOT / "configs/context_128.yaml")])
     from_flags = gan.parse_args(["--mode", "train", "--config", str(ROOT / "configs/realistic_256.yaml"),
                                  "--image_size", "128", "--d_upsample", "2", "--context_features",
@@ -130,7 +130,7 @@ def test_context_recipe_is_the_realistic_256_recipe_at_128_with_context_and_deep
     ("placement", ["--init_from", "runs/context_128_layout/checkpoint_epoch_24.pth", "--lambda_layout", "500",
                    "--lambda_placement", "30"])])
 def test_the_realistic_chain_configs_are_the_forks_command_lines(stage, flags):
-    """configs/context_128_{layout,placement}.yaml are the command lines of runs 40 and 42 (docs/model_card.md):
+    """configs/context_128_{layout,placement}.yaml are the command lines of runs 40 and 42 (docs/realistic_fills.md):
     configs/context_128.yaml and the fork's flags."""
     from_file = gan.parse_args(["--mode", "train", "--config", str(ROOT / f"configs/context_128_{stage}.yaml")])
     from_flags = gan.parse_args(["--mode", "train", "--config", str(ROOT / "configs/context_128.yaml"), *flags,

@@ -4,7 +4,7 @@
     python tools/select_checkpoint.py --val_metrics runs/device/train/val_metrics.csv \
         --harmonic_dir .device/val --harmonic_cache .device/val_harmonic.json --export runs/device/pick.pth
 
-The rule (docs/model_card.md, fixed before any test score): the lowest val patch SWD among the checkpoints whose
+The rule (docs/realistic_fills.md, fixed before any test score): the lowest val patch SWD among the checkpoints whose
 val low-pass hole PSNR is at least the harmonic fill's + 0.5 dB on the same photos, and whose chroma and stripe
 shares are at most the truth's + --chroma_margin / --stripe_margin (patch SWD alone rewards colour sparkle and
 plaid); a test score also asks for margins on val (the val-to-test drops seen so far: --margin above 0.5 and

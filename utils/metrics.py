@@ -83,7 +83,7 @@ def stripe_share(x: torch.Tensor, mask: torch.Tensor, block: int = 16) -> torch.
     The grey image's fine detail (`fine_detail`) in each tile, centred; the energy of its column means
     (vertical stripes) and row means (horizontal stripes) over the tile's total energy, pooled over the tiles of
     the hole. Isotropic texture (and i.i.d. noise) gives about 2 / block, pure stripes 1; photos, with their
-    edges, lie between (docs/model_card.md gives val figures, among them the tartan of runs 22-23, which patch SWD
+    edges, lie between (docs/realistic_fills.md gives val figures, among them the tartan of runs 22-23, which patch SWD
     rewards and the checkerboard ratio misses). x (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = hole.
     """
     detail = fine_detail(x)
@@ -138,7 +138,7 @@ def grid_phase_profile(x: torch.Tensor, mask: torch.Tensor, period: int = 8) -> 
 
 def grid_contrast(profiles: torch.Tensor) -> float:
     """(max - min) / mean of `grid_phase_profile` rows averaged over images: about 0 for photos (their sampling
-    noise; docs/model_card.md gives val figures), up to `period` when all the steps fall on one position."""
+    noise; docs/realistic_fills.md gives val figures), up to `period` when all the steps fall on one position."""
     mean = profiles.mean(dim=0)
     return float((mean.max() - mean.min()) / mean.mean().clamp_min(1e-12))
 
