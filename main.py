@@ -182,7 +182,7 @@ def parse_args(argv=None):
                         help="projected discriminator: enlarge its input this many times (2: a 128^2 image is seen "
                              "at 256^2, so its finest features fall at 2 px instead of 4)")
 
-    ablation = parser.add_argument_group("ablation-only knobs (see docs/model_card.md)")
+    ablation = parser.add_argument_group("ablation-only knobs (see docs/model_card.md and docs/realistic_fills.md)")
     ablation.add_argument("--d_layers", type=int, default=3,
                           help="PatchGAN depth: 3 judges 70x70 patches (pix2pix), 1 judges 16x16 (fine texture only)")
     ablation.add_argument("--d_head_layers", type=int, default=1,
