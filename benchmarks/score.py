@@ -94,11 +94,10 @@ def main(args):
         raise InputError(f"--texture_scales must be comma-separated numbers, got {args.texture_scales!r}") from None
     smoothings = detail_smoothings(args.detail_smoothing)
     for spec in args.checkpoint:
-        label, path, use_ema = checkpoint_spec(spec)
+        label, path, use_ema = checkpoint_spec(spec, default_prefix="GAN ")
         generator, config = gan.load_generator(path, use_ema=use_ema)
         if not rows:
             size, crop_ratio = config["image_size"], config["crop_ratio"]
-        label = label if "=" in spec else "GAN " + label
         for scale in scales:
             scaled = generator if scale == 1 else scale_texture(copy.deepcopy(generator), scale)  # a copy per strength
             name = label + ("" if scale == 1 else f", texture x{scale:g}")

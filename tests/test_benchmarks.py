@@ -130,6 +130,8 @@ def test_checkpoint_spec_reads_raw_and_label_prefixes():
     assert checkpoint_spec("runs/a/ck_4.pth") == ("ck_4", "runs/a/ck_4.pth", True)
     assert checkpoint_spec("raw:runs/a/ck_4.pth") == ("ck_4 (raw weights)", "runs/a/ck_4.pth", False)
     assert checkpoint_spec("raw:run a=x=runs/a/ck_4.pth") == ("run a=x", "runs/a/ck_4.pth", False)
+    assert checkpoint_spec("raw:runs/a/ck_4.pth", default_prefix="GAN ").label == "GAN ck_4 (raw weights)"
+    assert checkpoint_spec("a=runs/a/ck_4.pth", default_prefix="GAN ").label == "a"
 
 
 def test_probes_score_a_training_checkpoints_raw_weights_apart_from_its_ema(data, tmp_path, capsys):

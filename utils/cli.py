@@ -37,11 +37,13 @@ class CheckpointSpec(NamedTuple):
     use_ema: bool  # False for "raw:": a training checkpoint's raw generator weights, not its EMA copy
 
 
-def checkpoint_spec(spec: str) -> CheckpointSpec:
-    """"[raw:][LABEL=]PATH" -> CheckpointSpec; the label defaults to the file's stem (+ " (raw weights)")."""
+def checkpoint_spec(spec: str, default_prefix: str = "") -> CheckpointSpec:
+    """"[raw:][LABEL=]PATH" -> CheckpointSpec; the label defaults to default_prefix + the file's stem (+ " (raw
+    weights)")."""
     use_ema = not spec.startswith("raw:")
     label, path = labelled_path(spec.removeprefix("raw:"))
-    return CheckpointSpec(label or Path(path).stem + ("" if use_ema else " (raw weights)"), path, use_ema)
+    default = default_prefix + Path(path).stem + ("" if use_ema else " (raw weights)")
+    return CheckpointSpec(label or default, path, use_ema)
 
 
 def labelled_checkpoints(specs, flag: str = "--checkpoint") -> list:
