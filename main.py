@@ -33,6 +33,7 @@ from models.options import (AUGMENTATIONS, BASELINE_NAMES, GAN_LOSSES, NORMS, PE
 from utils.cli import (Parser, add_shared_args, check_input_files, check_shared_args, given_flags, numbers,
                        parse_or_exit, run)
 from utils.errors import InputError
+from utils.files import file_sha256, stored_path
 
 # What defines the training recipe: on resume these come from the checkpoint, not the command line,
 # so that a resumed run is the same run.
@@ -44,7 +45,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
                "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
-               "layout_steps", "lambda_band", "band_levels")
+               "layout_steps", "lambda_band", "band_levels", "coarse_stage", "coarse_stage_sha256")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -112,6 +113,11 @@ def parse_args(argv=None):
                            default=architecture.context_features,
                            help="add frozen EfficientNet-Lite0 features of the start image to the generator's encoder "
                                 "(pretrained context, S/4 to S/32); starts as a no-op, so --init_from may add it")
+    generator.add_argument("--coarse_stage", default="", metavar="FILE",
+                           help="a trained generator file (e.g. checkpoints/gan_scenery_128.pth) whose fill, without its "
+                                "texture head, replaces the harmonic start: this generator is then the second, "
+                                "refining stage; the first stays frozen and is read from FILE (checked by its hash)")
+    parser.set_defaults(coarse_stage_sha256="")  # set from --coarse_stage's file (models/options.py)
     generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
                            help="contextual attention on the generator's S/4 decoder map: hole features copied from "
                                 "the known squares' (DeepFill); starts as a no-op, so --init_from may add it")
@@ -232,6 +238,12 @@ def parse_args(argv=None):
                              f"levels 1 to {int(math.log2(args.image_size)) - 2} (at least 4 x 4 px)")
         if args.lambda_band:
             band_levels(args.band_levels, args.image_size)  # raises InputError with the fix
+        if args.coarse_stage:
+            if not Path(args.coarse_stage).is_file():
+                raise InputError(f"--coarse_stage {args.coarse_stage}: no such file (give a generator file, e.g. "
+                                 "checkpoints/gan_scenery_128.pth)")
+            args.coarse_stage_sha256 = file_sha256(args.coarse_stage)
+            args.coarse_stage = stored_path(args.coarse_stage)
         try:  # the generator's flags must build a network (models/options.py), before torch is imported
             GeneratorConfig.from_flags(vars(args))
         except ValueError as exc:
@@ -649,7 +661,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
     source, target = generator_config(state["config"], state.get("model_args")), generator.config
     # A texture head, an attention or an exemplar layer, noise strengths and the pretrained context may be added
     # (all start as no-ops), a texture head dropped (the U-Net's own fill remains), the resize upsampling swapped
-    # between nearest and bilinear (the same weights); a head is not resized, and everything else must match.
+    # between nearest and bilinear (the same weights), the start changed (harmonic or a coarse stage: the residual's
+    # weights are the same); a head is not resized, and everything else must match.
     flag = {"harmonic": "harmonic_start"}
     different = [f"--{flag.get(k, k)} {getattr(source, k)} (not {getattr(target, k)})"
                  for k in ("image_size", "ngf", "norm", "upsampling", "res_blocks", "harmonic")

@@ -201,11 +201,17 @@ class UNetGenerator(nn.Module):
                   (models.filters.smooth_detail_amplitude; no weights). An inference setting, picked on a validation
                   split (`benchmarks/score.py --detail_smoothing`) and stored in an export (`main.py --export ...
                   --detail_smoothing S`).
+      coarse_stage  the path of a trained generator file whose fill replaces the harmonic start (a two-stage
+                  coarse-to-fine network, as DeepFill's, Yu et al. 2018: the first stage sets the layout, this one
+                  adds the residual); coarse_stage_sha256 is that file's hash. The frozen network is passed to the
+                  constructor (`coarse_network`; utils.loading.build_generator loads the file and checks the hash),
+                  stays in eval mode, and its weights are left out of the state dict: the file holds them.
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
 
-    def __init__(self, config: GeneratorConfig = GeneratorConfig(), context_network: nn.Module = None):
+    def __init__(self, config: GeneratorConfig = GeneratorConfig(), context_network: nn.Module = None,
+                 coarse_network: nn.Module = None):
         super().__init__()
         self.config = config
         image_size, ngf, norm, upsampling = config.image_size, config.ngf, config.norm, config.upsampling
@@ -264,8 +270,16 @@ class UNetGenerator(nn.Module):
                 raise ValueError("context_features needs the frozen feature network: pass context_network "
                                  "(utils.loading.build_generator loads EfficientNet-Lite0)")
             self.pretrained_context = PretrainedContext(context_network, widths[1:5])
-        init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar, self.pretrained_context)
-                                               if m is not None]))
+        # The frozen first stage whose fill is the start (in place of the harmonic fill).
+        self.coarse_stage = None
+        if config.coarse_stage:
+            if coarse_network is None:
+                raise ValueError("coarse_stage needs the frozen first-stage generator: pass coarse_network "
+                                 "(utils.loading.build_generator loads it from the file the config names)")
+            self.coarse_stage = coarse_network.eval().requires_grad_(False)
+            exclude_frozen_weights(self, "coarse_stage")
+        init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar, self.pretrained_context,
+                                                            self.coarse_stage) if m is not None]))
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
             last = self.up[0][-1] if upsampling == "transpose" else self.up[0][-1][-1]
             nn.init.zeros_(last.weight)
@@ -273,6 +287,22 @@ class UNetGenerator(nn.Module):
         if self.texture is not None:  # an added head starts as a no-op
             nn.init.zeros_(self.texture[-1].weight)
             nn.init.zeros_(self.texture[-1].bias)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.coarse_stage is not None:
+            self.coarse_stage.eval()  # frozen: its fill is the same in training and in use
+        return self
+
+    def start_fill(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) the fill the residual starts from: the coarse stage's, the harmonic fill (solved at <= 128 px:
+        exact up to 128^2, far cheaper above, docs/speed.md), or the masked input itself (grey hole); no grad."""
+        if self.coarse_stage is not None:
+            with torch.no_grad():
+                return self.coarse_stage(masked, mask).to(masked.dtype)
+        if self.harmonic:
+            return coarse_harmonic_fill(masked, mask, max_side=128, tol=1e-3)
+        return masked
 
     def injected_noise(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) standard normal noise for a decoder map x (B, C, H, W): torch's global RNG in training
@@ -295,8 +325,7 @@ class UNetGenerator(nn.Module):
         return noise.to(features.device, features.dtype).expand(shape)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # The harmonic fill, solved at <= 128 px (exact up to 128^2, far cheaper above: docs/speed.md); no grad.
-        start = coarse_harmonic_fill(masked, mask, max_side=128, tol=1e-3) if self.harmonic else masked
+        start = self.start_fill(masked, mask)
         x = torch.cat([start, mask], dim=1)  # (B, 4, S, S)
         pretrained = self.pretrained_context(start) if self.pretrained_context is not None else []
         skips = []
@@ -336,7 +365,7 @@ class UNetGenerator(nn.Module):
 
 
 def add_residual(start: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """The harmonic start plus a residual in tanh-logit space, tanh(atanh(start) + r), in fp32."""
+    """The start (harmonic or coarse-stage fill) plus a residual in tanh-logit space, tanh(atanh(start) + r), in fp32."""
     return torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + residual.float())
 
 

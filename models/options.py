@@ -44,6 +44,8 @@ class GeneratorConfig:
     context_features: bool = False
     detail_smoothing: float = 0.0
     detail_smoothing_bands: int = 1
+    coarse_stage: str = ""
+    coarse_stage_sha256: str = ""
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GeneratorConfig":
@@ -57,13 +59,15 @@ class GeneratorConfig:
                  "texture_noise": 0, "attention": False, "exemplar_texture": False, "exemplar_guide": 0.0,
                  "exemplar_normalise": False, "exemplar_coarse": False, "exemplar_prior": False,
                  "noise_injection": 0, "context_features": False, **flags}
+        coarse_stage, coarse_sha256 = flags.get("coarse_stage") or "", flags.get("coarse_stage_sha256") or ""
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
                    exemplar=flags["exemplar_texture"], exemplar_guide=flags["exemplar_guide"],
                    exemplar_normalise=flags["exemplar_normalise"], exemplar_coarse=flags["exemplar_coarse"],
                    exemplar_prior=flags["exemplar_prior"], noise_injection=flags["noise_injection"],
-                   context_features=flags["context_features"])
+                   context_features=flags["context_features"], coarse_stage=coarse_stage,
+                   coarse_stage_sha256=coarse_sha256)
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
@@ -79,6 +83,11 @@ class GeneratorConfig:
             raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
         if self.context_features and self.image_size < 32:
             raise ValueError("context_features join the encoder at S/4 to S/32: image_size must be >= 32")
+        if self.coarse_stage and not self.harmonic:
+            raise ValueError("a coarse stage replaces the harmonic start the residual adds to: it needs harmonic=True")
+        if self.coarse_stage and not self.coarse_stage_sha256:
+            raise ValueError("coarse_stage needs coarse_stage_sha256, the hash of the file it names "
+                             "(utils.files.file_sha256), so that another file under that name is refused")
         if self.exemplar and not self.harmonic:
             raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")
         options = (self.exemplar_guide, self.exemplar_normalise, self.exemplar_coarse, self.exemplar_prior)

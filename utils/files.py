@@ -19,6 +19,26 @@ def repo_path(relative) -> Path:
     return REPO_ROOT / relative
 
 
+def file_sha256(path) -> str:
+    """The hex SHA-256 of a file's bytes (what a two-stage generator's config records of its first stage)."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stored_path(path) -> str:
+    """How a config records a file: relative to the repository when inside it (a clone elsewhere finds it),
+    else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -14,7 +14,7 @@ from models.gan import GeneratorConfig, UNetGenerator
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import InputError
 from utils.hardware import AUTOCAST_DTYPES
-from utils.files import repo_path
+from utils.files import file_sha256, repo_path
 
 SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2's default, from any folder
 # The small scratch-diffusion baseline (64², EMA weights only) that compare.py and the notebook use by default.
@@ -54,7 +54,8 @@ def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
 
 def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:
     """The generator of a checkpoint's or a run's config (see `generator_config`); with context_features, the
-    frozen EfficientNet-Lite0 it reads comes from its pip package (InputError, naming the fix, without it)."""
+    frozen EfficientNet-Lite0 it reads comes from its pip package, with a coarse stage, the frozen first-stage
+    generator from the file the config names (InputError, naming the fix, without either)."""
     architecture = generator_config(config, model_args)
     context_network = None
     if architecture.context_features:
@@ -62,7 +63,26 @@ def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:
         context_network, reason = load_effnet_lite0()
         if context_network is None:
             raise InputError(f"this generator (--context_features) needs the EfficientNet-Lite0 weights: {reason}")
-    return UNetGenerator(architecture, context_network)
+    coarse_network = load_coarse_stage(architecture.coarse_stage, architecture.coarse_stage_sha256) \
+        if architecture.coarse_stage else None
+    return UNetGenerator(architecture, context_network, coarse_network)
+
+
+def load_coarse_stage(path: str, sha256: str) -> UNetGenerator:
+    """The frozen first stage of a two-stage generator (--coarse_stage): the generator file at `path` (relative to
+    the repository, or absolute) whose hash is `sha256`, EMA weights, in eval mode, without its texture head's grain
+    (the second stage makes the texture; the first gives the layout)."""
+    file = Path(path) if Path(path).is_absolute() else repo_path(path)
+    if not file.is_file():
+        raise InputError(f"this generator starts from the fill of the coarse stage {path}, which is missing: put that "
+                         "generator file back (the repository ships it under checkpoints/)")
+    if file_sha256(file) != sha256:
+        raise InputError(f"the coarse stage {file} is not the file this generator was trained on (its SHA-256 "
+                         f"differs from {sha256[:12]}...): restore that file")
+    coarse, _ = load_generator(file)
+    if coarse.texture is not None:
+        scale_texture(coarse, 0.0)
+    return coarse
 
 
 def model_args(generator: UNetGenerator) -> dict:

@@ -1,0 +1,104 @@
+"""Two-stage generator (GeneratorConfig.coarse_stage, --coarse_stage): a frozen trained generator's fill replaces the
+harmonic start, and the network learns the residual on top of it (coarse-to-fine, as DeepFill)."""
+import pytest
+import torch
+
+from data.masks import masked_input
+from models import GeneratorConfig, UNetGenerator
+from utils.errors import InputError
+from utils.files import file_sha256
+from utils.loading import export_generator, load_coarse_stage
+
+
+def _first_stage(tmp_path, texture_noise=4):
+    """A tiny trained-looking generator file (random last layer and texture head: its fill is not the harmonic)."""
+    torch.manual_seed(0)
+    coarse = UNetGenerator(GeneratorConfig(64, 8, texture_noise=texture_noise))
+    for module in (coarse.up[0][-1][-1],) + ((coarse.texture[-1],) if texture_noise else ()):
+        torch.nn.init.normal_(module.weight, 0, 0.05)
+    path = export_generator(coarse.eval(), {"image_size": 64}, tmp_path / "coarse.pth")
+    return path, file_sha256(path)
+
+
+def _two_stage(tmp_path):
+    path, sha = _first_stage(tmp_path)
+    config = GeneratorConfig(64, 8, coarse_stage=str(path), coarse_stage_sha256=sha)
+    return UNetGenerator(config, coarse_network=load_coarse_stage(str(path), sha)), path
+
+
+def _inputs():
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    return masked_input(image, 0.4)
+
+
+def test_an_untrained_second_stage_returns_the_first_stages_fill_without_its_grain(tmp_path):
+    two_stage, path = _two_stage(tmp_path)
+    masked, mask = _inputs()
+    from utils.loading import load_generator, scale_texture
+    first, _ = load_generator(path)
+    with torch.no_grad():
+        grainy = first(masked, mask)
+        smooth = scale_texture(first, 0.0)(masked, mask)
+        out = two_stage.eval()(masked, mask)
+    # the residual starts at zero: the hole is tanh(atanh(coarse fill)) (clamped at +-0.999), the known squares exact
+    hole = mask.expand_as(out) > 0.5
+    assert torch.allclose(out[hole], smooth[hole].clamp(-0.999, 0.999), atol=1e-5)
+    assert not torch.allclose(out[hole], grainy[hole], atol=1e-3)  # the first stage's texture head is off
+    assert torch.equal(out[~hole], masked[~hole])
+
+
+def test_the_first_stage_stays_frozen_in_eval_mode_and_out_of_the_state_dict(tmp_path):
+    two_stage, _ = _two_stage(tmp_path)
+    two_stage.train()
+    first = two_stage.coarse_stage
+    assert not first.training and not any(p.requires_grad for p in first.parameters())
+    assert not any(k.startswith("coarse_stage.") for k in two_stage.state_dict())  # the file holds those
+    from main import generator_parameter_groups
+    trainable = {id(p) for group in generator_parameter_groups(two_stage, 1e-4) for p in group["params"]}
+    assert not trainable & {id(p) for p in first.parameters()}
+    before = {k: v.clone() for k, v in first.state_dict().items()}
+    torch.nn.init.normal_(two_stage.up[0][-1][-1].weight, 0, 0.05)
+    masked, mask = _inputs()
+    out = two_stage(masked, mask)
+    (out * torch.randn_like(out)).sum().backward()
+    assert all(p.grad is None for p in first.parameters())
+    assert two_stage.up[0][-1][-1].weight.grad.abs().sum() > 0
+    assert all(torch.equal(v, before[k]) for k, v in first.state_dict().items())
+    # a state dict of the second stage alone loads back (strict) into a rebuilt two-stage generator
+    rebuilt, _ = _two_stage(tmp_path / "again")
+    rebuilt.load_state_dict(two_stage.state_dict())
+
+
+def test_a_missing_or_changed_first_stage_is_refused_with_the_fix(tmp_path):
+    path, sha = _first_stage(tmp_path)
+    with pytest.raises(InputError, match="missing"):
+        load_coarse_stage(str(tmp_path / "gone.pth"), sha)
+    with pytest.raises(InputError, match="SHA-256"):
+        load_coarse_stage(str(path), "0" * 64)
+    with pytest.raises(ValueError, match="coarse_network"):
+        UNetGenerator(GeneratorConfig(64, 8, coarse_stage=str(path), coarse_stage_sha256=sha))
+    with pytest.raises(ValueError, match="harmonic"):
+        GeneratorConfig(64, 8, harmonic=False, texture_noise=0, coarse_stage=str(path), coarse_stage_sha256=sha)
+    assert GeneratorConfig.from_flags({"image_size": 64, "ngf": 8}).coarse_stage == ""  # older checkpoints
+
+
+def test_train_a_second_stage_from_a_harmonic_run_and_resume_it_exactly(data, tmp_path):
+    import main as gan
+    from tests.helpers import tiny_gan_args, train_straight_and_resumed
+    from utils.loading import load_generator
+
+    gan.main(tiny_gan_args(data, tmp_path / "a", "--texture_noise", "4"))
+    first = tmp_path / "a" / "checkpoint_epoch_1.pth"
+    with pytest.raises(InputError, match="--coarse_stage"):
+        tiny_gan_args(data, tmp_path / "x", "--coarse_stage", str(tmp_path / "none.pth"))
+    straight, split = train_straight_and_resumed(data, tmp_path, "--texture_noise", "4", "--init_from", str(first),
+                                                 "--coarse_stage", str(first))
+    assert straight["model_args"]["coarse_stage_sha256"] == file_sha256(first)
+    assert not any(k.startswith("coarse_stage.") for k in straight["generator"])
+    for key, value in straight["generator"].items():
+        assert torch.equal(value, split["generator"][key]), f"generator.{key} differs after resume"
+    generator, _ = load_generator(tmp_path / "straight" / "checkpoint_epoch_2.pth")  # rebuilt with its first stage
+    assert generator.coarse_stage is not None and not generator.coarse_stage.training
+    masked, mask = _inputs()
+    with torch.no_grad():
+        assert not torch.allclose(generator(masked, mask), generator.start_fill(masked, mask))  # it learned a residual
