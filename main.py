@@ -45,7 +45,8 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "d_blur_images", "lr_d", "adam_betas", "d_upsample", "attention", "exemplar_texture",
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
                "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
-               "layout_steps", "lambda_band", "band_levels", "coarse_stage", "coarse_stage_sha256")
+               "layout_steps", "lambda_band", "band_levels", "coarse_stage", "coarse_stage_sha256",
+               "coarse_stage_lowpass")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -117,6 +118,9 @@ def parse_args(argv=None):
                            help="a trained generator file (e.g. checkpoints/gan_scenery_128.pth) whose fill, without its "
                                 "texture head, replaces the harmonic start: this generator is then the second, "
                                 "refining stage; the first stays frozen and is read from FILE (checked by its hash)")
+    generator.add_argument("--coarse_stage_lowpass", type=int, default=2, metavar="L",
+                           help="with --coarse_stage: keep only the coarse fill's layout, its content below 1/2^L of "
+                                "the image size (L pyrDowns and back; 0: the whole fill)")
     parser.set_defaults(coarse_stage_sha256="")  # set from --coarse_stage's file (models/options.py)
     generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
                            help="contextual attention on the generator's S/4 decoder map: hole features copied from "
@@ -244,6 +248,8 @@ def parse_args(argv=None):
                                  "checkpoints/gan_scenery_128.pth)")
             args.coarse_stage_sha256 = file_sha256(args.coarse_stage)
             args.coarse_stage = stored_path(args.coarse_stage)
+        else:
+            args.coarse_stage_lowpass = 0  # nothing to low-pass
         try:  # the generator's flags must build a network (models/options.py), before torch is imported
             GeneratorConfig.from_flags(vars(args))
         except ValueError as exc:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from data.masks import keep_known
 from models.effnet import exclude_frozen_weights
 from models.exemplar import ExemplarTexture
-from models.filters import smooth_detail_amplitude
+from models.filters import pyramid_lowpass, smooth_detail_amplitude
 from models.harmonic import coarse_harmonic_fill
 from models.options import NORMS, RESIZE_MODES, UPSAMPLING, GeneratorConfig
 
@@ -206,6 +206,10 @@ class UNetGenerator(nn.Module):
                   adds the residual); coarse_stage_sha256 is that file's hash. The frozen network is passed to the
                   constructor (`coarse_network`; utils.loading.build_generator loads the file and checks the hash),
                   stays in eval mode, and its weights are left out of the state dict: the file holds them.
+                  coarse_stage_lowpass L > 0 keeps only the fill's content below 1/2^L of its size (L pyrDowns and
+                  back, `models.filters.pyramid_lowpass`): the layout, without the edges of the 8-16 px blocks that
+                  the shipped (nearest-upsampling) generator draws without its texture head, which a refinement
+                  started on them keeps as a lattice (docs/realistic_fills.md, run 69).
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
@@ -299,7 +303,10 @@ class UNetGenerator(nn.Module):
         exact up to 128^2, far cheaper above, docs/speed.md), or the masked input itself (grey hole); no grad."""
         if self.coarse_stage is not None:
             with torch.no_grad():
-                return self.coarse_stage(masked, mask).to(masked.dtype)
+                fill = self.coarse_stage(masked, mask)
+                if self.config.coarse_stage_lowpass:
+                    fill = keep_known(masked, mask, pyramid_lowpass(fill.float(), self.config.coarse_stage_lowpass))
+                return fill.to(masked.dtype)
         if self.harmonic:
             return coarse_harmonic_fill(masked, mask, max_side=128, tol=1e-3)
         return masked

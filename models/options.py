@@ -46,6 +46,7 @@ class GeneratorConfig:
     detail_smoothing_bands: int = 1
     coarse_stage: str = ""
     coarse_stage_sha256: str = ""
+    coarse_stage_lowpass: int = 0
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GeneratorConfig":
@@ -60,6 +61,7 @@ class GeneratorConfig:
                  "exemplar_normalise": False, "exemplar_coarse": False, "exemplar_prior": False,
                  "noise_injection": 0, "context_features": False, **flags}
         coarse_stage, coarse_sha256 = flags.get("coarse_stage") or "", flags.get("coarse_stage_sha256") or ""
+        coarse_lowpass = flags.get("coarse_stage_lowpass") or 0  # run 69 (the first two-stage run) had none
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
@@ -67,7 +69,7 @@ class GeneratorConfig:
                    exemplar_normalise=flags["exemplar_normalise"], exemplar_coarse=flags["exemplar_coarse"],
                    exemplar_prior=flags["exemplar_prior"], noise_injection=flags["noise_injection"],
                    context_features=flags["context_features"], coarse_stage=coarse_stage,
-                   coarse_stage_sha256=coarse_sha256)
+                   coarse_stage_sha256=coarse_sha256, coarse_stage_lowpass=coarse_lowpass)
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
@@ -88,6 +90,11 @@ class GeneratorConfig:
         if self.coarse_stage and not self.coarse_stage_sha256:
             raise ValueError("coarse_stage needs coarse_stage_sha256, the hash of the file it names "
                              "(utils.files.file_sha256), so that another file under that name is refused")
+        if self.coarse_stage_lowpass and not self.coarse_stage:
+            raise ValueError("coarse_stage_lowpass low-passes the coarse stage's fill: it needs a coarse_stage")
+        if not 0 <= self.coarse_stage_lowpass <= depth - 3:
+            raise ValueError(f"coarse_stage_lowpass is a count of pyrDowns, 0 to {max(depth - 3, 0)} at "
+                             f"{self.image_size}² (the smallest level >= 8 px), got {self.coarse_stage_lowpass}")
         if self.exemplar and not self.harmonic:
             raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")
         options = (self.exemplar_guide, self.exemplar_normalise, self.exemplar_coarse, self.exemplar_prior)

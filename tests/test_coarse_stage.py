@@ -20,9 +20,9 @@ def _first_stage(tmp_path, texture_noise=4):
     return path, file_sha256(path)
 
 
-def _two_stage(tmp_path):
+def _two_stage(tmp_path, lowpass=0):
     path, sha = _first_stage(tmp_path)
-    config = GeneratorConfig(64, 8, coarse_stage=str(path), coarse_stage_sha256=sha)
+    config = GeneratorConfig(64, 8, coarse_stage=str(path), coarse_stage_sha256=sha, coarse_stage_lowpass=lowpass)
     return UNetGenerator(config, coarse_network=load_coarse_stage(str(path), sha)), path
 
 
@@ -45,6 +45,24 @@ def test_an_untrained_second_stage_returns_the_first_stages_fill_without_its_gra
     assert torch.allclose(out[hole], smooth[hole].clamp(-0.999, 0.999), atol=1e-5)
     assert not torch.allclose(out[hole], grainy[hole], atol=1e-3)  # the first stage's texture head is off
     assert torch.equal(out[~hole], masked[~hole])
+
+
+def test_the_low_passed_start_keeps_the_coarse_fills_layout_and_drops_its_fine_detail(tmp_path):
+    from models.filters import pyramid_lowpass
+    plain, _ = _two_stage(tmp_path)
+    smooth, _ = _two_stage(tmp_path / "lp", lowpass=2)
+    masked, mask = _inputs()
+    with torch.no_grad():
+        raw, low = plain.start_fill(masked, mask), smooth.start_fill(masked, mask)
+    hole = mask.expand_as(raw) > 0.5
+    assert torch.allclose(low[hole], pyramid_lowpass(raw, 2)[hole], atol=1e-6)
+    assert torch.equal(low[~hole], masked[~hole])
+    fine = lambda x: (x - pyramid_lowpass(x, 2))[hole].abs().mean()  # detail above 1/4 of the size
+    assert fine(low) < 0.5 * fine(raw)
+    layout = lambda x: pyramid_lowpass(x, 3)[hole]  # what is left at 1/8 of the size barely moves
+    assert (layout(low) - layout(raw)).abs().mean() < 0.25 * fine(raw)
+    with pytest.raises(ValueError, match="needs a coarse_stage"):
+        GeneratorConfig(64, 8, coarse_stage_lowpass=2)
 
 
 def test_the_first_stage_stays_frozen_in_eval_mode_and_out_of_the_state_dict(tmp_path):
@@ -92,8 +110,9 @@ def test_train_a_second_stage_from_a_harmonic_run_and_resume_it_exactly(data, tm
     with pytest.raises(InputError, match="--coarse_stage"):
         tiny_gan_args(data, tmp_path / "x", "--coarse_stage", str(tmp_path / "none.pth"))
     straight, split = train_straight_and_resumed(data, tmp_path, "--texture_noise", "4", "--init_from", str(first),
-                                                 "--coarse_stage", str(first))
+                                                 "--coarse_stage", str(first), "--coarse_stage_lowpass", "1")
     assert straight["model_args"]["coarse_stage_sha256"] == file_sha256(first)
+    assert straight["model_args"]["coarse_stage_lowpass"] == 1 and straight["config"]["coarse_stage_lowpass"] == 1
     assert not any(k.startswith("coarse_stage.") for k in straight["generator"])
     for key, value in straight["generator"].items():
         assert torch.equal(value, split["generator"][key]), f"generator.{key} differs after resume"
