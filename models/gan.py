@@ -208,8 +208,8 @@ class UNetGenerator(nn.Module):
                   stays in eval mode, and its weights are left out of the state dict: the file holds them.
                   coarse_stage_lowpass L > 0 keeps only the fill's content below 1/2^L of its size (L pyrDowns and
                   back, `models.filters.pyramid_lowpass`): the layout, without the edges of the 8-16 px blocks that
-                  the shipped (nearest-upsampling) generator draws without its texture head, which a refinement
-                  started on them keeps as a lattice (docs/realistic_fills.md, run 69).
+                  the shipped (nearest-upsampling) generator draws without its texture head
+                  (docs/realistic_fills.md, runs 69-70).
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
