@@ -183,6 +183,23 @@ def exclude_frozen_weights(module: nn.Module, attribute: str) -> None:
     module.register_load_state_dict_post_hook(not_missing)
 
 
+class FrozenParts:
+    """Mixin for an nn.Module that holds frozen networks (`freeze_part`): each stays in eval mode when the module is
+    put in training mode (frozen BatchNorm statistics, a fixed fill), takes no gradient, and is left out of the
+    module's state dict (`exclude_frozen_weights`: its weights come from elsewhere). List it before nn.Module."""
+
+    def freeze_part(self, name: str, network: nn.Module) -> None:
+        setattr(self, name, network.eval().requires_grad_(False))
+        exclude_frozen_weights(self, name)
+        self._frozen_parts = getattr(self, "_frozen_parts", ()) + (name,)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in getattr(self, "_frozen_parts", ()):
+            getattr(self, name).eval()
+        return self
+
+
 def find_effnet_lite0_weights(weights_path=None):
     """(path, None) for the ImageNet weights file, else (None, reason). Never touches the network.
 

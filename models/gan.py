@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.masks import keep_known
-from models.effnet import exclude_frozen_weights
+from models.effnet import FrozenParts
 from models.exemplar import ExemplarTexture
 from models.filters import pyramid_lowpass, smooth_detail_amplitude
 from models.harmonic import coarse_harmonic_fill
@@ -114,7 +114,7 @@ class ContextualAttention(nn.Module):
         return x + hole.view(b, 1, h, w) * self.out(copied)
 
 
-class PretrainedContext(nn.Module):
+class PretrainedContext(FrozenParts, nn.Module):
     """Frozen ImageNet features of the generator's start image, added to its encoder (pretrained context).
 
     A U-Net trained on a few hundred photos learns what a scene *is* from them alone: run 29 draws the training
@@ -134,17 +134,11 @@ class PretrainedContext(nn.Module):
 
     def __init__(self, features: nn.Module, widths):
         super().__init__()
-        self.features = features.eval().requires_grad_(False)
+        self.freeze_part("features", features)
         self.project = nn.ModuleList(nn.Conv2d(c, w, 1) for c, w in zip(self.CHANNELS, widths))
         for conv in self.project:
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
-        exclude_frozen_weights(self, "features")
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.features.eval()  # frozen BatchNorm statistics, in training too
-        return self
 
     def forward(self, start: torch.Tensor) -> list:
         with torch.no_grad():  # nothing upstream of the start image learns
@@ -152,7 +146,7 @@ class PretrainedContext(nn.Module):
         return [project(m.to(start.dtype)) for project, m in zip(self.project, maps)]
 
 
-class UNetGenerator(nn.Module):
+class UNetGenerator(FrozenParts, nn.Module):
     """U-Net: (masked image (B, 3, S, S), mask (B, 1, S, S)) -> completed image (B, 3, S, S) in [-1, 1].
 
     Level i (0 = outermost) has min(2^i, 8) * ngf channels at resolution S / 2^(i+1). Built from a
@@ -280,8 +274,7 @@ class UNetGenerator(nn.Module):
             if coarse_network is None:
                 raise ValueError("coarse_stage needs the frozen first-stage generator: pass coarse_network "
                                  "(utils.loading.build_generator loads it from the file the config names)")
-            self.coarse_stage = coarse_network.eval().requires_grad_(False)
-            exclude_frozen_weights(self, "coarse_stage")
+            self.freeze_part("coarse_stage", coarse_network)  # in eval mode always: the same fill in training
         init_weights(self, skip=nn.ModuleList([m for m in (self.attention, self.exemplar, self.pretrained_context,
                                                             self.coarse_stage) if m is not None]))
         if harmonic:  # zero residual at the start: the untrained model is the harmonic fill
@@ -291,12 +284,6 @@ class UNetGenerator(nn.Module):
         if self.texture is not None:  # an added head starts as a no-op
             nn.init.zeros_(self.texture[-1].weight)
             nn.init.zeros_(self.texture[-1].bias)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.coarse_stage is not None:
-            self.coarse_stage.eval()  # frozen: its fill is the same in training and in use
-        return self
 
     def start_fill(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) the fill the residual starts from: the coarse stage's, the harmonic fill (solved at <= 128 px:

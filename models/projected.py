@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
-from models.effnet import exclude_frozen_weights
+from models.effnet import FrozenParts
 from models.filters import separable_gaussian
 from models.options import AUGMENTATIONS
 
@@ -35,7 +35,7 @@ TAP_CHANNELS = (24, 40, 112, 320)
 MIXED_CHANNELS = (64, 128, 256, 512)
 
 
-class ProjectedDiscriminator(nn.Module):
+class ProjectedDiscriminator(FrozenParts, nn.Module):
     """(masked (B, 3, S, S), mask (B, 1, S, S), image (B, 3, S, S)) -> list of 4 logit maps
     (B, 1, S/4, S/4), (B, 1, S/8, S/8), (B, 1, S/16, S/16), (B, 1, S/32, S/32), one logit per position
     (with `upsample` u: u times as many per side; the image is enlarged before the feature network).
@@ -49,7 +49,9 @@ class ProjectedDiscriminator(nn.Module):
                  tap_channels=TAP_CHANNELS, seed: int = 0, upsample: int = 1, head_layers: int = 1):
         super().__init__()
         self.upsample = upsample  # input enlarged this many times (bilinear; the mask nearest) before the features
-        self.features = features.eval().requires_grad_(False)
+        # The frozen network's weights come from its own package, not from our checkpoints (19 MB each):
+        # state_dict() leaves them out and load_state_dict() neither needs nor takes them.
+        self.freeze_part("features", features)
         # Fixed random mixing (CCM, CSM): drawn from a private generator so that building a discriminator
         # does not move torch's global RNG (a resumed run stays exact) and the projection depends on `seed` only.
         rng = torch.Generator().manual_seed(seed)
@@ -61,14 +63,6 @@ class ProjectedDiscriminator(nn.Module):
         if head_layers < 1:
             raise ValueError(f"head_layers must be at least 1, got {head_layers}")
         self.heads = nn.ModuleList(_patch_head(c + 1, head_channels, head_layers) for c in mixed_channels)
-        # The frozen network's weights come from its own package, not from our checkpoints (19 MB each):
-        # state_dict() leaves them out and load_state_dict() neither needs nor takes them.
-        exclude_frozen_weights(self, "features")
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.features.eval()  # frozen BatchNorm statistics, in training too
-        return self
 
     def trainable_parameters(self):
         return list(self.heads.parameters())
