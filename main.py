@@ -46,7 +46,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
                "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
                "layout_steps", "lambda_band", "band_levels", "coarse_stage", "coarse_stage_sha256",
-               "coarse_stage_lowpass")
+               "coarse_stage_lowpass", "coarse_stage_layout")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -121,6 +121,10 @@ def parse_args(argv=None):
     generator.add_argument("--coarse_stage_lowpass", type=int, default=2, metavar="L",
                            help="with --coarse_stage: keep only the coarse fill's layout, its content below 1/2^L of "
                                 "the image size (L pyrDowns and back; 0: the whole fill)")
+    generator.add_argument("--coarse_stage_layout", type=float, default=0.0, metavar="A",
+                           help="with --coarse_stage: take this share (0-1) of the fill's layout, its 16-px pyramid "
+                                "level, from the coarse stage's fill (1: the first stage owns the layout, this one "
+                                "draws the finer bands; 0: off)")
     parser.set_defaults(coarse_stage_sha256="")  # set from --coarse_stage's file (models/options.py)
     generator.add_argument("--attention", action=argparse.BooleanOptionalAction, default=architecture.attention,
                            help="contextual attention on the generator's S/4 decoder map: hole features copied from "

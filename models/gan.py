@@ -22,7 +22,7 @@ from models.effnet import FrozenParts
 from models.exemplar import ExemplarTexture
 from models.filters import pyramid_lowpass, smooth_detail_amplitude
 from models.harmonic import coarse_harmonic_fill
-from models.options import NORMS, RESIZE_MODES, UPSAMPLING, GeneratorConfig
+from models.options import LAYOUT_SIDE, NORMS, RESIZE_MODES, UPSAMPLING, GeneratorConfig
 
 
 def init_weights(module: nn.Module, gain: float = 0.02, skip: nn.Module = None) -> None:
@@ -204,6 +204,12 @@ class UNetGenerator(FrozenParts, nn.Module):
                   back, `models.filters.pyramid_lowpass`): the layout, without the edges of the 8-16 px blocks that
                   the shipped (nearest-upsampling) generator draws without its texture head
                   (docs/realistic_fills.md, runs 69-70).
+                  coarse_stage_layout a in (0, 1] replaces that share of the output's layout, its Laplacian pyramid's
+                  16-px low-pass level (`LAYOUT_SIDE`, the realism metrics' coarsest level), by the coarse stage's:
+                  out + a (lowpass(coarse fill) - lowpass(out)), the hole only. At 1 the first stage (e.g. one trained
+                  for the layout alone) owns the layout and this stage draws the finer bands over it, trained on the
+                  result (docs/realistic_fills.md, run 72); the swap is the pyramid's, so it is exact and costs two
+                  low-passes.
     The first shipped model was pix2pix's generator: batch norm, transposed convolutions, no residual
     blocks, no harmonic start, no texture head.
     """
@@ -285,12 +291,13 @@ class UNetGenerator(FrozenParts, nn.Module):
             nn.init.zeros_(self.texture[-1].weight)
             nn.init.zeros_(self.texture[-1].bias)
 
-    def start_fill(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) the fill the residual starts from: the coarse stage's, the harmonic fill (solved at <= 128 px:
-        exact up to 128^2, far cheaper above, docs/speed.md), or the masked input itself (grey hole); no grad."""
+    def start_fill(self, masked: torch.Tensor, mask: torch.Tensor, coarse: torch.Tensor = None) -> torch.Tensor:
+        """(B, 3, S, S) the fill the residual starts from: the coarse stage's (`coarse`, its fill when already
+        computed), the harmonic fill (solved at <= 128 px: exact up to 128^2, far cheaper above, docs/speed.md), or
+        the masked input itself (grey hole); no grad."""
         if self.coarse_stage is not None:
             with torch.no_grad():
-                fill = self.coarse_stage(masked, mask)
+                fill = self.coarse_stage(masked, mask) if coarse is None else coarse
                 if self.config.coarse_stage_lowpass:
                     fill = keep_known(masked, mask, pyramid_lowpass(fill.float(), self.config.coarse_stage_lowpass))
                 return fill.to(masked.dtype)
@@ -319,7 +326,11 @@ class UNetGenerator(FrozenParts, nn.Module):
         return noise.to(features.device, features.dtype).expand(shape)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        start = self.start_fill(masked, mask)
+        coarse = None
+        if self.coarse_stage is not None:
+            with torch.no_grad():
+                coarse = self.coarse_stage(masked, mask)  # (B, 3, S, S): the first stage's whole fill
+        start = self.start_fill(masked, mask, coarse)
         x = torch.cat([start, mask], dim=1)  # (B, 4, S, S)
         pretrained = self.pretrained_context(start) if self.pretrained_context is not None else []
         skips = []
@@ -353,9 +364,20 @@ class UNetGenerator(FrozenParts, nn.Module):
             x = add_residual(start, x).to(x.dtype)
         # Keep the known pixels exactly: the network only decides the hole.
         out = keep_known(masked, mask, x)
+        if self.config.coarse_stage_layout:
+            out = self.take_layout(out, coarse, masked, mask)
         if self.config.detail_smoothing > 0:  # changes the hole only
             out = smooth_detail_amplitude(out, mask, self.config.detail_smoothing, self.config.detail_smoothing_bands)
         return out
+
+    def take_layout(self, out: torch.Tensor, coarse: torch.Tensor, masked: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) `out` with coarse_stage_layout's share of its 16-px pyramid level replaced by the coarse
+        fill's, in the hole: the pyramid's low-pass is linear, so swapping a level is adding the difference of
+        the two low-passes (the finer bands keep what this stage drew, up to the filters' overlap)."""
+        steps = int(math.log2(self.config.image_size // LAYOUT_SIDE))  # pyrDowns to the 16-px level: 3 at 128²
+        layout = pyramid_lowpass(coarse.float(), steps) - pyramid_lowpass(out.float(), steps)
+        return keep_known(masked, mask, out.float() + self.config.coarse_stage_layout * layout).to(out.dtype)
 
 
 def add_residual(start: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,9 @@ BASELINE_NAMES = ("mean", "telea", "harmonic", "shiftmap", "fsr")  # models.base
 SAMPLERS = ("ddim", "dpm", "ddpm")  # models.diffusion.make_sampler
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear")  # models.diffusion.make_noise_scheduler
 # models.detail_map.detail_map_inputs: its input groups, in order, and their channels.
+# The side of the Laplacian pyramid's low-pass level that the realism metrics stop at (utils/realism.py: 128, 64,
+# 32 px and this): the layout that coarse_stage_layout takes from the coarse stage.
+LAYOUT_SIDE = 16
 DETAIL_MAP_GROUPS = {"s8": 40, "s16": 112, "s32": 320, "own": 1, "prior": 2, "colour": 3, "hole": 1, "position": 2}
 
 
@@ -47,6 +50,7 @@ class GeneratorConfig:
     coarse_stage: str = ""
     coarse_stage_sha256: str = ""
     coarse_stage_lowpass: int = 0
+    coarse_stage_layout: float = 0.0
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GeneratorConfig":
@@ -62,6 +66,7 @@ class GeneratorConfig:
                  "noise_injection": 0, "context_features": False, **flags}
         coarse_stage, coarse_sha256 = flags.get("coarse_stage") or "", flags.get("coarse_stage_sha256") or ""
         coarse_lowpass = flags.get("coarse_stage_lowpass") or 0  # run 69 (the first two-stage run) had none
+        coarse_layout = flags.get("coarse_stage_layout") or 0.0  # runs 69-70 had none
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
@@ -69,7 +74,8 @@ class GeneratorConfig:
                    exemplar_normalise=flags["exemplar_normalise"], exemplar_coarse=flags["exemplar_coarse"],
                    exemplar_prior=flags["exemplar_prior"], noise_injection=flags["noise_injection"],
                    context_features=flags["context_features"], coarse_stage=coarse_stage,
-                   coarse_stage_sha256=coarse_sha256, coarse_stage_lowpass=coarse_lowpass)
+                   coarse_stage_sha256=coarse_sha256, coarse_stage_lowpass=coarse_lowpass,
+                   coarse_stage_layout=coarse_layout)
 
     def __post_init__(self):
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
@@ -95,6 +101,13 @@ class GeneratorConfig:
         if not 0 <= self.coarse_stage_lowpass <= depth - 3:
             raise ValueError(f"coarse_stage_lowpass is a count of pyrDowns, 0 to {max(depth - 3, 0)} at "
                              f"{self.image_size}² (the smallest level >= 8 px), got {self.coarse_stage_lowpass}")
+        if self.coarse_stage_layout and not self.coarse_stage:
+            raise ValueError("coarse_stage_layout takes the layout from the coarse stage's fill: it needs a coarse_stage")
+        if not 0 <= self.coarse_stage_layout <= 1:
+            raise ValueError(f"coarse_stage_layout is a share of the layout, 0 to 1, got {self.coarse_stage_layout}")
+        if self.coarse_stage_layout and self.image_size < 2 * LAYOUT_SIDE:
+            raise ValueError(f"coarse_stage_layout sets the {LAYOUT_SIDE}-px pyramid level: image_size must be >= "
+                             f"{2 * LAYOUT_SIDE}, got {self.image_size}")
         if self.exemplar and not self.harmonic:
             raise ValueError("exemplar texture adds to the residual of the harmonic start: it needs harmonic=True")
         options = (self.exemplar_guide, self.exemplar_normalise, self.exemplar_coarse, self.exemplar_prior)

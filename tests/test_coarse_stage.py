@@ -20,9 +20,10 @@ def _first_stage(tmp_path, texture_noise=4):
     return path, file_sha256(path)
 
 
-def _two_stage(tmp_path, lowpass=0):
+def _two_stage(tmp_path, lowpass=0, layout=0.0):
     path, sha = _first_stage(tmp_path)
-    config = GeneratorConfig(64, 8, coarse_stage=str(path), coarse_stage_sha256=sha, coarse_stage_lowpass=lowpass)
+    config = GeneratorConfig(64, 8, coarse_stage=str(path), coarse_stage_sha256=sha, coarse_stage_lowpass=lowpass,
+                             coarse_stage_layout=layout)
     return UNetGenerator(config, coarse_network=load_coarse_stage(str(path), sha)), path
 
 
@@ -63,6 +64,42 @@ def test_the_low_passed_start_keeps_the_coarse_fills_layout_and_drops_its_fine_d
     assert (layout(low) - layout(raw)).abs().mean() < 0.25 * fine(raw)
     with pytest.raises(ValueError, match="needs a coarse_stage"):
         GeneratorConfig(64, 8, coarse_stage_lowpass=2)
+
+
+def test_the_layout_share_swaps_the_16px_level_for_the_coarse_stages_and_keeps_the_finer_bands(tmp_path):
+    from dataclasses import replace
+    from models.filters import pyramid_lowpass
+    two_stage, _ = _two_stage(tmp_path, lowpass=1)
+    torch.nn.init.normal_(two_stage.up[0][-1][-1].weight, 0, 0.05)  # a second stage that changes the layout
+    masked, mask = _inputs()
+    outs = {}
+    for share in (0.0, 0.5, 1.0):
+        two_stage.config = replace(two_stage.config, coarse_stage_layout=share)
+        with torch.no_grad():
+            outs[share] = two_stage.eval()(masked, mask)
+    with torch.no_grad():
+        coarse = two_stage.coarse_stage(masked, mask)
+    hole = mask.expand_as(coarse) > 0.5
+    interior = torch.nn.functional.max_pool2d(1 - mask, 9, 1, 4).expand_as(coarse) < 0.5  # 4 px from the squares
+    layout = lambda x: pyramid_lowpass(x, 2)  # 64 px -> the 16-px level and back
+    off = lambda x: (layout(x) - layout(coarse))[interior].abs().mean()
+    assert off(outs[1.0]) < 0.2 * off(outs[0.0])  # the layout is the coarse stage's
+    # the finer bands move an order of magnitude less than the layout (the pyramid's filters overlap a little)
+    moved = lambda part: (part(outs[1.0]) - part(outs[0.0]))[interior].abs().mean()
+    assert moved(lambda x: x - layout(x)) < 0.15 * moved(layout)
+    assert torch.allclose(outs[0.5], (outs[0.0] + outs[1.0]) / 2, atol=1e-5)  # a linear share
+    assert torch.equal(outs[1.0][~hole], masked[~hole])
+    out = two_stage.train()(masked, mask)  # the finer bands still train
+    (out * torch.randn_like(out)).sum().backward()
+    assert two_stage.up[0][-1][-1].weight.grad.abs().sum() > 0
+    path, sha = _first_stage(tmp_path / "v")
+    with pytest.raises(ValueError, match="needs a coarse_stage"):
+        GeneratorConfig(64, 8, coarse_stage_layout=1.0)
+    with pytest.raises(ValueError, match="0 to 1"):
+        GeneratorConfig(64, 8, coarse_stage=str(path), coarse_stage_sha256=sha, coarse_stage_layout=1.5)
+    with pytest.raises(ValueError, match=">= 32"):
+        GeneratorConfig(16, 8, coarse_stage=str(path), coarse_stage_sha256=sha, coarse_stage_layout=1.0)
+    assert GeneratorConfig.from_flags({"image_size": 64, "ngf": 8}).coarse_stage_layout == 0  # older checkpoints
 
 
 def test_the_first_stage_stays_frozen_in_eval_mode_and_out_of_the_state_dict(tmp_path):
@@ -110,9 +147,11 @@ def test_train_a_second_stage_from_a_harmonic_run_and_resume_it_exactly(data, tm
     with pytest.raises(InputError, match="--coarse_stage"):
         tiny_gan_args(data, tmp_path / "x", "--coarse_stage", str(tmp_path / "none.pth"))
     straight, split = train_straight_and_resumed(data, tmp_path, "--texture_noise", "4", "--init_from", str(first),
-                                                 "--coarse_stage", str(first), "--coarse_stage_lowpass", "1")
+                                                 "--coarse_stage", str(first), "--coarse_stage_lowpass", "1",
+                                                 "--coarse_stage_layout", "0.5")
     assert straight["model_args"]["coarse_stage_sha256"] == file_sha256(first)
     assert straight["model_args"]["coarse_stage_lowpass"] == 1 and straight["config"]["coarse_stage_lowpass"] == 1
+    assert straight["model_args"]["coarse_stage_layout"] == 0.5 and straight["config"]["coarse_stage_layout"] == 0.5
     assert not any(k.startswith("coarse_stage.") for k in straight["generator"])
     for key, value in straight["generator"].items():
         assert torch.equal(value, split["generator"][key]), f"generator.{key} differs after resume"
