@@ -160,3 +160,52 @@ def test_train_a_second_stage_from_a_harmonic_run_and_resume_it_exactly(data, tm
     masked, mask = _inputs()
     with torch.no_grad():
         assert not torch.allclose(generator(masked, mask), generator.start_fill(masked, mask))  # it learned a residual
+
+
+def test_an_int8_export_is_a_quarter_of_fp32_and_fills_as_the_float_generator_does(tmp_path):
+    from utils.loading import load_generator, pack_weights, unpack_weights
+    torch.manual_seed(0)
+    generator = UNetGenerator(GeneratorConfig(64, 8, texture_noise=2)).eval()
+    torch.nn.init.normal_(generator.up[0][-1][-1].weight, 0, 0.05)
+    weights, scales = pack_weights(generator.state_dict(), int8=True)
+    assert scales and all(weights[k].dtype == torch.int8 for k in scales)
+    for key, value in unpack_weights(weights, scales).items():  # at most half a step of each channel's scale
+        original = generator.state_dict()[key].float()
+        if key in scales:
+            step = scales[key].view((-1,) + (1,) * (original.dim() - 1))
+            assert ((value - original).abs() <= 0.5 * step + 1e-7).all(), key
+        else:
+            assert torch.allclose(value, original, atol=1e-3), key
+    fp16 = export_generator(generator, {"image_size": 64}, tmp_path / "fp16.pth")
+    int8 = export_generator(generator, {"image_size": 64}, tmp_path / "int8.pth", int8=True)
+    assert int8.stat().st_size < 0.65 * fp16.stat().st_size
+    masked, mask = _inputs()
+    with torch.no_grad():
+        reference = generator(masked, mask)
+        assert (load_generator(int8)[0](masked, mask) - reference).abs().max() < 0.05
+        assert (load_generator(fp16)[0](masked, mask) - reference).abs().max() < 0.01
+
+
+def test_a_two_stage_export_carries_its_first_stage_and_needs_no_other_file(tmp_path):
+    from utils.loading import load_generator
+    two_stage, first = _two_stage(tmp_path, lowpass=1, layout=1.0)
+    torch.nn.init.normal_(two_stage.up[0][-1][-1].weight, 0, 0.05)
+    path = export_generator(two_stage.eval(), {"image_size": 64}, tmp_path / "pair.pth", int8=True)
+    first.unlink()  # the export alone is the model
+    loaded, _ = load_generator(path)
+    assert loaded.coarse_stage is not None and not loaded.coarse_stage.training
+    assert not any(p.requires_grad for p in loaded.coarse_stage.parameters())
+    masked, mask = _inputs()
+    with torch.no_grad():
+        assert (loaded(masked, mask) - two_stage(masked, mask)).abs().max() < 0.05
+
+
+def test_the_export_tool_writes_a_loadable_file_and_refuses_a_missing_checkpoint(tmp_path, capsys):
+    import tools.export_generator as tool
+    from utils.loading import load_generator
+    path, _ = _first_stage(tmp_path)
+    assert tool.main(tool.parse_args([str(path), str(tmp_path / "out.pth"), "--int8"])) is None
+    assert "int8" in capsys.readouterr().out
+    assert load_generator(tmp_path / "out.pth")[0].config == load_generator(path)[0].config
+    with pytest.raises(InputError, match="the checkpoint"):
+        tool.main(tool.parse_args([str(tmp_path / "none.pth"), str(tmp_path / "x.pth")]))

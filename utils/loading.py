@@ -52,10 +52,11 @@ def generator_config(config: dict, model_args: dict = None) -> GeneratorConfig:
     return GeneratorConfig.from_flags(config)
 
 
-def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:
+def build_generator(config: dict, model_args: dict = None, coarse_network: UNetGenerator = None) -> UNetGenerator:
     """The generator of a checkpoint's or a run's config (see `generator_config`); with context_features, the
     frozen EfficientNet-Lite0 it reads comes from its pip package, with a coarse stage, the frozen first-stage
-    generator from the file the config names (InputError, naming the fix, without either)."""
+    generator from the file the config names unless `coarse_network` (an export's embedded copy) is given
+    (InputError, naming the fix, without either)."""
     architecture = generator_config(config, model_args)
     context_network = None
     if architecture.context_features:
@@ -63,8 +64,8 @@ def build_generator(config: dict, model_args: dict = None) -> UNetGenerator:
         context_network, reason = load_effnet_lite0()
         if context_network is None:
             raise InputError(f"this generator (--context_features) needs the EfficientNet-Lite0 weights: {reason}")
-    coarse_network = load_coarse_stage(architecture.coarse_stage, architecture.coarse_stage_sha256) \
-        if architecture.coarse_stage else None
+    if architecture.coarse_stage and coarse_network is None:
+        coarse_network = load_coarse_stage(architecture.coarse_stage, architecture.coarse_stage_sha256)
     return UNetGenerator(architecture, context_network, coarse_network)
 
 
@@ -91,27 +92,73 @@ def model_args(generator: UNetGenerator) -> dict:
 
 
 
-def generator_weights(path, use_ema: bool = True) -> tuple:
-    """(state_dict, GeneratorConfig, config) of a training checkpoint's generator (its EMA weights when it has
-    them, unless use_ema is False) or of a generator export, without building the network: what
-    `load_generator` loads, for tools that only combine weights (tools/average_checkpoints.py)."""
-    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
-    weights = state["generator_ema"]["module"] if use_ema and state.get("generator_ema") else state["generator"]
+# Exports store tensors of more than this many values in fp16 (or int8): the convolutions' weights; BatchNorm
+# statistics, biases and norms' affine parameters stay fp32.
+PACKED_MIN_NUMEL = 4096
+
+
+def pack_weights(state_dict: dict, int8: bool = False) -> tuple:
+    """(weights, scales) for an export: the large floating-point tensors in fp16, or with int8 those of two or more
+    dimensions (the convolutions' kernels) as int8 with one fp32 scale per output channel (symmetric, weight-only:
+    `unpack_weights` restores float weights and the network computes in float as before), the rest as they are."""
+    weights, scales = {}, {}
+    for key, value in state_dict.items():
+        if not (value.is_floating_point() and value.numel() > PACKED_MIN_NUMEL):
+            weights[key] = value
+        elif int8 and value.dim() >= 2:
+            scale = value.float().flatten(1).abs().amax(dim=1).clamp_min(1e-12) / 127  # (out_channels,)
+            shape = (-1,) + (1,) * (value.dim() - 1)
+            weights[key] = (value.float() / scale.view(shape)).round().clamp(-127, 127).to(torch.int8)
+            scales[key] = scale
+        else:
+            weights[key] = value.half()
+    return weights, scales
+
+
+def unpack_weights(weights: dict, scales: dict = None) -> dict:
+    """The float state dict of `pack_weights`' (weights, scales); tensors without a scale are only cast."""
+    scales = scales or {}
+    return {k: v.float() * scales[k].view((-1,) + (1,) * (v.dim() - 1)) if k in scales
+            else (v.float() if v.is_floating_point() else v) for k, v in weights.items()}
+
+
+def _generator_parts(state: dict, use_ema: bool) -> tuple:
+    """(float state_dict, GeneratorConfig, config) of a loaded checkpoint or export `state` (see `generator_weights`)."""
+    if use_ema and state.get("generator_ema"):
+        weights = state["generator_ema"]["module"]
+    else:
+        weights = unpack_weights(state["generator"], state.get("generator_scales"))
     return weights, generator_config(state["config"], state.get("model_args")), state["config"]
 
 
-def generator_from_weights(weights: dict, architecture: GeneratorConfig, config: dict) -> UNetGenerator:
-    """The generator (eval mode, fp32) of `generator_weights`' three parts, or of weights combined from several."""
-    generator = build_generator(config, asdict(architecture))
+def generator_weights(path, use_ema: bool = True) -> tuple:
+    """(state_dict, GeneratorConfig, config) of a training checkpoint's generator (its EMA weights when it has
+    them, unless use_ema is False) or of a generator export (fp16 or int8, unpacked), without building the
+    network: what `load_generator` loads, for tools that only combine weights (tools/average_checkpoints.py)."""
+    return _generator_parts(load_checkpoint(path, kinds=("gan", "gan_generator")), use_ema)
+
+
+def generator_from_weights(weights: dict, architecture: GeneratorConfig, config: dict,
+                           coarse_network: UNetGenerator = None) -> UNetGenerator:
+    """The generator (eval mode, fp32) of `generator_weights`' three parts, or of weights combined from several;
+    `coarse_network` is the frozen first stage of a two-stage generator when it comes from the export itself."""
+    generator = build_generator(config, asdict(architecture), coarse_network)
     generator.load_state_dict({k: v.float() for k, v in weights.items()})
     return generator.eval()
 
 
 def load_generator(path, use_ema: bool = True) -> tuple:
     """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
-    unless use_ema is False) or a generator export."""
-    weights, architecture, config = generator_weights(path, use_ema)
-    return generator_from_weights(weights, architecture, config), config
+    unless use_ema is False) or a generator export; a two-stage export's embedded first stage is used in place of
+    the file its config names (the export is then one self-contained file)."""
+    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
+    weights, architecture, config = _generator_parts(state, use_ema)
+    coarse = None
+    if state.get("coarse_stage"):
+        embedded = state["coarse_stage"]
+        coarse = generator_from_weights(unpack_weights(embedded["generator"], embedded.get("generator_scales")),
+                                        GeneratorConfig(**embedded["model_args"]), config)  # frozen by its user
+    return generator_from_weights(weights, architecture, config, coarse), config
 
 
 def scale_texture(generator: UNetGenerator, scale: float) -> UNetGenerator:
@@ -163,12 +210,20 @@ def with_detail_smoothing(generator: UNetGenerator, sigma: float, bands: int = 1
     return smoothed
 
 
-def export_generator(generator, config: dict, path) -> Path:
-    """Generator-only file: large tensors in fp16 (half the size), BatchNorm statistics in fp32."""
-    weights = {k: (v.half() if v.is_floating_point() and v.numel() > 4096 else v)
-               for k, v in generator.state_dict().items()}
-    return save_checkpoint({"kind": "gan_generator", "config": config, "model_args": model_args(generator),
-                            "generator": weights}, path)
+def export_generator(generator, config: dict, path, int8: bool = False) -> Path:
+    """Generator-only file: large tensors in fp16 (half the size) or int8 (a quarter: `pack_weights`), BatchNorm
+    statistics in fp32. A two-stage generator's frozen first stage is embedded the same way, so that the export
+    alone is the model (its config still names the first stage's file and hash, for the record)."""
+    weights, scales = pack_weights(generator.state_dict(), int8)
+    payload = {"kind": "gan_generator", "config": config, "model_args": model_args(generator), "generator": weights}
+    if scales:
+        payload["generator_scales"] = scales
+    if generator.coarse_stage is not None:
+        coarse_weights, coarse_scales = pack_weights(generator.coarse_stage.state_dict(), int8)
+        payload["coarse_stage"] = {"model_args": model_args(generator.coarse_stage), "generator": coarse_weights}
+        if coarse_scales:
+            payload["coarse_stage"]["generator_scales"] = coarse_scales
+    return save_checkpoint(payload, path)
 
 
 def generator_fill(generator, device, mixed_precision: str):
