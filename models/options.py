@@ -17,10 +17,10 @@ AUGMENTATIONS = ("color", "translation", "cutout")  # models.projected.diff_augm
 BASELINE_NAMES = ("mean", "telea", "harmonic", "shiftmap", "fsr")  # models.baselines.BASELINES
 SAMPLERS = ("ddim", "dpm", "ddpm")  # models.diffusion.make_sampler
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear")  # models.diffusion.make_noise_scheduler
-# models.detail_map.detail_map_inputs: its input groups, in order, and their channels.
 # The side of the Laplacian pyramid's low-pass level that the realism metrics stop at (utils/realism.py: 128, 64,
 # 32 px and this): the layout that coarse_stage_layout takes from the coarse stage.
 LAYOUT_SIDE = 16
+# models.detail_map.detail_map_inputs: its input groups, in order, and their channels.
 DETAIL_MAP_GROUPS = {"s8": 40, "s16": 112, "s32": 320, "own": 1, "prior": 2, "colour": 3, "hole": 1, "position": 2}
 
 

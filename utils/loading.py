@@ -91,7 +91,6 @@ def model_args(generator: UNetGenerator) -> dict:
     return asdict(generator.config)
 
 
-
 # Exports store tensors of more than this many values in fp16 (or int8): the convolutions' weights; BatchNorm
 # statistics, biases and norms' affine parameters stay fp32.
 PACKED_MIN_NUMEL = 4096
