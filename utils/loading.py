@@ -115,10 +115,11 @@ def pack_weights(state_dict: dict, int8: bool = False) -> tuple:
 
 
 def unpack_weights(weights: dict, scales: dict = None) -> dict:
-    """The float state dict of `pack_weights`' (weights, scales); tensors without a scale are only cast."""
+    """The state dict of `pack_weights`' (weights, scales): the int8 tensors restored to float, the rest as stored
+    (fp16 ones are cast where a network is built, `generator_from_weights`)."""
     scales = scales or {}
-    return {k: v.float() * scales[k].view((-1,) + (1,) * (v.dim() - 1)) if k in scales
-            else (v.float() if v.is_floating_point() else v) for k, v in weights.items()}
+    return {k: v.float() * scales[k].view((-1,) + (1,) * (v.dim() - 1)) if k in scales else v
+            for k, v in weights.items()}
 
 
 def _generator_parts(state: dict, use_ema: bool) -> tuple:
@@ -213,15 +214,16 @@ def export_generator(generator, config: dict, path, int8: bool = False) -> Path:
     """Generator-only file: large tensors in fp16 (half the size) or int8 (a quarter: `pack_weights`), BatchNorm
     statistics in fp32. A two-stage generator's frozen first stage is embedded the same way, so that the export
     alone is the model (its config still names the first stage's file and hash, for the record)."""
-    weights, scales = pack_weights(generator.state_dict(), int8)
-    payload = {"kind": "gan_generator", "config": config, "model_args": model_args(generator), "generator": weights}
-    if scales:
-        payload["generator_scales"] = scales
+    def packed(network: UNetGenerator) -> dict:  # what `load_generator` reads back for either stage
+        weights, scales = pack_weights(network.state_dict(), int8)
+        part = {"model_args": model_args(network), "generator": weights}
+        if scales:
+            part["generator_scales"] = scales
+        return part
+
+    payload = {"kind": "gan_generator", "config": config, **packed(generator)}
     if generator.coarse_stage is not None:
-        coarse_weights, coarse_scales = pack_weights(generator.coarse_stage.state_dict(), int8)
-        payload["coarse_stage"] = {"model_args": model_args(generator.coarse_stage), "generator": coarse_weights}
-        if coarse_scales:
-            payload["coarse_stage"]["generator_scales"] = coarse_scales
+        payload["coarse_stage"] = packed(generator.coarse_stage)
     return save_checkpoint(payload, path)
 
 
