@@ -1,5 +1,7 @@
 """Two-stage generator (GeneratorConfig.coarse_stage, --coarse_stage): a frozen trained generator's fill replaces the
 harmonic start, and the network learns the residual on top of it (coarse-to-fine, as DeepFill)."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -209,3 +211,42 @@ def test_the_export_tool_writes_a_loadable_file_and_refuses_a_missing_checkpoint
     assert load_generator(tmp_path / "out.pth")[0].config == load_generator(path)[0].config
     with pytest.raises(InputError, match="the checkpoint"):
         tool.main(tool.parse_args([str(tmp_path / "none.pth"), str(tmp_path / "x.pth")]))
+
+
+def test_a_first_stage_swapped_into_an_export_fills_as_a_generator_built_with_it(tmp_path):
+    import tools.export_generator as tool
+    from utils.loading import load_generator
+    two_stage, _ = _two_stage(tmp_path, lowpass=1, layout=1.0)
+    torch.nn.init.normal_(two_stage.up[0][-1][-1].weight, 0, 0.05)
+    checkpoint = export_generator(two_stage.eval(), {"image_size": 64}, tmp_path / "pair.pth")
+    torch.manual_seed(1)  # another first stage: other weights, no texture head
+    other = UNetGenerator(GeneratorConfig(64, 8))
+    torch.nn.init.normal_(other.up[0][-1][-1].weight, 0, 0.05)
+    other_path = export_generator(other.eval(), {"image_size": 64}, tmp_path / "other.pth")
+    tool.main(tool.parse_args([str(checkpoint), str(tmp_path / "swapped.pth"), "--coarse_stage", str(other_path)]))
+
+    swapped, config = load_generator(tmp_path / "swapped.pth")
+    assert config["coarse_stage_sha256"] == swapped.config.coarse_stage_sha256 == file_sha256(other_path)
+    expected = UNetGenerator(replace(two_stage.config, coarse_stage=str(other_path),
+                                     coarse_stage_sha256=file_sha256(other_path)),
+                             coarse_network=load_coarse_stage(str(other_path), file_sha256(other_path)))
+    expected.load_state_dict(two_stage.state_dict())  # the second stage's own weights are kept
+    masked, mask = _inputs()
+    with torch.no_grad():
+        out, reference, before = swapped(masked, mask), expected.eval()(masked, mask), two_stage(masked, mask)
+    assert (out - reference).abs().max() < 0.01  # fp16 export
+    assert (out - before).abs().max() > 0.05  # the layout is the new stage's, not the old one's
+
+
+def test_swapping_the_first_stage_is_refused_for_a_one_stage_generator_or_another_size(tmp_path):
+    from utils.loading import with_coarse_stage
+    path, _ = _first_stage(tmp_path)
+    one_stage = UNetGenerator(GeneratorConfig(64, 8))
+    with pytest.raises(InputError, match="only a two-stage generator"):
+        with_coarse_stage(one_stage, {}, path)
+    two_stage, _ = _two_stage(tmp_path)
+    small = export_generator(UNetGenerator(GeneratorConfig(32, 8)).eval(), {"image_size": 32}, tmp_path / "small.pth")
+    with pytest.raises(InputError, match="same --image_size"):
+        with_coarse_stage(two_stage, {}, small)
+    with pytest.raises(InputError, match="not a file"):
+        with_coarse_stage(two_stage, {}, tmp_path / "none.pth")

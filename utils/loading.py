@@ -86,6 +86,26 @@ def load_coarse_stage(path: str, sha256: str) -> UNetGenerator:
     return coarse
 
 
+def with_coarse_stage(generator: UNetGenerator, config: dict, path) -> tuple:
+    """(generator, config): the two-stage `generator` with its frozen first stage replaced by the generator file at
+    `path`, its own weights unchanged; the config names the new file and its hash. Training-free: with
+    coarse_stage_layout 1 the output's layout becomes the new stage's, but the second stage was trained on the old
+    stage's fill, so score the result on a validation split like any other setting."""
+    if generator.coarse_stage is None:
+        raise InputError("only a two-stage generator (trained with --coarse_stage) has a first stage to replace")
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"the new first stage {path} is not a file: give a generator file (tools/export_generator.py)")
+    sha = file_sha256(file)
+    coarse = load_coarse_stage(str(file.resolve()), sha)
+    if coarse.config.image_size != generator.config.image_size:
+        raise InputError(f"the new first stage {path} fills {coarse.config.image_size}² images, this generator "
+                         f"{generator.config.image_size}²: give a first stage trained at the same --image_size")
+    architecture = replace(generator.config, coarse_stage=str(path), coarse_stage_sha256=sha)
+    config = {**config, "coarse_stage": str(path), "coarse_stage_sha256": sha}
+    return generator_from_weights(generator.state_dict(), architecture, config, coarse), config
+
+
 def model_args(generator: UNetGenerator) -> dict:
     """What a checkpoint stores to rebuild `generator` (plain Python values: weights_only loading)."""
     return asdict(generator.config)
