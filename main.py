@@ -46,7 +46,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
                "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
                "layout_steps", "lambda_band", "band_levels", "coarse_stage", "coarse_stage_sha256",
-               "coarse_stage_lowpass", "coarse_stage_layout")
+               "coarse_stage_lowpass", "coarse_stage_layout", "color_jitter")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -71,6 +71,9 @@ def parse_args(argv=None):
     training.add_argument("--min_crop_scale", type=float, default=0.3,
                           help="training crops span this fraction to all of a photo's shorter side "
                                "(scale augmentation)")
+    training.add_argument("--color_jitter", type=float, default=0.0,
+                          help="scale each training crop's brightness, contrast and saturation by random factors in "
+                               "[1 - J, 1 + J] (0: off)")
     training.add_argument("--export", help="train: also write a generator-only file (fp16 weights + config) here at "
                                            "the end; with a --checkpoint_path already at --epochs, only export it")
     training.add_argument("--texture_scale", type=float, default=1.0,

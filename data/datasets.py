@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from data.images import MAX_PIXELS, check_image_size, image_name, list_images, load_image
 from data.masks import apply_mask, gap_mask, make_train_mask
 from utils.errors import InputError
-from utils.images import to_float
+from utils.images import LUMA, to_float
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
@@ -44,6 +44,20 @@ def eval_transform(im: Image.Image, image_size: int) -> torch.Tensor:
     return center_crop(resize_short_side(pil_to_tensor(im), image_size), image_size)
 
 
+def jitter_colors(image: torch.Tensor, strength: float) -> torch.Tensor:
+    """uint8 (3, H, W) -> uint8 (3, H, W) with its brightness, contrast and saturation scaled, in that order, by
+    random factors in [1 - strength, 1 + strength] (one draw of three from torch's RNG): torchvision's ColorJitter
+    without the hue. The crop's colours change together, so its layout stays a photograph's layout; a model that
+    predicts the hole's colours from the known squares sees more palettes than its photos have."""
+    factors = 1 + strength * (2 * torch.rand(3) - 1)
+    x = image.float() * factors[0]
+    grey = sum(w * x[c] for c, w in enumerate(LUMA))  # (H, W)
+    x = grey.mean() + factors[1] * (x - grey.mean())  # contrast about the crop's mean grey level
+    grey = sum(w * x[c] for c, w in enumerate(LUMA))
+    x = grey + factors[2] * (x - grey)  # saturation: towards (< 1) or away from the pixel's own grey
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
 def load_eval_image(path, image_size: int) -> torch.Tensor:
     """File -> float (3, S, S) in [-1, 1], as the eval modes see it."""
     return to_float(eval_transform(load_image(path), image_size))
@@ -54,7 +68,8 @@ class ImageFolderDataset(Dataset):
 
     train=True: random scale (a square crop whose side is `min_crop_scale` to 100 % of the photo's
     shorter side, resized to S; 0.8 by default, 0.3 gives both wide views and detail) + random
-    horizontal flip, and a random mask from `mask_kinds`; every random draw comes from torch's RNG so that checkpoints that
+    horizontal flip, an optional colour jitter (`color_jitter`, see `jitter_colors`), and a random mask from
+    `mask_kinds`; every random draw comes from torch's RNG so that checkpoints that
     store it resume exactly. train=False: resize + centre crop, gap mask. Unreadable files are
     skipped with a warning that names them. `repeat` makes one epoch several passes (for small folders).
     """
@@ -63,10 +78,13 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, root, image_size: int, crop_ratio: float, train: bool, mask_kinds=("gap",),
                  repeat: int = 1, cache_limit_gb: float = 4.0, show_progress: bool = False,
-                 min_crop_scale: float = MIN_CROP_SCALE, max_pixels: int = MAX_PIXELS):
+                 min_crop_scale: float = MIN_CROP_SCALE, max_pixels: int = MAX_PIXELS, color_jitter: float = 0.0):
         self.max_pixels = max_pixels  # larger photos are skipped with a warning, like unreadable ones
         if not 0.0 < min_crop_scale <= 1.0:
             raise InputError(f"--min_crop_scale must be in (0, 1], got {min_crop_scale}")
+        if not 0.0 <= color_jitter < 1.0:
+            raise InputError(f"--color_jitter must be in [0, 1) (0: off; 0.2: factors in [0.8, 1.2]), got {color_jitter}")
+        self.color_jitter = color_jitter
         # Training feeds the U-Net, which needs a supported size; eval images may have any size (--output_size).
         self.root, self.image_size, self.crop_ratio = Path(root), check_image_size(image_size) if train else \
             int(image_size), crop_ratio
@@ -135,6 +153,8 @@ class ImageFolderDataset(Dataset):
         image = self._get_stored(index)
         if self.train:
             image = self._random_crop(image)
+            if self.color_jitter:  # no draw when off: the crops and masks of earlier runs stay the same
+                image = jitter_colors(image, self.color_jitter)
             rng = np.random.default_rng(int(torch.randint(0, 2 ** 62, ()).item()))
             mask = torch.from_numpy(make_train_mask(self.image_size, self.crop_ratio, self.mask_kinds, rng))[None]
         else:

@@ -6,6 +6,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from utils.images import LUMA  # noqa: F401 (its users import it from here too)
+
 
 def separable_gaussian(x: torch.Tensor, sigma: float, radius_sigmas: float, padding: str) -> torch.Tensor:
     """Gaussian blur of x (B, C, H, W): a normalised 1-D kernel of radius max(1, ceil(radius_sigmas * sigma)),
@@ -93,7 +95,6 @@ def pyramid_lowpass(x: torch.Tensor, levels: int) -> torch.Tensor:
     return small
 
 
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 
 

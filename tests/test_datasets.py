@@ -115,3 +115,40 @@ def test_resize_and_crop_shapes():
     resized = resize_short_side(image, 64)
     assert resized.shape == (3, 64, 128)
     assert center_crop(resized, 64).shape == (3, 64, 64)
+
+
+def test_color_jitter_changes_a_crops_colours_together_and_is_off_by_default(tmp_path):
+    from data.datasets import jitter_colors
+    write_images(tmp_path, 1, size=(120, 90))
+    plain = ImageFolderDataset(tmp_path, 64, 0.4, train=True)
+    jittered = ImageFolderDataset(tmp_path, 64, 0.4, train=True, color_jitter=0.3)
+    torch.manual_seed(0)
+    before = plain[0]
+    torch.manual_seed(0)
+    after = jittered[0]
+    torch.manual_seed(0)
+    again = jittered[0]
+    assert torch.equal(after["image"], again["image"])  # from torch's RNG: resumable
+    diff = (after["image"] - before["image"]).abs()
+    assert 0.02 < diff.mean() < 0.5  # other colours...
+    a, b = (x["image"].flatten() - x["image"].mean() for x in (after, before))
+    assert float(a @ b / (a.norm() * b.norm())) > 0.9  # ...of the same crop
+    grey = torch.full((3, 16, 16), 100, dtype=torch.uint8)
+    torch.manual_seed(1)
+    out = jitter_colors(grey, 0.3)
+    assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])  # grey stays grey: no hue change
+    assert 70 <= int(out[0, 0, 0]) <= 130  # a brightness factor within [0.7, 1.3]
+    assert jitter_colors(torch.full((3, 4, 4), 255, dtype=torch.uint8), 0.5).max() <= 255
+    with pytest.raises(InputError, match="--color_jitter"):
+        ImageFolderDataset(tmp_path, 64, 0.4, train=True, color_jitter=1.5)
+
+
+def test_the_training_loader_takes_the_color_jitter_flag(tmp_path):
+    from types import SimpleNamespace
+    from utils.training import make_train_loader
+    write_images(tmp_path, 2, size=(120, 90))
+    args = SimpleNamespace(train_dir=str(tmp_path), image_size=64, crop_ratio=0.4, repeat=1, batch_size=2,
+                           num_workers=0, min_crop_scale=0.5, color_jitter=0.25)
+    assert make_train_loader(args, ("gap",), show_progress=False).dataset.color_jitter == 0.25
+    del args.color_jitter  # a run from before the flag trains without it
+    assert make_train_loader(args, ("gap",), show_progress=False).dataset.color_jitter == 0.0

@@ -10,6 +10,7 @@ from utils.files import atomic_write
 # Extension -> (Pillow format, save options). PNG is lossless; JPEG and WebP at quality 95.
 IMAGE_FORMATS = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg": ("JPEG", {"quality": 95}),
                  ".webp": ("WEBP", {"quality": 95})}
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601: the grey level of the realism metrics and of the colour jitter
 
 
 def to_float(image_uint8: torch.Tensor) -> torch.Tensor:

@@ -139,7 +139,8 @@ def make_train_loader(args, mask_kinds, show_progress: bool = True) -> DataLoade
     dataset = ImageFolderDataset(args.train_dir, args.image_size, args.crop_ratio, train=True,
                                  max_pixels=photo_pixel_limit(args),
                                  mask_kinds=mask_kinds, repeat=args.repeat, show_progress=show_progress,
-                                 min_crop_scale=getattr(args, "min_crop_scale", ImageFolderDataset.MIN_CROP_SCALE))
+                                 min_crop_scale=getattr(args, "min_crop_scale", ImageFolderDataset.MIN_CROP_SCALE),
+                                 color_jitter=getattr(args, "color_jitter", 0.0))
     return DataLoader(dataset, batch_size=args.batch_size, sampler=RandomSampler(dataset),
                       drop_last=len(dataset) >= args.batch_size, num_workers=args.num_workers,
                       persistent_workers=False)
