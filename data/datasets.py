@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from data.images import MAX_PIXELS, check_image_size, image_name, list_images, load_image
 from data.masks import apply_mask, gap_mask, make_train_mask
 from utils.errors import InputError
-from utils.images import LUMA, to_float
+from utils.images import luma, to_float
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
@@ -51,9 +51,9 @@ def jitter_colors(image: torch.Tensor, strength: float) -> torch.Tensor:
     predicts the hole's colours from the known squares sees more palettes than its photos have."""
     factors = 1 + strength * (2 * torch.rand(3) - 1)
     x = image.float() * factors[0]
-    grey = sum(w * x[c] for c, w in enumerate(LUMA))  # (H, W)
+    grey = luma(x)  # (H, W)
     x = grey.mean() + factors[1] * (x - grey.mean())  # contrast about the crop's mean grey level
-    grey = sum(w * x[c] for c, w in enumerate(LUMA))
+    grey = luma(x)
     x = grey + factors[2] * (x - grey)  # saturation: towards (< 1) or away from the pixel's own grey
     return x.round().clamp(0, 255).to(torch.uint8)
 

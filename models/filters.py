@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from utils.images import LUMA  # noqa: F401 (its users import it from here too)
+from utils.images import luma
 
 
 def separable_gaussian(x: torch.Tensor, sigma: float, radius_sigmas: float, padding: str) -> torch.Tensor:
@@ -100,7 +100,7 @@ _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 
 def abs_laplacian(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) |4-neighbour Laplacian| of the grey image (borders replicated), in fp32."""
-    grey = sum(w * x[:, c] for c, w in enumerate(LUMA))[:, None].float()
+    grey = luma(x)[:, None].float()
     kernel = torch.tensor(_LAPLACIAN, device=x.device).view(1, 1, 3, 3)
     return F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernel).abs()
 

@@ -13,6 +13,11 @@ IMAGE_FORMATS = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg"
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601: the grey level of the realism metrics and of the colour jitter
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) -> (..., H, W): the grey level, ITU-R BT.601 weights (`LUMA`)."""
+    return sum(w * x[..., c, :, :] for c, w in enumerate(LUMA))
+
+
 def to_float(image_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 (..., 3, H, W) -> float32 in [-1, 1]."""
     return image_uint8.float() / 127.5 - 1.0

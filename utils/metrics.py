@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from losses.weights import find_torchvision_weights
-from models.filters import LUMA  # ITU-R BT.601 luma, as the realism metrics use
+from utils.images import luma  # ITU-R BT.601, as the realism metrics use
 
 # pytorch-msssim's own Gaussian window and filter, so our SSIM map matches its `ssim()` exactly.
 _msssim = importlib.import_module("pytorch_msssim.ssim")
@@ -35,11 +35,6 @@ def _psnr(mse: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, H, W) luma."""
-    return sum(w * x[:, c] for c, w in enumerate(LUMA))
-
-
 def laplacian_energy(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B,) mean |4-neighbour Laplacian| of the grey image over the hole's interior pixels.
 
@@ -47,7 +42,7 @@ def laplacian_energy(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     (their Laplacian needs outside neighbours); pixels next to the known squares are kept, so a
     hard seam counts as detail.
     """
-    g = _grey(x)
+    g = luma(x)
     lap = (g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * g[:, 1:-1, 1:-1]).abs()
     m = mask[:, 0, 1:-1, 1:-1]
     return (lap * m).sum(dim=(1, 2)) / m.sum(dim=(1, 2)).clamp_min(1)
@@ -74,7 +69,7 @@ def box_detail(x: torch.Tensor) -> torch.Tensor:
 
 def fine_detail(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, 1, H, W) the grey image's `box_detail`."""
-    return box_detail(_grey(x)[:, None])
+    return box_detail(luma(x)[:, None])
 
 
 def stripe_share(x: torch.Tensor, mask: torch.Tensor, block: int = 16) -> torch.Tensor:
@@ -122,7 +117,7 @@ def grid_phase_profile(x: torch.Tensor, mask: torch.Tensor, period: int = 8) -> 
     nearest-neighbour upsampling keeps 2^k-pixel blocks aligned to the grid (models.gan.upsample_conv), whose
     edges fall on the same positions in every block: larger steps there, smaller inside (`grid_contrast`).
     x (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = hole; only steps between two hole pixels count."""
-    grey = _grey(x)  # (B, S, S)
+    grey = luma(x)  # (B, S, S)
     hole = mask[:, 0].float()
     steps = ((grey[:, :, 1:] - grey[:, :, :-1]).abs(), (grey[:, 1:, :] - grey[:, :-1, :]).abs())
     pairs = (hole[:, :, 1:] * hole[:, :, :-1], hole[:, 1:, :] * hole[:, :-1, :])
