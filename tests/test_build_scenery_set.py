@@ -214,3 +214,20 @@ def test_dep5_credit_prefers_per_file_stanzas():
 
 def test_no_reserved_package_is_a_source():
     assert not {"plasma-workspace-wallpapers", "scratch"} & {s.pkg for s in bss.SOURCES}
+
+
+def test_a_build_that_gets_no_package_leaves_the_set_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "scenery"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / "old_photo.jpg").write_bytes(b"a photo of an earlier build")
+    (out / ".build_params").write_text("max_side=512 jpeg_quality=95\n")  # other settings than this build's
+
+    def offline(src, cache, apt):
+        raise RuntimeError("apt-get update failed: no network")
+    monkeypatch.setattr(bss, "fetch", offline)
+    with pytest.raises(SystemExit, match="no photo was built"):
+        bss.main(["--out", str(out), "--cache_dir", str(tmp_path / "cache"), "--sources", "mate"])
+    assert (out / "train" / "old_photo.jpg").read_bytes() == b"a photo of an earlier build"
+    assert (out / ".build_params").read_text() == "max_side=512 jpeg_quality=95\n"
+    with pytest.raises(SystemExit, match="--max_side must be at least"):
+        bss.main(["--out", str(out), "--cache_dir", str(tmp_path / "cache"), "--max_side", "-5"])

@@ -136,9 +136,13 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
     write_images(tmp_path / "set" / "val", 2, start_seed=50, size=(30, 24))
     (tmp_path / "set" / "CREDITS.csv").write_text("file,author\ntrain/img_000.png,someone\n")
     out = tmp_path / "pack"
+    out.mkdir()  # an earlier pack, which this one replaces
+    (out / pack_device_run.PACK_MARKER).write_text("")
+    (out / "stale.jpg").write_text("")
     assert run(pack_device_run.main, pack_device_run.parse_args,
                ["--train_dir", str(tmp_path / "set" / "train"), "--val_dir", str(tmp_path / "set" / "val"),
                 "--out", str(out), "--short_side", "32", "--harmonic_sizes", "24"]) == 0
+    assert not (out / "stale.jpg").exists()
     assert "3 train + 2 val photos" in capsys.readouterr().out
     # The pick's line, scored here for the device (tools/device_train.sh passes --harmonic_cache).
     scores = json.loads((out / "val_harmonic.json").read_text())
@@ -148,6 +152,7 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
     assert sorted(Image.open(p).size for p in (out / "val").glob("*.jpg")) == [(30, 24)] * 2  # never enlarged
     assert "someone" in (out / "CREDITS.csv").read_text()
     assert (out / "short_side.txt").read_text().strip() == "32"  # device_train.sh's smallest crop comes from it
+    assert (out / pack_device_run.PACK_MARKER).is_file()  # so that the next pack may replace it
     assert all((out / "site" / name / "__init__.py").is_file() for name in pack_device_run.SITE_PACKAGES)
 
     # On the device the stand-in package comes first on PYTHONPATH: the weights are found there and load.
@@ -186,6 +191,30 @@ def test_pack_resizes_the_photos_and_carries_working_weights(tmp_path, capsys):
                ["--train_dir", str(tmp_path / "set" / "train"), "--val_dir", str(tmp_path / "set" / "val"),
                 "--out", str(out), "--limit_mib", "1", "--harmonic_sizes", ""]) == 2
     assert "over --limit_mib 1: pass a smaller --short_side" in capsys.readouterr().err
+
+
+def test_pack_never_deletes_a_folder_it_did_not_write(tmp_path, capsys):
+    write_images(tmp_path / "train", 2, size=(40, 32))
+    (tmp_path / "empty").mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("keep me")
+
+    def pack(train_dir, out):
+        return run(pack_device_run.main, pack_device_run.parse_args,
+                   ["--train_dir", str(train_dir), "--val_dir", str(tmp_path / "train"), "--out", str(out),
+                    "--harmonic_sizes", ""])
+
+    assert pack(tmp_path / "empty", work) == 2  # the photos are checked before --out is touched
+    assert "no images" in capsys.readouterr().err
+    assert pack(tmp_path / "train", work) == 2  # a folder that is not an earlier pack is refused
+    assert "is not a pack this tool wrote" in capsys.readouterr().err
+    assert (work / "notes.txt").read_text() == "keep me"
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / pack_device_run.PACK_MARKER).write_text("")
+    (earlier / "stale.txt").write_text("")
+    assert pack(tmp_path / "empty", earlier) == 2 and (earlier / "stale.txt").is_file()
 
 
 def test_average_checkpoints_exports_the_mean_generator_and_refuses_other_architectures(tmp_path, capsys):

