@@ -276,6 +276,10 @@ def check_discriminator_args(args) -> None:
     if args.discriminator == "projected" and args.gan_loss != "hinge":
         raise InputError("the projected discriminator trains with the masked hinge loss: pass --gan_loss hinge")
     adam_betas(args.adam_betas)
+    if args.ndf < 1 or args.d_layers < 1:
+        raise InputError(f"--ndf and --d_layers must be >= 1, got {args.ndf} and {args.d_layers}")
+    if args.lr_d is not None and not args.lr_d >= 0:
+        raise InputError(f"--lr_d must be >= 0, got {args.lr_d:g}")
     if args.d_upsample < 1:
         raise InputError(f"--d_upsample must be >= 1, got {args.d_upsample}")
     if args.d_head_layers < 1:

@@ -41,7 +41,7 @@ from sd.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_composit
                         repaint_mask, scene_phrase, write_annotations)
 from utils.cli import run
 from utils.errors import InputError
-from utils.files import atomic_write
+from utils.files import atomic_write, check_writable_folder
 
 # torch, accelerate and diffusers are imported after the flag and folder checks (in main, repaint
 # and the functions of sd/pipelines.py): a wrong path or value is refused in well under a second,
@@ -267,6 +267,8 @@ def main(args):
     out_dir = args.dest / f"{src_name}_repaint"
     ann_dir = args.ann_dir or out_dir / "gen_annotations"
     ann_path = ann_dir / f"{src_name}_repaint_ann.csv"
+    check_writable_folder(out_dir, "--dest")  # before the models load (minutes for SDXL)
+    check_writable_folder(ann_dir, "--ann-dir" if args.ann_dir else "--dest")
 
     # Plan: every process lists the same images and finds the same ones done. Nothing is written
     # before all processes have planned (the barrier below), so they all split the same to-do list.

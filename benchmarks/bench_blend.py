@@ -48,7 +48,7 @@ def band_psnr(output: torch.Tensor, truth: torch.Tensor, band: torch.Tensor) -> 
     return float(10 * torch.log10(1 / mse.clamp_min(1e-10)))
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test_dir", default=str(Path(__file__).resolve().parents[1] / "data/scenery/test"))
     parser.add_argument("--checkpoint", default=SHIPPED_MODEL)
@@ -62,7 +62,10 @@ def main(argv=None):
     parser.add_argument("--image2", default=str(Path(__file__).resolve().parents[1] /
                                                 "data/scenery/test/lomiri_picos_mountains.jpg"))
     parser.add_argument("--crops", help="write a JPEG: the border region of the first photo, one column per blend")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(args):
     torch.set_num_threads(1)
     generator, config = load_generator(args.checkpoint)
     methods = [(f"GAN {config['image_size']}px", generator_fill(generator, "cpu", "no"), config["image_size"]),
@@ -153,4 +156,5 @@ def _crop(image: torch.Tensor, size: int, crop_ratio: float) -> torch.Tensor:
 
 
 if __name__ == "__main__":
-    main()
+    from utils.cli import run
+    sys.exit(run(main, parse_args))

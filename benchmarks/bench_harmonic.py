@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from data.datasets import ImageFolderDataset  # noqa: E402
 from models.harmonic import coarse_harmonic_fill, harmonic_fill, harmonic_operator  # noqa: E402
+from utils.errors import InputError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,9 +41,15 @@ def seconds(fn) -> float:
 
 
 def main(args):
+    try:
+        sizes = [int(size) for size in args.sizes.split(",")]
+    except ValueError:
+        raise InputError(f"--sizes {args.sizes!r}: give image sizes such as 128,256") from None
+    if min(sizes) < 8 or args.batch < 1 or args.threads < 1:
+        raise InputError("--sizes must be >= 8 px, --batch and --threads >= 1")
     torch.set_num_threads(args.threads)
     print(f"harmonic start, batch {args.batch}, {args.threads} thread(s), photos of {args.photos}:")
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in sizes:
         data = ImageFolderDataset(args.photos, size, 0.4, train=False)
         items = [data[i % len(data)] for i in range(args.batch)]
         image, mask = torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
@@ -67,4 +74,5 @@ def main(args):
         print(line, flush=True)
 
 if __name__ == "__main__":
-    main(parse_args())
+    from utils.cli import run
+    sys.exit(run(main, parse_args))

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def parse_args(argv=None):
@@ -65,4 +66,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from utils.cli import run
+    sys.exit(run(main, parse_args))

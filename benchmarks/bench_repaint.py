@@ -103,6 +103,8 @@ def parse_args(argv=None):
 
 
 def main(args):
+    if args.resolution is not None and (args.resolution < 8 or args.resolution % 8):
+        raise SystemExit(f"error: --resolution {args.resolution}: use a multiple of 8 (the VAE's factor)")
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
     # Keep the report readable: no per-component load bars, no tokenizer-length warnings.
@@ -174,4 +176,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from utils.cli import run
+    sys.exit(run(main, parse_args))

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import main as gan  # noqa: E402
 from data.masks import masked_input  # noqa: E402
 from losses import AdversarialLoss, build_perceptual_loss  # noqa: E402
+from utils.errors import InputError  # noqa: E402
 from utils.training import make_accelerator  # noqa: E402
 
 SPIN = "import time\nwhile True: pass"
@@ -43,6 +44,9 @@ def parse_args(argv=None):
 
 
 def main(args):
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
+        raise InputError(f"--steps and --threads must be >= 1 and --warmup >= 0, got {args.steps}, {args.threads} "
+                         f"and {args.warmup}")
     torch.set_num_threads(args.threads)
     recipe = gan.parse_args(["--mode", "train", "--image_size", str(args.image_size), "--ngf", str(args.ngf),
                              "--batch_size", str(args.batch_size), "--mixed_precision", args.mixed_precision,
@@ -78,4 +82,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from utils.cli import run
+    sys.exit(run(main, parse_args))

@@ -189,8 +189,10 @@ def main(args):
     results = []
     for variant in args.variants.split(","):
         cmd = [sys.executable, __file__, "--worker", variant] + [a for a in sys.argv[1:]]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        results.append(json.loads(out))
+        worker = subprocess.run(cmd, capture_output=True, text=True)
+        if worker.returncode:  # its own one-line error (a bad flag, say), not a CalledProcessError
+            raise SystemExit((worker.stderr.strip().splitlines() or [f"error: the {variant} worker failed"])[-1])
+        results.append(json.loads(worker.stdout.strip().splitlines()[-1]))
         r = results[-1]
         extra = f", eval_2 fill {r['eval_2_fill_seconds'] * 1000:.0f} ms" if "eval_2_fill_seconds" in r else ""
         print(f"  {variant:13s} {r['images_per_s']:6.2f} images/s ({r['seconds_per_step']:.2f} s/step), "
@@ -203,4 +205,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from utils.cli import run
+    sys.exit(run(main, parse_args))

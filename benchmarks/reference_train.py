@@ -120,4 +120,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from utils.cli import run
+    sys.exit(run(main, parse_args))

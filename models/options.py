@@ -81,6 +81,9 @@ class GeneratorConfig:
         depth = int(math.log2(self.image_size)) if self.image_size > 0 else 0
         if 2 ** depth != self.image_size or depth < 3:
             raise ValueError(f"image_size must be a power of two >= 8, got {self.image_size}")
+        if self.ngf < 1 or self.res_blocks < 0 or self.texture_noise < 0 or self.noise_injection < 0:
+            raise ValueError(f"ngf must be >= 1 and res_blocks, texture_noise and noise_injection >= 0, got "
+                             f"{self.ngf}, {self.res_blocks}, {self.texture_noise} and {self.noise_injection}")
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; choose from {NORMS}")
         if self.upsampling not in UPSAMPLING:

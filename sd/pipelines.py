@@ -55,7 +55,10 @@ def pick_device_dtype(device: str | None = None, dtype: str | None = None):
     """
     import torch
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise InputError(f"--device {device}: not a device torch knows; use cuda, cuda:N or cpu") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu")
     if dtype is not None and dtype not in DTYPE_NAMES:

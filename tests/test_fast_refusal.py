@@ -36,6 +36,8 @@ def refuse(script: str, *argv, tmp_path) -> tuple:
     ("missing", "image not found: missing.jpg"),
     ("crop_ratio", "--crop_ratio must be in (0, 0.5]"),
     ("init_from", "checkpoint not found: nothere.pth (check --init_from)"),
+    ("output", "--output /proc/x: cannot write in /proc"),
+    ("checkpoint_dir", "--checkpoint_dir /proc/x: cannot write in /proc"),
 ])
 def test_bad_input_is_refused_in_one_line_without_importing_torch(tmp_path, script, case, message):
     png_header(tmp_path / "bomb.png", 20000, 20000)
@@ -44,7 +46,9 @@ def test_bad_input_is_refused_in_one_line_without_importing_torch(tmp_path, scri
             "tiny": ["--image1", str(PHOTO), "--image2", "tiny.png"],
             "missing": ["--image1", "missing.jpg", "--image2", str(PHOTO)],
             "crop_ratio": ["--mode", "eval", "--crop_ratio", "0.7"],
-            "init_from": ["--mode", "train", "--init_from", "nothere.pth"]}[case]
+            "init_from": ["--mode", "train", "--init_from", "nothere.pth"],
+            "output": ["--image1", str(PHOTO), "--image2", str(PHOTO), "--output", "/proc/x/fill.png"],
+            "checkpoint_dir": ["--mode", "train", "--checkpoint_dir", "/proc/x"]}[case]
     if case == "init_from" and script == "diffusion.py":
         argv = ["--mode", "train", "--checkpoint_path", "nothere.pth"]
         message = "checkpoint not found: nothere.pth (check --checkpoint_path)"
@@ -98,3 +102,13 @@ def test_generator_flags_that_cannot_build_a_network_are_refused_before_torch(tm
     messages, _, torch_imported = refuse("main.py", "--mode", "train", *flags, tmp_path=tmp_path)
     assert len(messages) == 1 and messages[0].startswith("error: generator flags:") and message in messages[0]
     assert not torch_imported
+
+
+def test_an_output_folder_is_checked_without_being_made(tmp_path):
+    from utils.errors import InputError
+    from utils.files import check_writable_folder
+    check_writable_folder(tmp_path / "new" / "deeper", "--results_dir")
+    assert list(tmp_path.iterdir()) == []  # nothing made, no test folder left
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(InputError, match="--results_dir .*a_file is a file, not a folder"):
+        check_writable_folder(tmp_path / "a_file" / "results", "--results_dir")

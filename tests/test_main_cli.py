@@ -207,7 +207,10 @@ def test_atomic_checkpoint_write_leaves_no_temp_files(tmp_path):
 
 
 def _error(argv, capsys):
-    code = run(gan.main, gan.parse_args, argv)
+    try:
+        code = run(gan.main, gan.parse_args, argv)
+    except SystemExit as exc:  # argparse's own refusals (Parser.error)
+        code = exc.code
     err = capsys.readouterr().err.strip()
     return code, err
 
@@ -233,6 +236,16 @@ def test_bad_input_errors(data, tmp_path, capsys):
         (["--mode", "eval_2", "--checkpoint_path", str(gen), "--image1", str(tmp_path / "junk.pth"),
           "--image2", str(data / "test" / "img_100.png"), "--results_dir", str(tmp_path / "r2")], "cannot read image"),
         (["--mode", "train", "--checkpoint_path", str(gen), "--epochs", "2"], "is not a gan checkpoint"),
+        (["--mode", "train", "--epochs", "-1"], "--epochs must be >= 1, got -1"),
+        (["--mode", "train", "--repeat", "0"], "--repeat must be >= 1"),
+        (["--mode", "train", "--lr", "-1"], "--lr must be >= 0"),
+        (["--mode", "train", "--lr_d", "-0.1"], "--lr_d must be >= 0"),
+        (["--mode", "train", "--num_workers", "-1"], "--num_workers must be >= 0"),
+        (["--mode", "train", "--threads", "abc"], "--threads must be auto or a number"),
+        (["--mode", "train", "--ngf", "0"], "ngf must be >= 1"),
+        (["--mode", "train", "--ndf", "0"], "--ndf and --d_layers must be >= 1"),
+        (["--mode", "train", "--no_such_flag"], "unrecognized arguments: --no_such_flag"),
+        (["--mode", "train", "--epochs", "two"], "--epochs: invalid int value"),
     ]
     for argv, message in cases:
         code, err = _error(argv, capsys)

@@ -27,6 +27,7 @@ from data.masks import apply_mask, compose_two  # noqa: E402
 from models.baselines import BASELINES, harmonic_baseline  # noqa: E402
 from utils.loading import generator_fill, load_generator  # noqa: E402
 from utils.cli import Parser, run  # noqa: E402
+from utils.errors import InputError  # noqa: E402
 from utils.images import save_grid  # noqa: E402
 
 
@@ -42,6 +43,8 @@ def parse_args(argv=None):
 
 
 def main(args):
+    if args.rows < 1 or args.pairs < 0:
+        raise InputError(f"--rows must be >= 1 and --pairs >= 0, got {args.rows} and {args.pairs}")
     torch.manual_seed(0)
     generator, config = load_generator(args.checkpoint)
     size, crop_ratio = config["image_size"], config["crop_ratio"]

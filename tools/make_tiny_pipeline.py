@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from utils.files import current_umask  # noqa: E402
+from utils.files import check_writable_folder, current_umask  # noqa: E402
 
 KINDS = ("sdxl-inpaint", "sdxl-refiner", "sd-inpaint")
 
@@ -162,10 +162,12 @@ def parse_args(argv=None):
 
 
 def main(args):
+    check_writable_folder(args.out, "--out")
     out = save_tiny_pipeline(args.kind, args.out, args.seed)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"saved tiny {args.kind} pipeline to {out} ({size / 2**20:.1f} MB)")
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    from utils.cli import run
+    sys.exit(run(main, parse_args))

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from data.images import MAX_PIXELS, check_image_file, check_image_size, list_images
 from data.masks import check_crop_ratio
 from utils.errors import InputError
-from utils.files import check_checkpoint_path, repo_path
+from utils.files import check_checkpoint_path, check_writable_folder, repo_path
 
 MODES = {"train": "train a model on --train_dir (resume one with --checkpoint_path)",
          "eval": "fill and score every photo of --test_dir",
@@ -76,6 +76,10 @@ class Parser(argparse.ArgumentParser):
 
     def add_argument(self, *names, **kwargs):
         return super().add_argument(*with_kebab_spellings(names), **kwargs)
+
+    def error(self, message):
+        """One line, as the scripts' own refusals (argparse would print the whole usage, 50-odd lines, first)."""
+        self.exit(2, f"error: {message} ({self.prog} --help lists the flags)\n")
 
     def add_argument_group(self, *args, **kwargs):
         """A --help group whose flags also get their --kebab-case spelling."""
@@ -286,10 +290,19 @@ def check_shared_args(parser: Parser, args, eval_flags=(), eval_only_flags=()) -
         if not (args.image1 or args.image2):
             parser.exit(2, short_usage(parser.prog) + f"{parser.prog}: error: pass --mode, or --image1 and --image2\n")
         args.mode = "eval_2"
-    if args.epochs < 1 or args.batch_size < 1 or args.save_every < 1 or args.log_interval < 1:
-        parser.error("--epochs, --batch_size, --save_every and --log_interval must be >= 1")
-    if getattr(args, "max_minutes", None) is not None and not args.max_minutes > 0:
-        raise InputError(f"--max_minutes must be > 0, got {args.max_minutes:g}")
+    for flag in ("epochs", "batch_size", "save_every", "log_interval", "repeat"):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    if args.num_workers < 0:
+        raise InputError(f"--num_workers must be >= 0 (0: load in the main process), got {args.num_workers}")
+    if not args.lr >= 0:  # 0 is allowed: the weights stay as they are (the tests' frozen runs)
+        raise InputError(f"--lr must be >= 0, got {args.lr:g}")
+    for flag in ("max_minutes", "max_megapixels"):
+        value = getattr(args, flag, None)
+        if value is not None and not value > 0:
+            raise InputError(f"--{flag} must be > 0, got {value:g}")
+    if args.threads != "auto" and not (args.threads.isdigit() and int(args.threads) >= 1):
+        raise InputError(f"--threads must be auto or a number >= 1, got {args.threads!r}")
     check_crop_ratio(args.crop_ratio)
     if args.mode == "train":
         check_image_size(args.image_size)
@@ -314,7 +327,9 @@ def check_input_files(args) -> None:
     """Refuse missing inputs by their names, and photos by their headers, before anything heavy is imported:
     a wrong path costs well under a second instead of torch's import. eval_2: --image1 and --image2 (the
     --max_megapixels and minimum-side rule of data/images.py); eval: --test_dir; train: --train_dir and
-    --val_dir; any mode: --checkpoint_path and --init_from. Where each file is read, it is checked in full."""
+    --val_dir; any mode: --checkpoint_path and --init_from, and that the output folders (--output or
+    --results_dir; in training --checkpoint_dir too) can be written. Where each file is read, it is checked in
+    full."""
     if args.mode == "eval_2":
         if not args.image1 or not args.image2:
             raise InputError("eval_2 needs two photos: pass --image1 PATH --image2 PATH")
@@ -329,6 +344,15 @@ def check_input_files(args) -> None:
     for flag in ("checkpoint_path", "init_from"):
         if getattr(args, flag, None):
             check_checkpoint_path(getattr(args, flag), f"--{flag}")
+    # Where the results go, before the work: a fill or an epoch of training is not lost to a folder that cannot be
+    # written.
+    if args.mode == "eval_2" and getattr(args, "output", None):
+        output = Path(args.output)
+        check_writable_folder(output if output.is_dir() else output.parent, "--output")
+    else:
+        check_writable_folder(args.results_dir, "--results_dir")
+    if args.mode == "train":
+        check_writable_folder(args.checkpoint_dir, "--checkpoint_dir")
 
 
 def parse_or_exit(parse_args, check=None, argv=None):

@@ -39,6 +39,23 @@ def stored_path(path) -> str:
         return str(path)
 
 
+def check_writable_folder(folder, flag: str) -> None:
+    """InputError naming `flag` unless `folder` can be made or written, checked before any work: a temp folder is
+    made and removed in its nearest existing ancestor (the real write test: as root, os.access says yes to
+    /proc), so nothing is left behind and a missing `folder` is not created yet."""
+    folder = Path(folder).expanduser().absolute()
+    ancestor = folder
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{flag} {folder}: {ancestor} is a file, not a folder; pass another {flag}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write_test_", dir=ancestor))
+    except OSError as exc:
+        raise InputError(f"{flag} {folder}: cannot write in {ancestor} ({exc.strerror}); pass another {flag}") \
+            from None
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
