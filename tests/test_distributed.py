@@ -50,3 +50,12 @@ def test_two_processes_train_one_model_on_different_images_and_resume_in_one(dat
                              "--threads", "1"]))
     resumed = torch.load(out / "checkpoint_epoch_2.pth", map_location="cpu", weights_only=True)
     assert resumed["epoch"] == 2 and resumed["step"] == 2 + 4  # one process: all 4 images, batch 1
+
+    # A new run in the same folders: every process refuses, the main one says why, in one line; none dies on a
+    # lost connection to the other (the launcher still reports the failed processes after it).
+    launch[launch.index("--main_process_port") + 1] = str(free_port())
+    again = subprocess.run(launch, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert again.returncode != 0
+    errors = [line for line in again.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "hold another run's files" in errors[0], again.stderr[-3000:]
+    assert "Connection closed" not in again.stderr and "gloo" not in again.stderr.lower(), again.stderr[-3000:]

@@ -27,7 +27,9 @@ run_one() {  # NAME 'CONFIG [flags]'
     # shellcheck disable=SC2086  # the flags are split into words on purpose; EXTRA (--cpu ...) is for a dry run
     OUT=$out/$name RUN_DIR=runs/device_$name bash tools/device_train.sh "$config" "$minutes" $flags --threads 3 \
         ${EXTRA:-} > "$out/$name.txt" 2>&1
-    echo "exit $?" >> "$out/$name.txt"
+    local status=$?
+    echo "exit $status" >> "$out/$name.txt"
+    echo "$status" > "$out/$name.status"
 }
 run_one a "$2" &
 first=$!
@@ -45,4 +47,13 @@ echo "== GPU use, every 20 s"
 tr "\n" " " < "$out/gpu.log" 2>/dev/null
 echo
 rm -f "$out/gpu.log"
+failed=""
+for run in a b; do
+    [ "$(cat "$out/$run.status" 2>/dev/null)" = 0 ] || failed="$failed $run"
+    rm -f "$out/$run.status"
+done
 (cd "$out" && find . -type f -exec ls -l {} +)
+if [ -n "$failed" ]; then  # what came back is kept, but the call is not a success
+    echo "error: run(s)$failed failed (see their stdout.txt above)" >&2
+    exit 1
+fi

@@ -79,6 +79,23 @@ def start_run(args, kind: str, recipe_keys, accelerator):
     check_crop_ratio(args.crop_ratio)
     check_image_size(args.image_size)
     mask_kinds = parse_mask_kinds(args.mask_kinds)
+    if not resume or resume["epoch"] < args.epochs:
+        # Every process looks (it only reads), so that all refuse together instead of the others dying on a lost
+        # connection; after all have looked, the main process alone deletes (--overwrite) and prints. Under
+        # several processes the main one says why before the barrier: the launcher stops the rest as soon as one
+        # exits, which could cut the message off.
+        try:
+            check_run_folders(args, resume, delete=False)
+            refusal = None
+        except InputError as exc:
+            if accelerator.num_processes == 1:
+                raise
+            refusal = exc
+        if refusal is not None and accelerator.is_main_process:
+            print(f"error: {refusal}", file=sys.stderr, flush=True)
+        accelerator.wait_for_everyone()
+        if refusal is not None:
+            sys.exit(2)
     if accelerator.is_main_process and (not resume or resume["epoch"] < args.epochs):
         check_run_folders(args, resume)
         print(f"writing checkpoints to {Path(args.checkpoint_dir) / 'checkpoint_epoch_N.pth'} (every "
@@ -102,11 +119,11 @@ def run_files(args) -> list:
     return found + ([logs / "val"] if (logs / "val").is_dir() else [])
 
 
-def check_run_folders(args, resume) -> None:
+def check_run_folders(args, resume, delete: bool = True) -> None:
     """Refuse to write over (or mix with) another run's checkpoints, losses and samples.
 
     Allowed: empty folders; resuming from a checkpoint that lies in --checkpoint_dir (the same run
-    continues); --overwrite, which deletes the other run's files first.
+    continues); --overwrite, which deletes the other run's files first (unless delete is False: the check alone).
     """
     found = run_files(args)
     if not found:
@@ -122,6 +139,8 @@ def check_run_folders(args, resume) -> None:
         raise InputError(f"{args.checkpoint_dir} / {Path(args.results_dir) / 'train'} hold another run's files "
                          f"({len(found)}, e.g. {found[0]}): pass {hint}other --checkpoint_dir and --results_dir, "
                          "or --overwrite to delete them and start again")
+    if not delete:
+        return
     for path in found:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     print(f"--overwrite: deleted {len(found)} files of the previous run in {args.checkpoint_dir} and "
