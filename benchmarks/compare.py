@@ -5,7 +5,8 @@
 
 Methods, all filled and scored by utils.evaluation.evaluate_folder (same test images, same gap
 masks, same metric code; each method's images and metrics.csv under --out_dir/<method>/):
-  * the floors: mean colour and OpenCV Telea inpainting (models/baselines.py);
+  * the training-free floors: mean colour, OpenCV Telea, the harmonic fill, OpenCV FSR and OpenCV shift-map
+    (exemplar-based) (models/baselines.py);
   * the GAN (--gan_checkpoint, a main.py training checkpoint or generator export);
   * the diffusion model (--diffusion_checkpoint) once per --steps entry: "N" samples with
     --scheduler in N steps, except N = T (the model's training timesteps, 1000), which is the

@@ -13,6 +13,7 @@ this module (INPAINT_MODELS, DTYPE_NAMES) and refuse a bad one before paying ~5 
 """
 import logging
 import re
+import warnings
 from pathlib import Path
 
 from utils.errors import InputError
@@ -107,7 +108,8 @@ def load_inpaint_pipeline(name_or_path: str, device="cpu", dtype=None, *,
     if cpu_offload and torch.device(device).type == "cpu":
         raise InputError("--cpu-offload needs a GPU (--device cuda); drop it on CPU")
     local = _check_local(str(name_or_path), flag)
-    tiny_kind = "sdxl-refiner" if share_from is not None else "sdxl-inpaint"
+    tiny_kind = ("sdxl-refiner" if share_from is not None else
+                 "sdxl-inpaint" if "xl" in str(name_or_path).lower() else "sd-inpaint")
     kwargs = {"dtype": dtype}
     if share_from is not None:
         kwargs.update(text_encoder_2=share_from.text_encoder_2, vae=share_from.vae)
@@ -115,8 +117,10 @@ def load_inpaint_pipeline(name_or_path: str, device="cpu", dtype=None, *,
     variants = ["fp16", None] if dtype == torch.float16 and local is None else [None]
     for variant in variants:
         try:
-            pipe = AutoPipelineForInpainting.from_pretrained(str(local or name_or_path),
-                                                             variant=variant, **kwargs)
+            with warnings.catch_warnings():  # diffusers passes huggingface_hub an argument it deprecated
+                warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+                pipe = AutoPipelineForInpainting.from_pretrained(str(local or name_or_path),
+                                                                 variant=variant, **kwargs)
             break
         except Exception as err:  # diffusers raises OSError, ValueError, HTTP errors, ...
             if variant is not None and "variant" in str(err):

@@ -5,7 +5,7 @@
 #   here:    python tools/pack_device_run.py
 #   device:  run(command="bash tools/device_train.sh configs/realistic_128.yaml 6.5", carry=[".device"],
 #                timeout_s=600)
-#   here:    cat FILES_AT/pick.pth.part* > runs/device/pick.pth
+#   here:    mkdir -p runs/device && cat FILES_AT/pick.pth.part* > runs/device/pick.pth
 #            python benchmarks/score.py --test_dir data/scenery_large/val --checkpoint runs/device/pick.pth
 #
 # Arguments: a configs/ recipe, the training minutes (main.py --max_minutes: the run stops after the epoch that
