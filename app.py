@@ -30,36 +30,11 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio at import: no telemetry, no version check
-
-import gradio as gr
-import numpy as np
-from PIL import Image
-
-from data.datasets import eval_transform
-from data.images import load_image
-from data.masks import apply_mask, check_crop_ratio
-from models.baselines import BASELINES
-from utils.loading import SHIPPED_DIFFUSION, SHIPPED_MODEL, diffusion_fill, generator_fill, load_diffusion_model, \
-    load_generator
-from utils.cli import Parser, run
+from utils.cli import Parser, parse_or_exit, run
 from utils.errors import InputError, warn
-from utils.evaluation import eval_device, fill_two_photos
-from utils.files import repo_path
-from utils.hardware import configure_threads, resolve_mixed_precision
-from utils.images import save_png, to_float
-from sd.fill import at_resolution, make_sd_fill, native_size, to_pil
+from utils.files import check_checkpoint_path, repo_path
 
-MAX_FILE_SIZE = "30mb"
-KEEP_JOBS = 8  # jobs whose PNG stays in the app's folder (gradio serves its own copies)
 QUEUE_SIZE = 32  # fills waiting behind the running one; one more is refused with gradio's "queue is full"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-NOT_AN_IMAGE = "is not an image this page can read: upload a .jpg, .png, .webp or .bmp"
-TEST = "data/scenery/test/"  # embedded example pairs (credits: data/scenery/CREDITS.md, backgrounds/CREDITS.md)
-EXAMPLES = [("flower | mountains", TEST + "mate_yellow_flower.jpg", TEST + "lomiri_picos_mountains.jpg"),
-            ("meadow | stream", TEST + "mate_green_meadow.jpg", TEST + "lomiri_forest_stream.jpg"),
-            ("mountain | meadow", "backgrounds/mountain/mountain1.jpg", "backgrounds/meadow/meadow2.jpg"),
-            ("beach | forest", "backgrounds/beach/beach1.jpg", "backgrounds/forest/forest1.jpg")]
 
 
 def parse_args(argv=None):
@@ -80,6 +55,51 @@ def parse_args(argv=None):
     if args.queue_size < 1:
         parser.error(f"--queue_size must be at least 1, got {args.queue_size}")
     return args
+
+
+def check_app_args(args) -> None:
+    """Refuse a checkpoint that is not there and a --host that is no address, before gradio and torch are
+    imported (seconds): one line, exit status 2."""
+    import socket
+    if args.checkpoint_path:
+        check_checkpoint_path(args.checkpoint_path, "--checkpoint_path")
+    try:
+        socket.getaddrinfo(args.host, args.port)
+    except socket.gaierror:
+        raise InputError(f"--host {args.host}: not an address of this machine (127.0.0.1: this machine only, "
+                         "0.0.0.0: every network interface)") from None
+
+
+if __name__ == "__main__":
+    # Bad flags and a missing checkpoint are refused here, before gradio and torch are imported below.
+    CLI_ARGS = parse_or_exit(parse_args, check_app_args)
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio at import: no telemetry, no version check
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from data.datasets import eval_transform  # noqa: E402
+from data.images import load_image  # noqa: E402
+from data.masks import apply_mask, check_crop_ratio  # noqa: E402
+from models.baselines import BASELINES  # noqa: E402
+from utils.loading import (SHIPPED_DIFFUSION, SHIPPED_MODEL, diffusion_fill, generator_fill,  # noqa: E402
+                           load_diffusion_model, load_generator)
+from utils.evaluation import eval_device, fill_two_photos  # noqa: E402
+from utils.hardware import configure_threads, resolve_mixed_precision  # noqa: E402
+from utils.images import save_png, to_float  # noqa: E402
+from sd.fill import at_resolution, make_sd_fill, native_size, to_pil  # noqa: E402
+
+MAX_FILE_SIZE = "30mb"
+KEEP_JOBS = 8  # jobs whose PNG stays in the app's folder (gradio serves its own copies)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+NOT_AN_IMAGE = "is not an image this page can read: upload a .jpg, .png, .webp or .bmp"
+TEST = "data/scenery/test/"  # embedded example pairs (credits: data/scenery/CREDITS.md, backgrounds/CREDITS.md)
+EXAMPLES = [("flower | mountains", TEST + "mate_yellow_flower.jpg", TEST + "lomiri_picos_mountains.jpg"),
+            ("meadow | stream", TEST + "mate_green_meadow.jpg", TEST + "lomiri_forest_stream.jpg"),
+            ("mountain | meadow", "backgrounds/mountain/mountain1.jpg", "backgrounds/meadow/meadow2.jpg"),
+            ("beach | forest", "backgrounds/beach/beach1.jpg", "backgrounds/forest/forest1.jpg")]
 
 
 class Methods:
@@ -334,8 +354,8 @@ def launch(demo: gr.Blocks, host: str, port: int) -> str:
         demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, quiet=True, show_error=False,
                     max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True)
     except OSError:
-        raise InputError(f"--port {port}: cannot serve on {host}:{port} (is another server using it?); "
-                         "pass another --port") from None
+        raise InputError(f"cannot serve on {host}:{port}: another server uses --port {port}, or --host {host} is "
+                         "not an address of this machine; pass another --port or --host") from None
     return demo.local_url
 
 
@@ -386,4 +406,4 @@ def serve(args):
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, parse_args))
+    sys.exit(run(main, parse_args, args=CLI_ARGS))

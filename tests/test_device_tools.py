@@ -73,6 +73,17 @@ def test_the_rule_can_ask_for_a_placement_margin():
         select_checkpoint.pick_row(table, 16.81, min_placement=0.45)
 
 
+def test_a_val_metrics_file_without_the_rule_s_columns_or_numbers_is_refused(tmp_path, capsys):
+    columns = ",".join(select_checkpoint.VAL_COLUMNS)
+    cases = {"old.csv": ("epoch,swd,psnr_lowpass\n1,20,17\n", "no rows with step, swd_levels"),
+             "text.csv": (f"{columns}\n4,10,abc,1/2,17,14,0.4,0.8\n", "line 2: swd is 'abc', not a number")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert run(select_checkpoint.main, select_checkpoint.parse_args,
+                   ["--val_metrics", str(tmp_path / name), "--min_lowpass", "1"]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_checkpoint_config_is_read_without_the_weights(tmp_path):
     from utils.checkpoint import checkpoint_config, save_checkpoint
     weights = {"w": torch.arange(6.0)}

@@ -112,3 +112,14 @@ def test_an_output_folder_is_checked_without_being_made(tmp_path):
     (tmp_path / "a_file").write_text("")
     with pytest.raises(InputError, match="--results_dir .*a_file is a file, not a folder"):
         check_writable_folder(tmp_path / "a_file" / "results", "--results_dir")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--host", "999.1.1.1"], "--host 999.1.1.1: not an address of this machine"),
+    (["--checkpoint_path", "nothere.pth"], "checkpoint not found: nothere.pth"),
+    (["--port", "0"], "--port must be in 1..65535"),
+])
+def test_the_web_page_refuses_bad_flags_before_importing_gradio_or_torch(tmp_path, argv, message):
+    messages, _, torch_imported = refuse("app.py", *argv, tmp_path=tmp_path)
+    assert len(messages) == 1 and messages[0].startswith("error: ") and message in messages[0], messages
+    assert not torch_imported

@@ -26,6 +26,10 @@ sys.path.insert(0, str(ROOT))
 from utils.errors import InputError  # noqa: E402
 
 
+# The columns of val_metrics.csv the pick reads and prints (every run since the realism metrics has them).
+VAL_COLUMNS = ("epoch", "step", "swd", "swd_levels", "psnr_lowpass", "psnr_hole", "placement", "sharpness")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--val_metrics", required=True, help="a run's <results_dir>/train/val_metrics.csv")
@@ -130,8 +134,18 @@ def main(args):
         raise InputError(f"--val_metrics {path} not found (train with --val_dir to write it)")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    if not rows or not {"epoch", "swd", "psnr_lowpass"} <= set(rows[0]):
-        raise InputError(f"--val_metrics {path}: no rows with epoch, swd and psnr_lowpass")
+    missing = [column for column in VAL_COLUMNS if column not in (rows[0] if rows else {})]
+    if missing:
+        raise InputError(f"--val_metrics {path}: no rows with {', '.join(missing)} (main.py --val_dir writes them)")
+    for number, row in enumerate(rows, start=2):  # the header is line 1
+        for column in VAL_COLUMNS:
+            if column == "swd_levels":
+                continue
+            try:
+                float(row[column])
+            except (TypeError, ValueError):
+                raise InputError(f"--val_metrics {path}, line {number}: {column} is {row[column]!r}, not a "
+                                 "number") from None
     checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else path.parent.parent
     checkpoints = {int(row["epoch"]): checkpoint_dir / f"checkpoint_epoch_{int(row['epoch'])}.pth" for row in rows}
     if args.harmonic_dir:
