@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import diffusion  # noqa: E402  (its train_step, timed below)
 import main as gan  # noqa: E402  (its train_step, timed below)
+from data.images import list_images  # noqa: E402
 from data.masks import check_crop_ratio, masked_input  # noqa: E402
 from models import count_parameters  # noqa: E402
 from models.baselines import BASELINES  # noqa: E402
@@ -40,6 +41,7 @@ from utils.loading import (SHIPPED_DIFFUSION, SHIPPED_MODEL, build_diffusion_mod
                            generator_fill, load_diffusion_model, load_generator, make_diffusion_ema)
 from utils.cli import Parser, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
+from utils.files import check_writable_folder  # noqa: E402
 from utils.evaluation import eval_device, evaluate_folder, write_csv_atomic  # noqa: E402
 from sd.compare import plot_metrics  # noqa: E402
 from utils.training import make_accelerator  # noqa: E402
@@ -170,6 +172,8 @@ def load(loader, path, flag: str):
 
 
 def main(args):
+    list_images(args.test_dir)  # a wrong folder is refused before the timing and loading, not after them
+    check_writable_folder(args.out_dir, "--out_dir")
     out_dir, device = Path(args.out_dir), eval_device(args.cpu)
     generator, gan_config = load(load_generator, args.gan_checkpoint, "--gan_checkpoint")
     model, diff_config, schedule_config = load(load_diffusion_model, args.diffusion_checkpoint,

@@ -1,7 +1,7 @@
 """Is a fill's texture aligned to the pixel grid (4-8 px blocks from nearest-neighbour upsampling in the decoder,
 docs/realistic_fills.md, "Block-aligned texture")? Prints a markdown table (a benchmark, not a test).
 
-    python benchmarks/probe_block_grid.py --test_dir data/scenery_large/val \
+    python benchmarks/probe_block_grid.py --test_dir data/scenery_large/val \\
         --checkpoint shipped=checkpoints/gan_scenery_128.pth --checkpoint run58=runs/run58/checkpoint_epoch_6.pth
 
 Per method: `utils.metrics.grid_phase_profile` (the hole's mean |step| between neighbouring pixels by the step's

@@ -1,7 +1,7 @@
 """The strength of a generator's copied detail, on a validation split: its exemplar layer's gates (per band) and
 its noise head scaled after training, every combination scored like `main.py --mode eval` (fp32).
 
-    python benchmarks/probe_exemplar_strength.py --test_dir data/scenery_large/val \
+    python benchmarks/probe_exemplar_strength.py --test_dir data/scenery_large/val \\
         --checkpoint runs/exemplar_128/checkpoint_epoch_18.pth --fine 1,1.3 --mid 1.5,2 --noise 1,0.5
 
 Prints one markdown row per checkpoint and (fine, mid, coarse, noise) scale: hole PSNR, low-pass hole PSNR, sharpness,

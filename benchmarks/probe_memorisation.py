@@ -1,6 +1,6 @@
 """Does a fill paste what the generator saw in training? Prints a markdown table (a benchmark, not a test).
 
-    python benchmarks/probe_memorisation.py --train_dir data/scenery_large/train --test_dir data/scenery_large/val \
+    python benchmarks/probe_memorisation.py --train_dir data/scenery_large/train --test_dir data/scenery_large/val \\
         --checkpoint shipped=checkpoints/gan_scenery_128.pth --checkpoint "run 29=runs/scratch128/checkpoint_epoch_70.pth"
 
 A generator trained long on a few hundred photos can learn them by heart and paint them into other scenes: are the

@@ -4,7 +4,7 @@ markdown rows (a benchmark, not a test).
     python benchmarks/probe_placed_exemplar.py --test_dir data/scenery_large/val
 
 --head defaults to checkpoints/detail_map_head_128.pth (run 21's head, on the shipped generator); train another with
-    python benchmarks/probe_detail_predictor.py --train_dir data/scenery_large/train \
+    python benchmarks/probe_detail_predictor.py --train_dir data/scenery_large/train \\
         --val_dir data/scenery_large/val --epochs 30 --width 32 --weight_decay 0.05 --lr 3e-4 --save HEAD.pth
 
 The fill is `models.detail_map.PlacedExemplarTexture` on the generator's fill: its layout (the fill blurred by

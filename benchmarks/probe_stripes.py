@@ -1,7 +1,7 @@
 """How much of a fill's fine detail is axis-aligned stripes (the tartan of runs 22-23, docs/realistic_fills.md)? Prints a
 markdown table (a benchmark, not a test).
 
-    python benchmarks/probe_stripes.py --test_dir data/scenery_large/val \
+    python benchmarks/probe_stripes.py --test_dir data/scenery_large/val \\
         --checkpoint shipped=checkpoints/gan_scenery_128.pth --checkpoint run23=runs/run23/checkpoint_epoch_3.pth
 
 Per method: `utils.metrics.stripe_share` (the share of the hole's fine detail, in 16-px tiles, carried by column

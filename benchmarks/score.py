@@ -1,9 +1,9 @@
 """Score GAN checkpoints and training-free floors on one folder, side by side, as a markdown table.
 
-    python benchmarks/score.py --test_dir data/scenery_large/val --floors harmonic,telea,mean \
+    python benchmarks/score.py --test_dir data/scenery_large/val --floors harmonic,telea,mean \\
         --checkpoint runs/A/ck/checkpoint_epoch_40.pth --checkpoint raw:runs/A/ck/checkpoint_epoch_40.pth
     python benchmarks/score.py --test_dir data/scenery_large/test --checkpoint checkpoints/gan_scenery_128.pth
-    python benchmarks/score.py --test_dir data/scenery_large/val --floors "" --checkpoint runs/A/pick.pth \
+    python benchmarks/score.py --test_dir data/scenery_large/val --floors "" --checkpoint runs/A/pick.pth \\
         --detail_smoothing 0,1,1:2
 
 Every method goes through utils.evaluation.evaluate_folder (the code behind `main.py --mode eval`),

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def namespace(args) -> dict:
-    return {k: v for k, v in vars(args).items() if k not in ("config", "_given")}
+    return {k: v for k, v in vars(args).items() if k not in ("config", "_given", "_config_keys")}
 
 
 def test_every_shipped_config_parses_to_its_values_and_flags_override(tmp_path):
@@ -39,6 +39,7 @@ def test_a_config_is_the_same_as_its_flags(tmp_path):
     ("perceptual: alexnet\n", "perceptual must be one of"),
     ("- a list\n", "expected `flag: value` lines"),
     ("lambda_l1: [1\n", "not valid YAML"),
+    ("", "is empty"),
 ])
 def test_bad_configs_are_one_line_errors_naming_the_file(tmp_path, capsys, text, message):
     config = tmp_path / "bad.yaml"
@@ -75,6 +76,21 @@ def test_a_broken_base_is_a_one_line_error_naming_the_file(tmp_path, capsys, fil
 def test_a_missing_config_names_the_folder_of_recipes(capsys):
     assert run(gan.main, gan.parse_args, ["--mode", "train", "--config", "nope.yaml"]) == 2
     assert "configs/" in capsys.readouterr().err
+
+
+def test_a_folder_as_config_is_refused_by_name(tmp_path, capsys):
+    assert run(gan.main, gan.parse_args, ["--mode", "train", "--config", str(tmp_path)]) == 2
+    assert f"--config {tmp_path} is a folder" in capsys.readouterr().err
+
+
+def test_in_eval_a_config_acts_through_its_eval_keys_and_a_training_recipe_is_refused(tmp_path, capsys):
+    (tmp_path / "eval.yaml").write_text("crop_ratio: 0.3\n")
+    args = gan.parse_args(["--mode", "eval", "--config", str(tmp_path / "eval.yaml")])
+    from utils.cli import check_shared_args
+    check_shared_args(gan.Parser(), args, eval_flags={"baseline"})  # accepted: crop_ratio acts in eval
+    assert args.crop_ratio == 0.3
+    assert run(gan.main, gan.parse_args, ["--mode", "eval", "--config", str(ROOT / "configs/quickstart.yaml")]) == 2
+    assert "sets epochs, ngf, repeat, which do nothing in --mode eval" in capsys.readouterr().err
 
 
 def model_card_commands() -> list:

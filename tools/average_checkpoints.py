@@ -1,6 +1,6 @@
 """Average the generators of several checkpoints of one run's lineage into one export (a uniform "model soup").
 
-    python tools/average_checkpoints.py --export runs/soup.pth \
+    python tools/average_checkpoints.py --export runs/soup.pth \\
         runs/run44/checkpoint_epoch_12.pth runs/run44/checkpoint_epoch_14.pth runs/run45/checkpoint_epoch_10.pth
     python benchmarks/score.py --test_dir data/scenery_large/val --floors "" --checkpoint soup=runs/soup.pth
 

@@ -3,7 +3,7 @@
 Everything comes from Debian packages (bookworm).  To reproduce::
 
     mkdir -p /tmp/debs && cd /tmp/debs
-    apt-get download mate-backgrounds lomiri-wallpapers-16.04 tuxpaint-stamps-default \
+    apt-get download mate-backgrounds lomiri-wallpapers-16.04 tuxpaint-stamps-default \\
         tuxpaint-data lxqt-themes sddm-theme-maldives
     for d in *.deb; do p=${d%%_*}; mkdir -p x/$p; dpkg -x $d x/$p; done
     cd /work/main   # repository root

@@ -3,7 +3,7 @@ eval, eval_2, the web page and the benchmarks load, with its config inside.
 
     python tools/export_generator.py runs/layout_only/checkpoint_interrupted.pth checkpoints/layout_stage_128.pth
     python tools/export_generator.py runs/layout_pinned/checkpoint_epoch_72.pth runs/layout_pinned/pick_int8.pth --int8
-    python tools/export_generator.py runs/layout_pinned/checkpoint_epoch_72.pth runs/layout_pinned/swapped.pth \
+    python tools/export_generator.py runs/layout_pinned/checkpoint_epoch_72.pth runs/layout_pinned/swapped.pth \\
         --coarse_stage checkpoints/layout_soup_128.pth
 
 The EMA weights are exported (`--raw`: the last iterate's). Large tensors are stored in fp16, or with `--int8` the

@@ -1,6 +1,6 @@
 """The model card's pictures: fills of test photos beside the floors and the truth, and eval_2 pairs.
 
-    python tools/make_model_card_figures.py --checkpoint checkpoints/gan_scenery_128.pth \
+    python tools/make_model_card_figures.py --checkpoint checkpoints/gan_scenery_128.pth \\
         --test_dir data/scenery_large/test --out_dir docs
     python tools/make_model_card_figures.py --checkpoint NEW.pth --previous checkpoints/gan_scenery_128.pth
 

@@ -1,7 +1,7 @@
 """Pick a run's checkpoint by the realistic-fills selection rule, on its validation scores, and optionally export it.
 
     python tools/select_checkpoint.py --val_metrics runs/realistic_128/train/val_metrics.csv --min_lowpass 16.81
-    python tools/select_checkpoint.py --val_metrics runs/device/train/val_metrics.csv \
+    python tools/select_checkpoint.py --val_metrics runs/device/train/val_metrics.csv \\
         --harmonic_dir .device/val --harmonic_cache .device/val_harmonic.json --export runs/device/pick.pth
 
 The rule (docs/realistic_fills.md, fixed before any test score): the lowest val patch SWD among the checkpoints whose

@@ -18,6 +18,12 @@ def save_checkpoint(state: dict, path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+# Who writes each kind of checkpoint, for the message that refuses another kind.
+WRITERS = {"gan": "python main.py --mode train", "gan_generator": "main.py --export or tools/export_generator.py",
+           "diffusion": "python diffusion.py --mode train", "diffusion_export": "utils.loading.export_diffusion_model",
+           "detail_map_head": "benchmarks/probe_detail_predictor.py"}
+
+
 def load_checkpoint(path, kinds, mmap: bool = False) -> dict:
     """Load a checkpoint whose "kind" is in `kinds`, or raise InputError saying what is wrong. mmap=True maps the
     tensors from the file instead of reading them: cheap when only the config is wanted (`checkpoint_config`)."""
@@ -29,8 +35,9 @@ def load_checkpoint(path, kinds, mmap: bool = False) -> dict:
                          f"written by this project ({type(exc).__name__})") from None
     kind = state.get("kind") if isinstance(state, dict) else None
     if kind not in kinds:
-        raise InputError(f"{path} is not a {' or '.join(kinds)} checkpoint (found kind={kind!r}); "
-                         "pass a checkpoint written by this script")
+        writers = "; ".join(dict.fromkeys(WRITERS[k] for k in kinds if k in WRITERS))
+        raise InputError(f"{path} is not a {' or '.join(kinds)} checkpoint (found kind={kind!r}); pass one "
+                         f"written by {writers or 'this project'}")
     return state
 
 

@@ -105,6 +105,7 @@ class Parser(argparse.ArgumentParser):
             for action, default in defaults:
                 action.default = default
         parsed._given = frozenset(vars(explicit))
+        parsed._config_keys = getattr(self, "_config_keys", frozenset())  # what --config's file sets
         return parsed
 
 
@@ -118,11 +119,12 @@ class Parser(argparse.ArgumentParser):
         if not known.config:
             return
         values = load_config_file(known.config)
+        self._config_keys = frozenset(values)
         actions = {a.dest: a for a in self._actions if a.dest not in ("help", "config")}
         unknown = sorted(set(values) - set(actions))
         if unknown:
             raise InputError(f"--config {known.config}: unknown key(s) {', '.join(unknown)} (keys are flag names "
-                             f"without the dashes, e.g. lambda_l1; see --help)")
+                             f"without the dashes, e.g. epochs; see --help)")
         for key, value in values.items():
             action = actions[key]
             if isinstance(value, str) and action.type is not None:
@@ -142,6 +144,8 @@ def load_config_file(path, _including=()) -> dict:
     `base: FILE` (a path relative to this file's folder) starts from that recipe's values, which this file's
     own lines then override: a stage of a chain states only what it changes. Bases may have bases."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--config {path} is a folder: pass a recipe file in it (e.g. {path / 'quickstart.yaml'})")
     if not path.is_file():
         if _including:
             raise InputError(f"--config {_including[-1]}: base: file not found: {path} (a path relative to the "
@@ -149,9 +153,11 @@ def load_config_file(path, _including=()) -> dict:
         raise InputError(f"--config: file not found: {path} (the recipes are in configs/)")
     import yaml
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise InputError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if values is None:  # an empty file would silently run the defaults
+        raise InputError(f"--config {path} is empty: give `flag: value` lines (e.g. epochs: 10), or drop --config")
     if not isinstance(values, dict):
         raise InputError(f"--config {path}: expected `flag: value` lines, got a {type(values).__name__}")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
@@ -307,6 +313,15 @@ def check_shared_args(parser: Parser, args, eval_flags=(), eval_only_flags=()) -
     if args.mode == "train":
         check_image_size(args.image_size)
     given = given_flags(args)
+    if args.mode != "train" and "config" in given:
+        # A recipe file does in eval what its keys do there: the eval flags it sets act (crop_ratio, test_dir,
+        # ...), and a training recipe, which a checkpoint already carries, is refused.
+        idle_keys = sorted(getattr(args, "_config_keys", frozenset()) - EVAL_FLAGS[args.mode] - set(eval_flags))
+        if idle_keys:
+            shown = ", ".join(idle_keys[:4]) + (f" and {len(idle_keys) - 4} more" if len(idle_keys) > 4 else "")
+            raise InputError(f"--config {args.config} sets {shown}, which do nothing in --mode {args.mode} (a "
+                             "checkpoint carries its own recipe): drop --config")
+        given = given - {"config"}
     if args.mode == "train":
         idle = given & (EVAL_ONLY_FLAGS | set(eval_only_flags))
     else:
@@ -333,8 +348,11 @@ def check_input_files(args) -> None:
     if args.mode == "eval_2":
         if not args.image1 or not args.image2:
             raise InputError("eval_2 needs two photos: pass --image1 PATH --image2 PATH")
-        for path in (args.image1, args.image2):
-            check_image_file(path, max_pixels=photo_pixel_limit(args))
+        for flag in ("image1", "image2"):
+            try:
+                check_image_file(getattr(args, flag), max_pixels=photo_pixel_limit(args))
+            except InputError as exc:
+                raise InputError(f"--{flag}: {exc}") from None
     elif args.mode == "eval":
         list_images(args.test_dir)
     else:

@@ -98,12 +98,14 @@ def write_text_atomic(text: str, path) -> Path:
     return atomic_write(path, write)
 
 
-def check_checkpoint_path(path, flag: str = "--checkpoint_path") -> Path:
-    """`path` as a Path if it is a file, else InputError naming `flag`: the checks a checkpoint gets before it
-    is read (utils/checkpoint.load_checkpoint), and before torch is imported (utils/cli.check_input_files)."""
+def check_checkpoint_path(path, flag: str = None) -> Path:
+    """`path` as a Path if it is a file, else InputError (naming `flag` when given): the checks a checkpoint gets
+    before it is read (utils/checkpoint.load_checkpoint, which serves every script and so names no flag), and
+    before torch is imported (utils/cli.check_input_files)."""
     path = Path(path)
+    hint = f" (check {flag})" if flag else ""
     if path.is_dir():
-        raise InputError(f"{path} is a folder, not a checkpoint file (check {flag})")
+        raise InputError(f"{path} is a folder, not a checkpoint file{hint}")
     if not path.is_file():
-        raise InputError(f"checkpoint not found: {path} (check {flag})")
+        raise InputError(f"checkpoint not found: {path}{hint}")
     return path
