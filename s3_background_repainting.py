@@ -39,7 +39,7 @@ from sd.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_composit
                         find_scenes, load_rgb, mask_to_image, noise_start, objects_from_dirname,
                         output_name, photo_start, pick_backgrounds, read_annotations,
                         repaint_mask, scene_phrase, write_annotations)
-from utils.cli import run
+from utils.cli import Parser, run
 from utils.errors import InputError
 from utils.files import atomic_write, check_writable_folder
 
@@ -49,9 +49,7 @@ from utils.files import atomic_write, check_writable_folder
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2])
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--src-dir", required=True, type=Path,
                     help="step-2 composition folder with img_*.png and mask_*.png")
