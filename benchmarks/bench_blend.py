@@ -57,12 +57,16 @@ def parse_args(argv=None):
     parser.add_argument("--max_photos", type=int, default=None, help="at most this many photos (sorted by name)")
     parser.add_argument("--figure", help="write docs/fullres.md's JPEG: eval_2 of --image1/--image2 at the model's size "
                                          "and at full resolution, and the border without and with the blend")
-    parser.add_argument("--image1", default=str(Path(__file__).resolve().parents[1] /
-                                                "data/scenery/test/mate_yellow_flower.jpg"))
-    parser.add_argument("--image2", default=str(Path(__file__).resolve().parents[1] /
-                                                "data/scenery/test/lomiri_picos_mountains.jpg"))
+    parser.add_argument("--image1", help="with --figure: the first photo (default: data/scenery/test's yellow flower)")
+    parser.add_argument("--image2", help="with --figure: the second photo (default: data/scenery/test's mountains)")
     parser.add_argument("--crops", help="write a JPEG: the border region of the first photo, one column per blend")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.image1 or args.image2) and not args.figure:
+        parser.error("--image1 and --image2 are the --figure's photos: add --figure FILE, or drop them")
+    test = Path(__file__).resolve().parents[1] / "data/scenery/test"
+    args.image1 = args.image1 or str(test / "mate_yellow_flower.jpg")
+    args.image2 = args.image2 or str(test / "lomiri_picos_mountains.jpg")
+    return args
 
 
 def main(args):
