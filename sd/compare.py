@@ -75,8 +75,7 @@ def load_gan(path, device) -> Method:
     try:
         generator, config = load_generator(path)
     except InputError as exc:
-        problem = str(exc).replace(" (check --checkpoint_path)", "")
-        method.reason = (f"{problem}. Set GAN_CHECKPOINT to a file written by `python main.py --mode train` "
+        method.reason = (f"{exc}. Set GAN_CHECKPOINT to a file written by `python main.py --mode train` "
                          f"(a checkpoint, or its --export); the shipped model is {SHIPPED_MODEL}")
         return method
     method.make_fill = lambda: at_resolution(generator_fill(generator, device, "no"), config["image_size"])

@@ -87,8 +87,12 @@ def test_in_eval_a_config_acts_through_its_eval_keys_and_a_training_recipe_is_re
     (tmp_path / "eval.yaml").write_text("crop_ratio: 0.3\n")
     args = gan.parse_args(["--mode", "eval", "--config", str(tmp_path / "eval.yaml")])
     from utils.cli import check_shared_args
-    check_shared_args(gan.Parser(), args, eval_flags={"baseline"})  # accepted: crop_ratio acts in eval
-    assert args.crop_ratio == 0.3
+    check_shared_args(gan.Parser(), args, eval_flags={"baseline"})  # accepted: crop_ratio acts in eval,
+    assert args.crop_ratio == 0.3 and "crop_ratio" in given_flags(args)  # over the checkpoint's, as if given
+    (tmp_path / "threads.yaml").write_text("threads: 1\n")  # YAML reads a number
+    args = gan.parse_args(["--mode", "train", "--config", str(tmp_path / "threads.yaml")])
+    check_shared_args(gan.Parser(), args)
+    assert args.threads == "1"
     assert run(gan.main, gan.parse_args, ["--mode", "eval", "--config", str(ROOT / "configs/quickstart.yaml")]) == 2
     assert "sets epochs, ngf, repeat, which do nothing in --mode eval" in capsys.readouterr().err
 

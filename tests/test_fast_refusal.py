@@ -110,8 +110,11 @@ def test_an_output_folder_is_checked_without_being_made(tmp_path):
     check_writable_folder(tmp_path / "new" / "deeper", "--results_dir")
     assert list(tmp_path.iterdir()) == []  # nothing made, no test folder left
     (tmp_path / "a_file").write_text("")
-    with pytest.raises(InputError, match="--results_dir .*a_file is a file, not a folder"):
+    with pytest.raises(InputError, match="--results_dir .*a_file is not a folder"):
         check_writable_folder(tmp_path / "a_file" / "results", "--results_dir")
+    (tmp_path / "broken").symlink_to(tmp_path / "gone")
+    with pytest.raises(InputError, match="broken is not a folder"):
+        check_writable_folder(tmp_path / "broken", "--results_dir")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -123,3 +126,18 @@ def test_the_web_page_refuses_bad_flags_before_importing_gradio_or_torch(tmp_pat
     messages, _, torch_imported = refuse("app.py", *argv, tmp_path=tmp_path)
     assert len(messages) == 1 and messages[0].startswith("error: ") and message in messages[0], messages
     assert not torch_imported
+
+
+def test_a_resumed_run_is_not_refused_for_default_folders_it_will_not_use():
+    """Resuming without --checkpoint_dir / --results_dir writes where the checkpoint's run did (start_run), so the
+    defaults are not checked; given, they are."""
+    import main as gan
+    from utils.cli import check_input_files
+    from utils.errors import InputError
+    checkpoint = str(ROOT / "checkpoints/gan_scenery_128.pth")  # any existing file: only the path is checked here
+    args = gan.parse_args(["--mode", "train", "--checkpoint_path", checkpoint])
+    args.checkpoint_dir = args.results_dir = "/proc/x"  # as if the defaults could not be written
+    check_input_files(args)
+    args = gan.parse_args(["--mode", "train", "--checkpoint_path", checkpoint, "--checkpoint_dir", "/proc/x"])
+    with pytest.raises(InputError, match="--checkpoint_dir /proc/x: cannot write"):
+        check_input_files(args)

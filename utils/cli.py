@@ -307,6 +307,7 @@ def check_shared_args(parser: Parser, args, eval_flags=(), eval_only_flags=()) -
         value = getattr(args, flag, None)
         if value is not None and not value > 0:
             raise InputError(f"--{flag} must be > 0, got {value:g}")
+    args.threads = str(args.threads)  # a config file's `threads: 4` is read as a number
     if args.threads != "auto" and not (args.threads.isdigit() and int(args.threads) >= 1):
         raise InputError(f"--threads must be auto or a number >= 1, got {args.threads!r}")
     check_crop_ratio(args.crop_ratio)
@@ -316,12 +317,16 @@ def check_shared_args(parser: Parser, args, eval_flags=(), eval_only_flags=()) -
     if args.mode != "train" and "config" in given:
         # A recipe file does in eval what its keys do there: the eval flags it sets act (crop_ratio, test_dir,
         # ...), and a training recipe, which a checkpoint already carries, is refused.
-        idle_keys = sorted(getattr(args, "_config_keys", frozenset()) - EVAL_FLAGS[args.mode] - set(eval_flags))
+        config_keys = getattr(args, "_config_keys", frozenset())
+        idle_keys = sorted(config_keys - EVAL_FLAGS[args.mode] - set(eval_flags))
         if idle_keys:
             shown = ", ".join(idle_keys[:4]) + (f" and {len(idle_keys) - 4} more" if len(idle_keys) > 4 else "")
             raise InputError(f"--config {args.config} sets {shown}, which do nothing in --mode {args.mode} (a "
                              "checkpoint carries its own recipe): drop --config")
-        given = given - {"config"}
+        # The file's keys count as given, as on the command line: eval uses a given --crop_ratio over the
+        # checkpoint's (utils.evaluation.run_eval_mode), and so a config's.
+        given = (given - {"config"}) | config_keys
+        args._given = given
     if args.mode == "train":
         idle = given & (EVAL_ONLY_FLAGS | set(eval_only_flags))
     else:
@@ -367,10 +372,16 @@ def check_input_files(args) -> None:
     if args.mode == "eval_2" and getattr(args, "output", None):
         output = Path(args.output)
         check_writable_folder(output if output.is_dir() else output.parent, "--output")
-    else:
+    elif not resumed_run_folder(args, "results_dir"):
         check_writable_folder(args.results_dir, "--results_dir")
-    if args.mode == "train":
+    if args.mode == "train" and not resumed_run_folder(args, "checkpoint_dir"):
         check_writable_folder(args.checkpoint_dir, "--checkpoint_dir")
+
+
+def resumed_run_folder(args, flag: str) -> bool:
+    """Whether training resumes and `flag` was not given: the run then writes where its checkpoint says
+    (utils.training.start_run), not to the flag's default, which need not be checked."""
+    return args.mode == "train" and bool(getattr(args, "checkpoint_path", None)) and flag not in given_flags(args)
 
 
 def parse_or_exit(parse_args, check=None, argv=None):

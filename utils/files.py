@@ -43,12 +43,14 @@ def check_writable_folder(folder, flag: str) -> None:
     """InputError naming `flag` unless `folder` can be made or written, checked before any work: a temp folder is
     made and removed in its nearest existing ancestor (the real write test: as root, os.access says yes to
     /proc), so nothing is left behind and a missing `folder` is not created yet."""
-    folder = Path(folder).expanduser().absolute()
+    folder = Path(folder).absolute()  # no expanduser: the writers do not expand a literal ~ either
     ancestor = folder
-    while not ancestor.exists():
+    # lexists: a dangling link counts (it cannot be made into a folder), and a path under a folder that may not be
+    # entered reads as missing (Path.exists would raise), so the test below names that folder.
+    while not os.path.lexists(ancestor):
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise InputError(f"{flag} {folder}: {ancestor} is a file, not a folder; pass another {flag}")
+        raise InputError(f"{flag} {folder}: {ancestor} is not a folder (a file or a broken link); pass another {flag}")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".write_test_", dir=ancestor))
     except OSError as exc:
