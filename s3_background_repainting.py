@@ -33,7 +33,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from data.images import check_image_file
-from sd.pipelines import (DTYPE_NAMES, INPAINT_MODELS, is_sdxl, load_inpaint_pipeline,
+from sd.pipelines import (DTYPE_NAMES, INPAINT_MODELS, check_resolution, is_sdxl, load_inpaint_pipeline,
                           pick_device_dtype)
 from sd.repaint import (NEGATIVE_PROMPT, build_caption, composite, find_compositions,
                         find_scenes, load_rgb, mask_to_image, noise_start, objects_from_dirname,
@@ -124,8 +124,7 @@ def parse_args(argv=None):
 
 def check_args(args):
     """Fail fast, before any model is loaded, on flags that cannot work."""
-    if args.resolution < 8 or args.resolution % 8:
-        raise InputError(f"--resolution {args.resolution}: use a multiple of 8 (the VAE's factor)")
+    check_resolution(args.resolution)
     for flag, value in (("--num-steps", args.num_steps), ("--batch-size", args.batch_size),
                         ("--images-per-pair", args.images_per_pair),
                         ("-n-bkg/--max-num-bkg-scenes", args.max_num_bkg_scenes)):

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import s3_background_repainting as s3  # noqa: E402
-from sd.pipelines import (load_inpaint_pipeline, pick_device_dtype,  # noqa: E402
+from sd.pipelines import (check_resolution, load_inpaint_pipeline, pick_device_dtype,  # noqa: E402
                               quiet_fp32_cast_warning)
 from tools.make_tiny_pipeline import make_tokenizer, save_tiny_pipeline  # noqa: E402
 
@@ -103,8 +103,8 @@ def parse_args(argv=None):
 
 
 def main(args):
-    if args.resolution is not None and (args.resolution < 8 or args.resolution % 8):
-        raise SystemExit(f"error: --resolution {args.resolution}: use a multiple of 8 (the VAE's factor)")
+    if args.resolution is not None:
+        check_resolution(args.resolution)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
     # Keep the report readable: no per-component load bars, no tokenizer-length warnings.

@@ -49,6 +49,13 @@ class PipelineLoadError(InputError):
     """A pipeline could not be loaded: the message says why and how to pass a local folder."""
 
 
+def check_resolution(resolution: int) -> int:
+    """`resolution` if the VAE can encode it (a multiple of its factor 8), else InputError naming --resolution."""
+    if resolution < 8 or resolution % 8:
+        raise InputError(f"--resolution {resolution}: use a multiple of 8 (the VAE's factor)")
+    return resolution
+
+
 def pick_device_dtype(device: str | None = None, dtype: str | None = None):
     """(torch.device, torch.dtype): CUDA when present; float16 on GPU, float32 on CPU.
 

@@ -141,18 +141,17 @@ def travelling_bytes(repo: Path) -> int:
 
 def main(args):
     train_dir, val_dir, out = Path(args.train_dir), Path(args.val_dir), Path(args.out)
+    from data.images import list_images
     for flag, folder in (("--train_dir", train_dir), ("--val_dir", val_dir)):
         if not folder.is_dir():
             raise InputError(f"{flag} {folder} is not a folder (build it with python tools/build_scenery_set.py)")
+        list_images(folder)  # an InputError naming the folder when it holds no image, before --out is touched
     if args.short_side < 32:
         raise InputError(f"--short_side must be >= 32, got {args.short_side}")
     try:
         sizes = [int(size) for size in args.harmonic_sizes.split(",") if size.strip()]
     except ValueError:
         raise InputError(f"--harmonic_sizes {args.harmonic_sizes!r}: give image sizes such as 128,256") from None
-    from data.images import list_images
-    for folder in (train_dir, val_dir):
-        list_images(folder)  # an InputError naming the folder when it holds no image, before --out is touched
     if out.exists():
         earlier_pack = out.is_dir() and ((out / PACK_MARKER).is_file() or (out / "short_side.txt").is_file())
         empty_folder = out.is_dir() and not any(out.iterdir())

@@ -44,9 +44,9 @@ def start_run(args, kind: str, recipe_keys, accelerator):
     a resumed run is the same run: they are printed, and a recipe flag given with another value is
     refused. The run's folders, cadence and learning-rate decay (`RUN_KEYS`) are the checkpoint's unless given
     again (a change is printed); the others (--epochs, --max_minutes, ...) stay as given. A run that will train
-    must not mix with another run's files (`check_run_folders`). With several processes (`accelerate launch`) every one
-    loads the checkpoint, and only the main process checks the folders and prints. Returns (checkpoint dict
-    or None, mask kinds).
+    must not mix with another run's files (`check_run_folders`). With several processes (`accelerate launch`) every
+    one loads the checkpoint and checks the folders; only the main process deletes (--overwrite) and prints.
+    Returns (checkpoint dict or None, mask kinds).
     """
     resume = load_checkpoint(args.checkpoint_path, kinds=(kind,)) if args.checkpoint_path else None
     if resume:
@@ -85,22 +85,21 @@ def start_run(args, kind: str, recipe_keys, accelerator):
         # several processes the main one says why before the barrier: the launcher stops the rest as soon as one
         # exits, which could cut the message off.
         try:
-            check_run_folders(args, resume, delete=False)
-            refusal = None
+            to_delete, refusal = check_run_folders(args, resume), None
         except InputError as exc:
             if accelerator.num_processes == 1:
                 raise
-            refusal = exc
+            to_delete, refusal = [], exc
         if refusal is not None and accelerator.is_main_process:
             print(f"error: {refusal}", file=sys.stderr, flush=True)
         accelerator.wait_for_everyone()
         if refusal is not None:
             sys.exit(2)
-    if accelerator.is_main_process and (not resume or resume["epoch"] < args.epochs):
-        check_run_folders(args, resume)
-        print(f"writing checkpoints to {Path(args.checkpoint_dir) / 'checkpoint_epoch_N.pth'} (every "
-              f"{args.save_every} epochs and the last), losses, loss curve and sample grids to "
-              f"{Path(args.results_dir) / 'train'}")
+        if accelerator.is_main_process:
+            delete_run_files(args, to_delete)
+            print(f"writing checkpoints to {Path(args.checkpoint_dir) / 'checkpoint_epoch_N.pth'} (every "
+                  f"{args.save_every} epochs and the last), losses, loss curve and sample grids to "
+                  f"{Path(args.results_dir) / 'train'}")
     return resume, mask_kinds
 
 
@@ -119,19 +118,18 @@ def run_files(args) -> list:
     return found + ([logs / "val"] if (logs / "val").is_dir() else [])
 
 
-def check_run_folders(args, resume, delete: bool = True) -> None:
-    """Refuse to write over (or mix with) another run's checkpoints, losses and samples.
+def check_run_folders(args, resume) -> list:
+    """Refuse to write over (or mix with) another run's checkpoints, losses and samples; it only reads. Returns
+    the files `delete_run_files` removes before the run starts: the other run's under --overwrite, else none.
 
     Allowed: empty folders; resuming from a checkpoint that lies in --checkpoint_dir (the same run
-    continues); --overwrite, which deletes the other run's files first (unless delete is False: the check alone).
+    continues); --overwrite.
     """
     found = run_files(args)
-    if not found:
-        return
     same_run = resume is not None and Path(args.checkpoint_path).resolve().parent == \
         Path(args.checkpoint_dir).resolve()
-    if same_run:
-        return
+    if not found or same_run:
+        return []
     if not getattr(args, "overwrite", False):
         latest = max((p for p in found if p.name.startswith("checkpoint_epoch_")),
                      key=lambda p: int(p.stem.rsplit("_", 1)[1]), default=None)
@@ -139,7 +137,12 @@ def check_run_folders(args, resume, delete: bool = True) -> None:
         raise InputError(f"{args.checkpoint_dir} / {Path(args.results_dir) / 'train'} hold another run's files "
                          f"({len(found)}, e.g. {found[0]}): pass {hint}other --checkpoint_dir and --results_dir, "
                          "or --overwrite to delete them and start again")
-    if not delete:
+    return found
+
+
+def delete_run_files(args, found: list) -> None:
+    """--overwrite: remove the other run's files that `check_run_folders` found."""
+    if not found:
         return
     for path in found:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
