@@ -46,7 +46,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
                "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
                "layout_steps", "lambda_band", "band_levels", "coarse_stage", "coarse_stage_sha256",
-               "coarse_stage_lowpass", "coarse_stage_layout", "color_jitter")
+               "coarse_stage_lowpass", "coarse_stage_layout", "color_jitter", "layout_loss")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -213,6 +213,10 @@ def parse_args(argv=None):
                                "towards the blurry mean, as --lambda_mse on --recon_lowpass images does")
     ablation.add_argument("--layout_steps", type=int, default=3,
                           help="pyrDowns before --lambda_layout compares (3: the 16-px level at 128²)")
+    ablation.add_argument("--layout_loss", choices=("mse", "db"), default="mse",
+                          help="what --lambda_layout takes of the hole's error at that level: its squared error "
+                               "over the batch (mse), or per image in dB, averaged (db: minus the low-pass "
+                               "PSNR that eval averages over images; losses.pyramid_hole_db)")
     ablation.add_argument("--lambda_band", type=float, default=0.0,
                           help="the hole's detail amplitude in the Laplacian bands --band_levels, phase-free "
                                "(losses.band_energy_loss): the mid-scale detail that the layout terms pull "
@@ -334,7 +338,7 @@ import torch  # noqa: E402
 
 from losses import (AdversarialLoss, band_energy_loss, build_perceptual_loss, detail_loss,  # noqa: E402
                     feature_matching_loss, hole_l1, hole_mse, lowpass, masked_hinge_discriminator,
-                    masked_hinge_generator, placement_loss, pyramid_hole_mse, ssim_loss)
+                    masked_hinge_generator, placement_loss, pyramid_hole_db, pyramid_hole_mse, ssim_loss)
 from models.baselines import BASELINES  # noqa: E402
 from models.gan import PatchDiscriminator  # noqa: E402
 from models.projected import ProjectedDiscriminator, blur, blur_sigma_at, diff_augment  # noqa: E402
@@ -403,7 +407,8 @@ def generator_update(fake, image, mask, g_gan, g_fm, d_real, d_fake, opt_g, perc
     g_perc = perceptual(fake, image) if perceptual is not None else zero
     g_detail = detail_term(fake, image, mask, args) if args.lambda_detail else zero
     g_place = placement_loss(fake, image, mask) if args.lambda_placement else zero
-    g_layout = pyramid_hole_mse(fake, image, mask, args.layout_steps) if args.lambda_layout else zero
+    layout_term = pyramid_hole_db if args.layout_loss == "db" else pyramid_hole_mse
+    g_layout = layout_term(fake, image, mask, args.layout_steps) if args.lambda_layout else zero
     g_band = (band_energy_loss(fake, image, mask, band_levels(args.band_levels, args.image_size))
               if args.lambda_band else zero)
     g_total = (args.lambda_l1 * g_l1 + args.lambda_mse * g_mse + args.lambda_ssim * g_ssim

@@ -43,6 +43,25 @@ def pyramid_hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return hole_mse(x, y, level_masks(mask, steps + 1)[-1])
 
 
+def pyramid_hole_db(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: int,
+                    eps: float = 1e-5) -> torch.Tensor:
+    """Per image, 10 log10 of the hole's squared error after `steps` pyrDowns (pyramid_hole_mse's level and hole),
+    averaged over the batch: minus the low-pass hole PSNR that the realism metrics average over images
+    (utils.realism.lowpass_hole_psnr at steps 2), up to the constant of the [-1, 1] scale.
+
+    Why: a mean of per-image PSNRs is not a mean of squared errors. Its gradient weighs each image by
+    1 / its own error, so a dB won on a smooth sky counts as much as one won on a cluttered hill, where the
+    plain squared error spends the network on the cluttered photos. eps (in [-1, 1] units, a 56 dB cap)
+    keeps an exact fill finite. pred, target (B, 3, S, S), mask (B, 1, S, S); a scalar.
+    """
+    x, y = pred.float(), target.float()
+    for _ in range(steps):
+        x, y = pyr_down(x), pyr_down(y)
+    hole = level_masks(mask, steps + 1)[-1]
+    per_image = ((x - y).square() * hole).sum(dim=(1, 2, 3)) / (hole.sum(dim=(1, 2, 3)) * x.shape[1]).clamp_min(1.0)
+    return 10 * torch.log10(per_image + eps).mean()
+
+
 def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels=(1, 2)) -> torch.Tensor:
     """Relative error of the hole's detail amplitude in the given Laplacian-pyramid bands, phase-free.
 

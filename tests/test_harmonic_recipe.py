@@ -353,6 +353,37 @@ def test_lambda_layout_trains_is_logged_and_is_part_of_the_recipe(data, tmp_path
         gan.parse_args(tiny_gan_train_argv(data, tmp_path / "b", "--lambda_layout", "1", "--layout_steps", "9"))
 
 
+def test_pyramid_hole_db_is_minus_the_lowpass_psnr_that_eval_averages():
+    from losses import pyramid_hole_db, pyramid_hole_mse
+    from utils.realism import lowpass_hole_psnr
+    torch.manual_seed(0)
+    mask = torch.zeros(3, 1, 64, 64)
+    mask[:, :, 8:56, 8:56] = 1
+    truth = torch.rand(3, 3, 64, 64) * 2 - 1
+    # three images, three error sizes: the dB loss averages per image, the squared error pools them
+    fill = truth + torch.tensor([0.01, 0.1, 0.5]).view(3, 1, 1, 1) * torch.randn(3, 3, 64, 64)
+    psnr = torch.tensor(lowpass_hole_psnr(fill, truth, mask, steps=2))
+    # [-1, 1] against [0, 1]: the squared error is 4 x larger, i.e. 10 log10(4) dB
+    assert pyramid_hole_db(fill, truth, mask, 2, eps=0).item() == pytest.approx(
+        -psnr.mean().item() + 10 * math.log10(4), abs=1e-3)
+    pooled = 10 * math.log10(pyramid_hole_mse(fill, truth, mask, 2).item())
+    assert pooled > pyramid_hole_db(fill, truth, mask, 2).item() + 5  # the worst image dominates the pooled error
+    # the gradient weighs each image by 1 / its error: the nearly exact image gets the largest push per pixel
+    fill.requires_grad_(True)
+    pyramid_hole_db(fill, truth, mask, 2).backward()
+    per_image = fill.grad.abs().mean(dim=(1, 2, 3))
+    assert per_image[0] > per_image[1] > per_image[2]
+
+
+def test_layout_loss_db_trains_is_logged_and_is_part_of_the_recipe(data, tmp_path):
+    import main as gan
+    rows, config = train_tiny_gan(data, tmp_path, "--lambda_layout", "1", "--layout_steps", "2",
+                                  "--layout_loss", "db")
+    assert rows and all(float(r["G_layout"]) < 0 for r in rows)  # dB of an error below 1
+    assert config["layout_loss"] == "db"
+    assert gan.parse_args(tiny_gan_train_argv(data, tmp_path / "b")).layout_loss == "mse"
+
+
 def test_band_energy_loss_asks_for_each_bands_amplitude_not_its_phase():
     from losses import band_energy_loss, hole_mse
     from models.filters import laplacian_pyramid
