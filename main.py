@@ -46,7 +46,8 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "exemplar_guide", "exemplar_normalise", "exemplar_coarse", "exemplar_prior", "lr_exemplar",
                "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
                "layout_steps", "lambda_band", "band_levels", "coarse_stage", "coarse_stage_sha256",
-               "coarse_stage_lowpass", "coarse_stage_layout", "color_jitter", "layout_loss")
+               "coarse_stage_lowpass", "coarse_stage_layout", "color_jitter", "layout_loss",
+               "context_upsample")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -117,6 +118,9 @@ def parse_args(argv=None):
                            default=architecture.context_features,
                            help="add frozen EfficientNet-Lite0 features of the start image to the generator's encoder "
                                 "(pretrained context, S/4 to S/32); starts as a no-op, so --init_from may add it")
+    generator.add_argument("--context_upsample", type=int, choices=(1, 2), default=architecture.context_upsample,
+                           help="with --context_features: show the feature network the start image at this many "
+                                "times its size (its maps average-pooled back; ImageNet models see 224 px)")
     generator.add_argument("--coarse_stage", default="", metavar="FILE",
                            help="a trained generator file (e.g. checkpoints/gan_scenery_128.pth) whose fill, without its "
                                 "texture head, replaces the harmonic start: this generator is then the second, "
@@ -698,6 +702,8 @@ def init_weights_from(path, config: dict, generator, discriminator, ema, log=pri
         different.append("--exemplar_texture (not --no-exemplar_texture)")
     if source.context_features and not target.context_features:
         different.append("--context_features (not --no-context_features)")
+    if source.context_features and source.context_upsample != target.context_upsample:
+        different.append(f"--context_upsample {source.context_upsample} (not {target.context_upsample})")
     if source.noise_injection not in (0, target.noise_injection):
         different.append(f"--noise_injection {source.noise_injection} (not {target.noise_injection})")
     if different:

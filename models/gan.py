@@ -126,14 +126,17 @@ class PretrainedContext(FrozenParts, nn.Module):
     `.features(x in [0, 1], stages)`; it is frozen, stays in eval mode, and its weights are left out of the state
     dict (they come from the pip package). The projections start at zero: adding the layer to a trained
     generator changes nothing. What it did in training: docs/realistic_fills.md, run 32.
+    `upsample` 2 shows the network the start image at 2S (bilinear) and average-pools each map by 2 back to the
+    encoder's size: ImageNet models are trained at 224 px, and at S = 128 the deepest map is 4 x 4 (run 86).
     (B, 3, S, S) in [-1, 1] -> [(B, widths[0], S/4, S/4), ..., (B, widths[3], S/32, S/32)].
     """
 
     STAGES = ("s4", "s8", "s16", "s32")
     CHANNELS = (24, 40, 112, 320)
 
-    def __init__(self, features: nn.Module, widths):
+    def __init__(self, features: nn.Module, widths, upsample: int = 1):
         super().__init__()
+        self.upsample = upsample
         self.freeze_part("features", features)
         self.project = nn.ModuleList(nn.Conv2d(c, w, 1) for c, w in zip(self.CHANNELS, widths))
         for conv in self.project:
@@ -142,7 +145,12 @@ class PretrainedContext(FrozenParts, nn.Module):
 
     def forward(self, start: torch.Tensor) -> list:
         with torch.no_grad():  # nothing upstream of the start image learns
-            maps = self.features.features((start + 1) / 2, self.STAGES)
+            image = (start + 1) / 2
+            if self.upsample > 1:
+                image = F.interpolate(image, scale_factor=self.upsample, mode="bilinear", align_corners=False)
+            maps = self.features.features(image, self.STAGES)
+            if self.upsample > 1:  # (B, C, 2S/k, 2S/k) -> (B, C, S/k, S/k)
+                maps = [F.avg_pool2d(m, self.upsample) for m in maps]
         return [project(m.to(start.dtype)) for project, m in zip(self.project, maps)]
 
 
@@ -189,7 +197,7 @@ class UNetGenerator(FrozenParts, nn.Module):
       context_features  a `PretrainedContext`: frozen EfficientNet-Lite0 maps of the start image added to the
                   encoder at S/4, S/8, S/16 and S/32 (levels 1-4; zero-initialised: --init_from may add it). The
                   feature network is passed to the constructor (`context_network`; utils.loading.build_generator
-                  loads it), since a model file does no I/O.
+                  loads it), since a model file does no I/O. context_upsample 2 shows it the start image at 2S.
       detail_smoothing  sigma > 0 (in 8-px blocks): the fill's detail amplitude evened out across blocks, its
                   detail_smoothing_bands finest Laplacian bands rescaled inside the hole
                   (models.filters.smooth_detail_amplitude; no weights). An inference setting, picked on a validation
@@ -273,7 +281,7 @@ class UNetGenerator(FrozenParts, nn.Module):
             if context_network is None:
                 raise ValueError("context_features needs the frozen feature network: pass context_network "
                                  "(utils.loading.build_generator loads EfficientNet-Lite0)")
-            self.pretrained_context = PretrainedContext(context_network, widths[1:5])
+            self.pretrained_context = PretrainedContext(context_network, widths[1:5], config.context_upsample)
         # The frozen first stage whose fill is the start (in place of the harmonic fill).
         self.coarse_stage = None
         if config.coarse_stage:

@@ -45,6 +45,7 @@ class GeneratorConfig:
     exemplar_prior: bool = False
     noise_injection: int = 0
     context_features: bool = False
+    context_upsample: int = 1
     detail_smoothing: float = 0.0
     detail_smoothing_bands: int = 1
     coarse_stage: str = ""
@@ -67,13 +68,15 @@ class GeneratorConfig:
         coarse_stage, coarse_sha256 = flags.get("coarse_stage") or "", flags.get("coarse_stage_sha256") or ""
         coarse_lowpass = flags.get("coarse_stage_lowpass") or 0  # run 69 (the first two-stage run) had none
         coarse_layout = flags.get("coarse_stage_layout") or 0.0  # runs 69-70 had none
+        context_upsample = flags.get("context_upsample") or 1  # runs before 86 had none
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
                    exemplar=flags["exemplar_texture"], exemplar_guide=flags["exemplar_guide"],
                    exemplar_normalise=flags["exemplar_normalise"], exemplar_coarse=flags["exemplar_coarse"],
                    exemplar_prior=flags["exemplar_prior"], noise_injection=flags["noise_injection"],
-                   context_features=flags["context_features"], coarse_stage=coarse_stage,
+                   context_features=flags["context_features"], context_upsample=context_upsample,
+                   coarse_stage=coarse_stage,
                    coarse_stage_sha256=coarse_sha256, coarse_stage_lowpass=coarse_lowpass,
                    coarse_stage_layout=coarse_layout)
 
@@ -94,6 +97,11 @@ class GeneratorConfig:
             raise ValueError("attention works on the S/4 decoder level: image_size must be >= 16")
         if self.context_features and self.image_size < 32:
             raise ValueError("context_features join the encoder at S/4 to S/32: image_size must be >= 32")
+        if self.context_upsample not in (1, 2):
+            raise ValueError(f"context_upsample is 1 or 2 (the start image's scale for the feature network), "
+                             f"got {self.context_upsample}")
+        if self.context_upsample != 1 and not self.context_features:
+            raise ValueError("context_upsample scales the feature network's input: it needs context_features")
         if self.coarse_stage and not self.harmonic:
             raise ValueError("a coarse stage replaces the harmonic start the residual adds to: it needs harmonic=True")
         if self.coarse_stage and not self.coarse_stage_sha256:

@@ -28,6 +28,31 @@ def test_the_context_starts_as_a_no_op_at_the_encoder_widths():
     assert [tuple(m.shape[1:]) for m in maps] == [(16, 16, 16), (32, 8, 8), (64, 4, 4), (64, 2, 2)]
 
 
+def test_context_upsample_shows_the_feature_network_the_start_image_at_twice_its_size():
+    torch.manual_seed(0)
+    network = EfficientNetLite0()
+    calls = []
+    original = network.features
+    network.features = lambda x, stages: calls.append(tuple(x.shape)) or original(x, stages)
+    plain = UNetGenerator(GeneratorConfig(64, 8, context_features=True), network).eval()
+    doubled = UNetGenerator(GeneratorConfig(64, 8, context_features=True, context_upsample=2), network).eval()
+    start = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        one, two = plain.pretrained_context(start), doubled.pretrained_context(start)
+    assert calls == [(2, 3, 64, 64), (2, 3, 128, 128)]
+    # the same encoder sizes either way (the 2S maps average-pooled by 2), and the projections differ in what they see
+    assert [m.shape for m in one] == [m.shape for m in two]
+    for layer in (plain, doubled):
+        torch.nn.init.normal_(layer.pretrained_context.project[0].weight, 0, 0.1)
+    with torch.no_grad():
+        doubled.pretrained_context.project.load_state_dict(plain.pretrained_context.project.state_dict())
+        assert not torch.allclose(plain.pretrained_context(start)[0], doubled.pretrained_context(start)[0])
+    with pytest.raises(ValueError, match="context_upsample"):
+        GeneratorConfig(64, 8, context_upsample=2)
+    with pytest.raises(ValueError, match="context_upsample"):
+        GeneratorConfig(64, 8, context_features=True, context_upsample=3)
+
+
 def test_the_feature_network_stays_frozen_in_eval_mode_and_out_of_the_state_dict():
     _, with_context = _pair()
     with_context.train()
