@@ -1,5 +1,7 @@
 """Harmonic fill, detail metrics, and the new generator options (resize-conv, norms, harmonic start,
 dilated blocks), feature matching and the generator EMA."""
+import math
+
 import numpy as np
 import pytest
 import torch
