@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 
 from losses.weights import find_torchvision_weights
-from models.filters import laplacian_pyramid, level_masks, pyr_down
+from models.filters import laplacian_pyramid, level_hole_mse, level_masks, pyr_down
 from models.options import GAN_LOSSES, PERCEPTUAL_KINDS
 
 
@@ -54,12 +54,7 @@ def pyramid_hole_db(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
     plain squared error spends the network on the cluttered photos. eps (in [-1, 1] units, a 56 dB cap)
     keeps an exact fill finite. pred, target (B, 3, S, S), mask (B, 1, S, S); a scalar.
     """
-    x, y = pred.float(), target.float()
-    for _ in range(steps):
-        x, y = pyr_down(x), pyr_down(y)
-    hole = level_masks(mask, steps + 1)[-1]
-    per_image = ((x - y).square() * hole).sum(dim=(1, 2, 3)) / (hole.sum(dim=(1, 2, 3)) * x.shape[1]).clamp_min(1.0)
-    return 10 * torch.log10(per_image + eps).mean()
+    return 10 * torch.log10(level_hole_mse(pred, target, mask, steps) + eps).mean()
 
 
 def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels=(1, 2)) -> torch.Tensor:

@@ -82,6 +82,17 @@ def level_masks(mask: torch.Tensor, count: int) -> list:
     return masks
 
 
+def level_hole_mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
+    """Per image, the mean squared error of x and y (B, C, H, W) over the hole after `steps` pyrDowns of both, the
+    hole at that size being `level_masks`' (the coarse pixels all of whose fine pixels are hole): (B,), in float32.
+    What the low-pass hole PSNR (utils.realism) and the layout loss in dB (losses.pyramid_hole_db) both compare."""
+    x, y = x.float(), y.float()
+    for _ in range(steps):
+        x, y = pyr_down(x), pyr_down(y)
+    hole = level_masks(mask, steps + 1)[-1]
+    return ((x - y).square() * hole).sum(dim=(1, 2, 3)) / (hole.sum(dim=(1, 2, 3)) * x.shape[1]).clamp_min(1.0)
+
+
 def pyramid_lowpass(x: torch.Tensor, levels: int) -> torch.Tensor:
     """(B, C, H, W) -> the same size: `levels` pyrDowns, then pyrUps back through the same sizes (its content
     below 1 / 2^levels of its size; levels 2: what the low-pass hole PSNR compares)."""

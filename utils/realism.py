@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 # The pyramid and the block detail live beside the layers' filters (the losses and the generator use them too);
 # re-exported for the metrics' callers.
-from models.filters import (block_detail, laplacian_pyramid, level_masks, pyr_down, pyr_up,  # noqa: F401
-                            pyramid_lowpass)
+from models.filters import (block_detail, laplacian_pyramid, level_hole_mse, level_masks, pyr_down,  # noqa: F401
+                            pyr_up, pyramid_lowpass)
 
 
 def hole_patch_centres(mask: torch.Tensor, patch: int, stride: int = 1) -> torch.Tensor:
@@ -126,11 +126,7 @@ def _nanmean(values) -> float:
 def lowpass_hole_psnr(output: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, steps: int = 2) -> list:
     """Per image: hole PSNR (dB, [0, 1] scale) of both images after `steps` pyrDown steps (1/4 size at 2),
     the hole at that size being the coarse pixels all of whose fine pixels are hole."""
-    x, y = (output.float() + 1) / 2, (truth.float() + 1) / 2
-    for _ in range(steps):
-        x, y = pyr_down(x), pyr_down(y)
-    hole = level_masks(mask, steps + 1)[-1]
-    sq = ((x - y) ** 2 * hole).sum(dim=(1, 2, 3)) / (hole.sum(dim=(1, 2, 3)) * x.shape[1]).clamp_min(1)
+    sq = level_hole_mse((output.float() + 1) / 2, (truth.float() + 1) / 2, mask, steps)
     return [float(v) for v in 10 * torch.log10(1.0 / sq.clamp_min(1e-10))]
 
 
