@@ -47,7 +47,7 @@ RECIPE_KEYS = ("image_size", "crop_ratio", "ngf", "ndf", "batch_size", "lr", "la
                "lambda_placement", "noise_injection", "d_head_layers", "context_features", "lambda_layout",
                "layout_steps", "lambda_band", "band_levels", "coarse_stage", "coarse_stage_sha256",
                "coarse_stage_lowpass", "coarse_stage_layout", "color_jitter", "layout_loss",
-               "context_upsample")
+               "context_upsample", "dropout")
 DETAIL_VARIANTS = ("auto", "image", "highpass", "highpass_total")  # what --lambda_detail compares (detail_term)
 VAL_COLUMNS = ("epoch", "step", "psnr_hole", "psnr_lowpass", "swd", "swd_levels", "sharpness", "placement",
                "checkerboard", "stripes", "chroma", "kid_effnet", "effnet_distance", "fid_effnet", "ssim_hole", "l1_hole",
@@ -121,6 +121,9 @@ def parse_args(argv=None):
     generator.add_argument("--context_upsample", type=int, choices=(1, 2), default=architecture.context_upsample,
                            help="with --context_features: show the feature network the start image at this many "
                                 "times its size (its maps average-pooled back; ImageNet models see 224 px)")
+    generator.add_argument("--dropout", type=float, default=architecture.dropout, metavar="P",
+                           help="dropout at rate P after the generator's three innermost decoder blocks, in training "
+                                "only (pix2pix); no weights, so --init_from may add it (0: none)")
     generator.add_argument("--coarse_stage", default="", metavar="FILE",
                            help="a trained generator file (e.g. checkpoints/gan_scenery_128.pth) whose fill, without its "
                                 "texture head, replaces the harmonic start: this generator is then the second, "

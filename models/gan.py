@@ -198,6 +198,9 @@ class UNetGenerator(FrozenParts, nn.Module):
                   encoder at S/4, S/8, S/16 and S/32 (levels 1-4; zero-initialised: --init_from may add it). The
                   feature network is passed to the constructor (`context_network`; utils.loading.build_generator
                   loads it), since a model file does no I/O. context_upsample 2 shows it the start image at 2S.
+      dropout     p > 0: dropout at that rate after the three innermost decoder blocks (their S/64 to S/16
+                  outputs, where pix2pix's generator has it; Isola et al. 2017), in training only: a regulariser for
+                  a network trained on few photos. It has no weights, so checkpoints load with or without it.
       detail_smoothing  sigma > 0 (in 8-px blocks): the fill's detail amplitude evened out across blocks, its
                   detail_smoothing_bands finest Laplacian bands rescaled inside the hole
                   (models.filters.smooth_detail_amplitude; no weights). An inference setting, picked on a validation
@@ -257,6 +260,8 @@ class UNetGenerator(FrozenParts, nn.Module):
             else:
                 layers = [nn.ReLU(True), upsample_conv(c_in, widths[i - 1], upsampling, bias=False),
                           norm_layer(norm, widths[i - 1])]
+                if config.dropout and i >= depth - 3:  # pix2pix's innermost three; no weights, keys unchanged
+                    layers.append(nn.Dropout(config.dropout))
             self.up.append(nn.Sequential(*layers))
         # Contextual attention on the output of up[2]: the S/4 map (2 ngf channels), before its skip joins.
         self.attention = ContextualAttention(widths[1]) if config.attention else None

@@ -46,6 +46,7 @@ class GeneratorConfig:
     noise_injection: int = 0
     context_features: bool = False
     context_upsample: int = 1
+    dropout: float = 0.0
     detail_smoothing: float = 0.0
     detail_smoothing_bands: int = 1
     coarse_stage: str = ""
@@ -69,6 +70,7 @@ class GeneratorConfig:
         coarse_lowpass = flags.get("coarse_stage_lowpass") or 0  # run 69 (the first two-stage run) had none
         coarse_layout = flags.get("coarse_stage_layout") or 0.0  # runs 69-70 had none
         context_upsample = flags.get("context_upsample") or 1  # runs before 86 had none
+        dropout = flags.get("dropout") or 0.0  # runs before 88 had none
         return cls(image_size=flags["image_size"], ngf=flags["ngf"], norm=flags["norm"],
                    upsampling=flags["upsampling"], res_blocks=flags["res_blocks"], harmonic=flags["harmonic_start"],
                    texture_noise=flags["texture_noise"], attention=flags["attention"],
@@ -76,7 +78,7 @@ class GeneratorConfig:
                    exemplar_normalise=flags["exemplar_normalise"], exemplar_coarse=flags["exemplar_coarse"],
                    exemplar_prior=flags["exemplar_prior"], noise_injection=flags["noise_injection"],
                    context_features=flags["context_features"], context_upsample=context_upsample,
-                   coarse_stage=coarse_stage,
+                   dropout=dropout, coarse_stage=coarse_stage,
                    coarse_stage_sha256=coarse_sha256, coarse_stage_lowpass=coarse_lowpass,
                    coarse_stage_layout=coarse_layout)
 
@@ -102,6 +104,8 @@ class GeneratorConfig:
                              f"got {self.context_upsample}")
         if self.context_upsample != 1 and not self.context_features:
             raise ValueError("context_upsample scales the feature network's input: it needs context_features")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout is a probability in [0, 1), got {self.dropout}")
         if self.coarse_stage and not self.harmonic:
             raise ValueError("a coarse stage replaces the harmonic start the residual adds to: it needs harmonic=True")
         if self.coarse_stage and not self.coarse_stage_sha256:

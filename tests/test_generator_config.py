@@ -55,10 +55,28 @@ def test_checkpoints_carry_model_args_and_rebuild_from_them(data, tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [("image_size", 100, "power of two"), ("norm", "layer", "norm"),
-                                                   ("upsampling", "pixelshuffle", "upsampling")])
+                                                   ("upsampling", "pixelshuffle", "upsampling"),
+                                                   ("dropout", 1.0, "dropout")])
 def test_bad_architectures_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
         GeneratorConfig(**{field: value})
+
+
+def test_dropout_acts_in_training_only_and_leaves_the_weights_interchangeable():
+    torch.manual_seed(0)
+    plain = UNetGenerator(GeneratorConfig(64, 8, texture_noise=0))
+    dropped = UNetGenerator(GeneratorConfig(64, 8, texture_noise=0, dropout=0.5))
+    torch.nn.init.normal_(plain.up[0][-1][-1].weight, std=0.02)  # a non-zero residual: the decoder shows
+    dropped.load_state_dict(plain.state_dict())  # strict: dropout adds no weights (--init_from, exports)
+    masked, mask = masked_input(torch.rand(1, 3, 64, 64) * 2 - 1, 0.4)
+    plain.eval(), dropped.eval()
+    with torch.no_grad():
+        assert torch.equal(dropped(masked, mask), plain(masked, mask))  # eval: no dropout
+        dropped.train()
+        first, second = dropped(masked, mask), dropped(masked, mask)
+    assert not torch.allclose(first, second)  # training: a new dropout pattern each pass
+    assert sum(isinstance(m, torch.nn.Dropout) for m in dropped.modules()) == 3  # pix2pix's innermost three
+    assert generator_config({"image_size": 64, "ngf": 8}).dropout == 0.0  # runs before it had none
 
 
 def test_contextual_attention_starts_as_a_no_op_and_copies_from_the_known_squares():
