@@ -40,7 +40,7 @@ QUEUE_SIZE = 32  # fills waiting behind the running one; one more is refused wit
 def parse_args(argv=None):
     parser = Parser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every network interface)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
     parser.add_argument("--checkpoint_path", default=None,
                         help="GAN checkpoint or generator export (default: the shipped gan_scenery_128.pth)")
     parser.add_argument("--sd_model", default=None,

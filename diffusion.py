@@ -44,7 +44,8 @@ def parse_args(argv=None):
     parser.add_argument("--attention", action=argparse.BooleanOptionalAction, default=True,
                         help="self-attention at the lowest resolution (--no-attention to drop it)")
     parser.add_argument("--num_train_timesteps", type=int, default=1000, help="T of the forward process")
-    parser.add_argument("--beta_schedule", choices=BETA_SCHEDULES, default=BETA_SCHEDULES[0])
+    parser.add_argument("--beta_schedule", choices=BETA_SCHEDULES, default=BETA_SCHEDULES[0],
+                        help="noise schedule (squaredcos_cap_v2: improved DDPM's cosine)")
     parser.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping")
     parser.add_argument("--ema_max_decay", type=float, default=0.999,
                         help="EMA of the weights used for sampling (decay warms up from 0 to this)")

@@ -174,7 +174,8 @@ def parse_args(argv=None):
                              "stages at strides 8-32 only), VGG19 (needs --perceptual_weights or torchvision's "
                              "cache) or none")
     losses.add_argument("--perceptual_weights", help="weights file for --perceptual (default: found offline)")
-    losses.add_argument("--gan_loss", choices=GAN_LOSSES, default="bce")
+    losses.add_argument("--gan_loss", choices=GAN_LOSSES, default="bce",
+                        help="adversarial loss (bce: pix2pix's; --discriminator projected needs hinge)")
     losses.add_argument("--adv_start_epoch", type=int, default=0,
                         help="train G on reconstruction only (no D) up to this epoch, then add the GAN terms")
     losses.add_argument("--ema_decay", type=float, default=0.999,

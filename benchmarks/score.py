@@ -11,7 +11,7 @@ at the first checkpoint's image size and crop ratio (or --image_size / --crop_ra
 `--checkpoint raw:PATH` scores a training checkpoint's raw generator weights instead of its EMA
 copy; `--checkpoint LABEL=PATH` names the row; `--texture_scales` and `--detail_smoothing` add a row per
 strength (the inference settings an export bakes in). Writes <out_dir>/<row>/metrics.csv and
-<out_dir>/score.md and prints the table: hole PSNR / SSIM / L1, sharpness and checkerboard ratios
+<out_dir>/score.md and prints the table: hole PSNR and L1 (SSIM in each metrics.csv), sharpness and checkerboard ratios
 (output / truth in the hole), the realism metrics of utils/realism.py (low-pass hole PSNR, detail
 placement, patch SWD per Laplacian level with its truth-against-truth floor), KID and the perceptual
 distance on EfficientNet-Lite0 features, and seconds per image on this machine.
@@ -22,19 +22,15 @@ import re
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import main as gan  # noqa: E402
-from models.baselines import BASELINES  # noqa: E402
-from utils.loading import scale_texture, with_detail_smoothing  # noqa: E402
+from models.options import BASELINE_NAMES  # noqa: E402
+from utils.cli import Parser, checkpoint_spec, floor_names, labelled_checkpoints, parse_or_exit, run  # noqa: E402
 from utils.errors import InputError  # noqa: E402
-from utils.cli import Parser, checkpoint_spec, run  # noqa: E402
-from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E402
 
-COLUMNS = (("psnr_hole", "hole PSNR (dB) ↑", "{:.2f}"), ("psnr_lowpass", "low-pass hole PSNR ↑", "{:.2f}"),
+COLUMNS = (("psnr_hole", "hole PSNR (dB) ↑", "{:.2f}"), ("l1_hole", "hole L1 ↓", "{:.4f}"),
+           ("psnr_lowpass", "low-pass hole PSNR ↑", "{:.2f}"),
            ("sharpness", "sharpness (→1)", "{:.2f}"), ("placement", "detail placement ↑", "{:.2f}"),
            ("swd", "patch SWD ↓ (levels)", None), ("checkerboard", "checkerboard (≤1.3)", "{:.2f}"),
            ("stripes", "stripe share", "{:.2f}"), ("chroma", "chroma share", "{:.2f}"),
@@ -48,7 +44,8 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoint", action="append", default=[],
                         help="[raw:][LABEL=]PATH of a main.py checkpoint or export; repeat for several rows")
     parser.add_argument("--floors", default="harmonic,telea,fsr,shiftmap,mean",
-                        help="training-free fills to add ('' for none)")
+                        help=f"training-free fills to add, of {','.join(BASELINE_NAMES)} ('' for none; fsr and "
+                             "shiftmap are the slow ones)")
     parser.add_argument("--image_size", type=int, default=128, help="used only without --checkpoint")
     parser.add_argument("--crop_ratio", type=float, default=0.4, help="used only without --checkpoint")
     parser.add_argument("--texture_scales", default="1",
@@ -59,9 +56,31 @@ def parse_args(argv=None):
                              "at (0: off; models.filters.smooth_detail_amplitude; pick one on a validation split for "
                              "main.py --export ... --detail_smoothing SIGMA --detail_smoothing_bands BANDS); default: "
                              "each checkpoint as it is")
-    parser.add_argument("--out_dir", default="results/score")
-    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--out_dir", default="results/score",
+                        help="where score.md and a folder per row (its metrics.csv) are written")
+    parser.add_argument("--batch_size", type=int, default=16, help="images per forward pass")
     return parser.parse_args(argv)
+
+
+def check_args(args) -> None:
+    """Refuse a missing --test_dir or checkpoint and unknown floors before the heavy imports."""
+    if not Path(args.test_dir).is_dir():
+        raise InputError(f"--test_dir {args.test_dir}: no such folder (data/scenery_large is built by "
+                         "python tools/build_scenery_set.py)")
+    floor_names(args.floors, "--floors")
+    labelled_checkpoints(args.checkpoint, "--checkpoint")
+
+
+if __name__ == "__main__":
+    # Bad flags and folders are refused here, before torch is imported (seconds): one line, exit status 2.
+    CLI_ARGS = parse_or_exit(parse_args, check_args)
+
+import torch  # noqa: E402
+
+import main as gan  # noqa: E402
+from models.baselines import BASELINES  # noqa: E402
+from utils.evaluation import eval_device, evaluate_folder, format_swd  # noqa: E402
+from utils.loading import scale_texture, with_detail_smoothing  # noqa: E402
 
 
 def detail_smoothings(spec) -> list:
@@ -136,7 +155,8 @@ def main(args):
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     (Path(args.out_dir) / "score.md").write_text(table)
     print(table)
+    print(f"wrote {Path(args.out_dir) / 'score.md'} and a metrics.csv per row under {args.out_dir}/")
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, parse_args))
+    sys.exit(run(main, parse_args, args=CLI_ARGS))

@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tools import archive_extract as ax  # noqa: E402
 from tools import build_embedded_data as embedded  # noqa: E402
+from utils.cli import HelpFormatter  # noqa: E402
 
 MIRROR = "http://deb.debian.org/debian"
 RESERVED = {"plasma-workspace-wallpapers", "scratch"}  # independent evaluation only
@@ -555,15 +556,14 @@ def summary(sources, rows):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "data/scenery_large"),
                     help="the folder to build: {train,val,test}/*.jpg and CREDITS.csv")
     ap.add_argument("--cache_dir", default="~/.cache/gan_paint/debs",
                     help="downloaded and unpacked packages, kept for the next build")
     ap.add_argument("--max_side", type=int, default=1024,
                     help=f"shrink each photo so that its long side is at most this (px; at least {MIN_SIDE})")
-    ap.add_argument("--sources", default="", help="comma list of source ids or packages: "
+    ap.add_argument("--sources", default="", help="comma list of source ids or packages (default: all): "
                     + ",".join(s.name for s in SOURCES))
     args = ap.parse_args(argv)
     if args.max_side < MIN_SIDE:

@@ -66,12 +66,24 @@ def floor_names(text: str, flag: str = "--floors") -> list:
     return names
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help with the description as written (its example commands) and each flag's default after its help,
+    unless the help already names it or there is none to name (None, False, "")."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" in text or "default" in text.lower() or not action.option_strings
+                or action.default in (None, False, "", argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose `--snake_case` flags also accept `--kebab-case` (both spellings work), and that
     records which flags the command line gave (`given_flags`), as opposed to defaults."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(**kwargs)
 
     def add_argument(self, *names, **kwargs):
@@ -208,9 +220,9 @@ def add_probe_args(parser: argparse.ArgumentParser, floors: str) -> None:
                         help="a generator (training checkpoint: its EMA weights, or with raw: its raw weights; "
                              "or an export); repeatable")
     parser.add_argument("--floors", default=floors, help="training-free fills to score too ('' for none)")
-    parser.add_argument("--image_size", type=int, default=128)
-    parser.add_argument("--crop_ratio", type=float, default=0.4)
-    parser.add_argument("--batch_size", type=int, default=15)
+    parser.add_argument("--image_size", type=int, default=128, help="square side the photos are scored at")
+    parser.add_argument("--crop_ratio", type=float, default=0.4, help="side of each known square as a fraction")
+    parser.add_argument("--batch_size", type=int, default=15, help="images per forward pass")
 
 
 def add_shared_args(parser: Parser, default_size: int, default_batch: int, default_lr: float,
@@ -250,8 +262,8 @@ def add_shared_args(parser: Parser, default_size: int, default_batch: int, defau
                                "at its own (see --output_size)")
     training.add_argument("--crop_ratio", type=float, default=0.4,
                           help="side of each known square as a fraction of S, in (0, 0.5]")
-    training.add_argument("--batch_size", type=int, default=default_batch)
-    training.add_argument("--lr", type=float, default=default_lr)
+    training.add_argument("--batch_size", type=int, default=default_batch, help="images per training step")
+    training.add_argument("--lr", type=float, default=default_lr, help="learning rate (Adam)")
     training.add_argument("--checkpoint_dir", default="checkpoints", help="where training writes checkpoints")
     training.add_argument("--overwrite", action="store_true",
                           help="train: start a new run in folders that hold another run's files, deleting its "
@@ -261,7 +273,7 @@ def add_shared_args(parser: Parser, default_size: int, default_batch: int, defau
                           help="stop after the epoch during which this many minutes of training have passed, with a "
                                "checkpoint (resume it with --checkpoint_path); for a session or device time limit")
     training.add_argument("--log_interval", type=int, default=10, help="log losses to CSV every N steps")
-    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--seed", type=int, default=0, help="seed of the weights' init, crops and masks")
     training.add_argument("--repeat", type=int, default=1,
                           help="passes over the training folder per epoch (random crops differ); for small folders")
     training.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
