@@ -12,9 +12,12 @@ torch and diffusers are imported by the functions that use them: a script can bu
 this module (INPAINT_MODELS, DTYPE_NAMES) and refuse a bad one before paying ~5 s for those imports.
 """
 import logging
+import os
 import re
+import socket
 import warnings
 from pathlib import Path
+from urllib.parse import urlparse
 
 from utils.errors import InputError
 
@@ -95,6 +98,22 @@ def _check_local(name_or_path: str, flag: str):
     return None
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hugging Face hub (HF_ENDPOINT) opens within `timeout` seconds. False when
+    HF_HUB_OFFLINE is set; True behind a proxy (HTTPS_PROXY), whose reachability a direct connection cannot tell.
+    Without it an offline machine waits through huggingface_hub's retries (about 30 s) before the load fails."""
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        return False
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def load_inpaint_pipeline(name_or_path: str, device="cpu", dtype=None, *,
                           share_from=None, cpu_offload: bool = False, flag: str = "--model"):
     """Load an inpainting pipeline (hub id or local folder) onto `device` in `dtype` (None: float32).
@@ -118,6 +137,8 @@ def load_inpaint_pipeline(name_or_path: str, device="cpu", dtype=None, *,
     tiny_kind = ("sdxl-refiner" if share_from is not None else
                  "sdxl-inpaint" if "xl" in str(name_or_path).lower() else "sd-inpaint")
     kwargs = {"dtype": dtype}
+    if local is None and not hub_reachable():  # the hub's local cache only: no retries against a dead network
+        kwargs["local_files_only"] = True
     if share_from is not None:
         kwargs.update(text_encoder_2=share_from.text_encoder_2, vae=share_from.vae)
     # The hub checkpoints ship half-precision files as variant "fp16": half the download.
@@ -133,6 +154,8 @@ def load_inpaint_pipeline(name_or_path: str, device="cpu", dtype=None, *,
             if variant is not None and "variant" in str(err):
                 continue  # this checkpoint has no fp16 files: load the full-precision ones
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            if kwargs.get("local_files_only"):
+                reason = "the hub is unreachable from here and the model is not in its local cache"
             raise PipelineLoadError(
                 f"could not load the inpainting pipeline {name_or_path} ({reason}); the Hugging "
                 f"Face hub may be unreachable: on a machine with internet run `hf download "

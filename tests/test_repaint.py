@@ -295,6 +295,46 @@ def test_load_error_message_names_hub_and_model_flag(tmp_path):
     assert "--model" in str(err.value)
 
 
+def test_hub_reachable_asks_once_and_quickly(monkeypatch):
+    import socket
+    from sd import pipelines
+
+    def refused(address, timeout):
+        assert timeout <= 5 and address == ("huggingface.co", 443)
+        raise OSError("network is unreachable")
+
+    def must_not_connect(*args, **kwargs):
+        raise AssertionError("connected although the answer was known")
+
+    monkeypatch.setattr(socket, "create_connection", refused)  # no test touches the network
+    for name in ("HF_HUB_OFFLINE", "HF_ENDPOINT", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert pipelines.hub_reachable() is False
+    monkeypatch.setattr(socket, "create_connection", must_not_connect)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert pipelines.hub_reachable() is False
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    assert pipelines.hub_reachable() is True
+
+
+def test_an_unreachable_hub_loads_from_the_local_cache_only(monkeypatch):
+    # Offline, a hub id goes to diffusers with local_files_only (no ~30 s of retries), and the error says why.
+    import diffusers
+    from sd import pipelines
+    seen = {}
+
+    def from_pretrained(name, **kwargs):
+        seen.update(kwargs, name=name)
+        raise OSError(f"{name} does not appear to have a file named model_index.json.")
+
+    monkeypatch.setattr(pipelines, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(diffusers.AutoPipelineForInpainting, "from_pretrained", from_pretrained)
+    with pytest.raises(PipelineLoadError, match="unreachable from here and the model is not in its local cache"):
+        load_inpaint_pipeline("owner/some-inpainting-model", "cpu", torch.float32)
+    assert seen["local_files_only"] is True and seen["name"] == "owner/some-inpainting-model"
+
+
 def _cli(*argv, cwd):
     """Run the script as a user would, offline and with an empty Hugging Face cache."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(cwd / "hf_home_empty"))
