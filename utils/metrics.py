@@ -185,12 +185,16 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     """Frechet distance between two Gaussians, |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Heusel et al. 2017),
     as pytorch_fid computes it (the same eps offset when the product is singular), without its call of
     scipy.linalg.sqrtm(..., disp=False): newer SciPy (the lent GPU machine's) no longer takes `disp`."""
+    import warnings
+
     from scipy import linalg
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1.dot(sigma2))
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    with warnings.catch_warnings():  # fewer images than features make S1 S2 singular, and SciPy says so each call:
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # expected; the offset below handles a non-finite root
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
+        if not np.isfinite(covmean).all():
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
     covmean = np.real(covmean)  # the imaginary part is numerical noise for covariance matrices
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
