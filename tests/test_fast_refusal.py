@@ -141,3 +141,28 @@ def test_a_resumed_run_is_not_refused_for_default_folders_it_will_not_use():
     args = gan.parse_args(["--mode", "train", "--checkpoint_path", checkpoint, "--checkpoint_dir", "/proc/x"])
     with pytest.raises(InputError, match="--checkpoint_dir /proc/x: cannot write"):
         check_input_files(args)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--test_dir", "nowhere"], "--test_dir nowhere: no such folder (data/scenery_large is built by"),
+    (["--test_dir", str(ROOT / "data/scenery/test"), "--floors", "harmonic,blur"], "--floors: unknown blur"),
+    (["--test_dir", str(ROOT / "data/scenery/test"), "--checkpoint", "nothere.pth"], "checkpoint not found"),
+])
+def test_the_scoring_benchmark_refuses_bad_input_before_importing_torch(tmp_path, argv, message):
+    messages, _, torch_imported = refuse("benchmarks/score.py", *argv, tmp_path=tmp_path)
+    assert len(messages) == 1 and messages[0].startswith("error: ") and message in messages[0], messages
+    assert not torch_imported
+
+
+def test_help_names_each_default_once():
+    from utils.cli import Parser
+    parser = Parser(prog="x")
+    parser.add_argument("--epochs", type=int, default=30, help="train until this epoch")
+    parser.add_argument("--out", default="results", help="where it goes (default: the run's folder)")
+    parser.add_argument("--limit", type=float, default=None, help="stop after this many minutes")
+    parser.add_argument("--flag", action="store_true", help="a switch")
+    text = " ".join(parser.format_help().split())
+    assert "train until this epoch (default: 30)" in text
+    assert "where it goes (default: the run's folder)" in text and "(default: results)" not in text
+    assert "stop after this many minutes" in text and "(default: None)" not in text
+    assert "(default: False)" not in text

@@ -109,6 +109,11 @@ def test_2_full_resolution_and_flags_that_act(model, data, tmp_path, capsys):
     code, out, _ = call(gan, ["--image1", a, "--image2", b, "--checkpoint_path", model, "--output_size", "model",
                               "--output", tmp_path / "64.png"], capsys)
     assert code == 0 and pixels(tmp_path / "64.png").shape == (64, 64, 3)
+    # A set output size writes a folder of its own: the fill at the photos' size is not replaced.
+    code, out, _ = call(gan, ["--image1", a, "--image2", b, "--checkpoint_path", model, "--output_size", "model",
+                              "--results_dir", tmp_path / "r"], capsys)
+    at_model_size = tmp_path / "r" / f"{pair_name(a, b)}_eval_2_64px" / "generated_combined.png"
+    assert code == 0 and pixels(at_model_size).shape == (64, 64, 3) and pixels(result).shape == (900, 900, 3)
 
     # --image_size with a model: an error naming the model's size and --output_size.
     code, _, err = call(gan, ["--image1", a, "--image2", b, "--checkpoint_path", model, "--image_size", "256"], capsys)
