@@ -278,6 +278,10 @@ def load_test(args, root: Path) -> list:
         callers[0].call(1, deadline)
         first = callers[0].latencies[:1]
         rss_first = rss_mb(server.process.pid)
+        # A pause before the clients start: started right after the first call's answer, a client's call was now and
+        # then refused as over the queue (2 of 7 runs of tests/test_app.py on 2 cores); gradio may still count the
+        # first call's event for a moment. With the pause, 6 of 6 passed.
+        time.sleep(1.0)
         start = time.perf_counter()
         threads = [threading.Thread(target=c.calls, args=(range(2 if c.index == 0 else 1, args.calls + 1), deadline),
                                     daemon=True) for c in callers]  # daemon: a hung call cannot hold up the exit
