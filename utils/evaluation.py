@@ -178,10 +178,9 @@ def run_eval_mode(fill, args, image_size: int, crop_ratio: float, device, model:
         print_summary(summary, args.results_dir, size, image_size)
     else:
         # --output_size names its own folder, so that it does not replace the fill at the photos' size.
-        side = "" if output_size is None else f"_{image_size if output_size == 'model' else output_size}px"
         path = fill_two_images(fill, args.image1, args.image2, image_size, crop_ratio, args.results_dir, device,
                                output=args.output, output_size=output_size or "photos", max_pixels=photo_limit,
-                               folder_suffix=side)
+                               size_in_folder_name=output_size is not None)
         with Image.open(path) as im:
             width, height = im.size
         how = "" if width == image_size else (f"; the model filled the gap at {image_size}x{image_size}, upsampled "
@@ -287,13 +286,15 @@ def fill_two_photos(fill, photos, image_size: int, crop_ratio: float, device, ou
 
 
 def fill_two_images(fill, image1, image2, image_size: int, crop_ratio: float, results_dir, device,
-                    output=None, output_size="model", max_pixels: int = MAX_PIXELS, folder_suffix: str = "") -> Path:
+                    output=None, output_size="model", max_pixels: int = MAX_PIXELS,
+                    size_in_folder_name: bool = False) -> Path:
     """eval_2: bottom-left square of image1 + top-right square of image2 -> filled image.
 
     The photos and output_size are those of `fill_two_photos`. Writes
-    results_dir/<pair name>_eval_2<folder_suffix>/{image1,image2,input_combined,generated_combined}.png (see
-    `pair_name`), or only the filled image to `output` (format from its extension; a folder: the pair name
-    inside it). Returns the filled image's path.
+    results_dir/<pair name>_eval_2/{image1,image2,input_combined,generated_combined}.png (see `pair_name`;
+    _eval_2_<N>px with size_in_folder_name and an output size N other than the photos'), or only the filled
+    image to `output` (format from its extension; a folder: the pair name inside it). Returns the filled image's
+    path.
     """
     if not image1 or not image2:
         raise InputError("eval_2 needs two photos: pass --image1 PATH --image2 PATH")
@@ -308,7 +309,8 @@ def fill_two_images(fill, image1, image2, image_size: int, crop_ratio: float, re
                                                       crop_ratio, device, output_size, names=(image1, image2))
     if target:
         return save_image(filled, target, "--output")
-    folder = Path(results_dir) / f"{pair_name(image1, image2)}_eval_2{folder_suffix}"
+    side = f"_{needed}px" if size_in_folder_name and needed else ""
+    folder = Path(results_dir) / f"{pair_name(image1, image2)}_eval_2{side}"
     for name, tensor in (("image1", first), ("image2", second), ("input_combined", combined)):
         save_png(tensor, folder / f"{name}.png")
     return save_png(filled, folder / "generated_combined.png")  # last: its presence means complete
