@@ -4,7 +4,7 @@
 (PEP 562's module __getattr__): `models.options` stays importable without torch, for the command lines'
 fast checks.
 """
-_GAN_NAMES = ("GeneratorConfig", "PatchDiscriminator", "UNetGenerator", "count_parameters")
+_GAN_NAMES = ("GeneratorConfig", "MeanFill", "PatchDiscriminator", "UNetGenerator", "count_parameters")
 
 
 def __getattr__(name):

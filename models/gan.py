@@ -393,6 +393,38 @@ class UNetGenerator(FrozenParts, nn.Module):
         return keep_known(masked, mask, out.float() + self.config.coarse_stage_layout * layout).to(out.dtype)
 
 
+class MeanFill(nn.Module):
+    """The mean of several trained generators' fills: (B, 3, S, S) masked input and (B, 1, S, S) mask to the
+    per-pixel average of the members' outputs, the known pixels kept exactly.
+
+    An ensemble, not a weight average: it works for unrelated runs (other widths, other starts), which averaging
+    weights (tools/average_checkpoints.py) cannot combine. Its use is a layout stage (GeneratorConfig.coarse_stage):
+    where each member's large-scale fill errs on its own, the mean of their layouts is nearer the truth's than any
+    one (the variance term of the error shrinks; Breiman 1996, bagging), and the second stage draws the texture on
+    it. Averaging blurs whatever the members disagree on, so it suits layout stages, not textured fills. Members
+    must fill the same image size; `config` is the first member's (the size and what the callers read of it).
+    """
+
+    texture = None  # no grain of its own: a layout stage (utils.loading.load_coarse_stage turns members' grain off)
+
+    def __init__(self, members: list):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"a mean of fills needs two or more generators, got {len(members)}")
+        sizes = {member.config.image_size for member in members}
+        if len(sizes) != 1:
+            raise ValueError(f"the generators of a mean of fills must fill one image size, got {sorted(sizes)}")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def config(self) -> GeneratorConfig:
+        return self.members[0].config
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        fills = torch.stack([member(masked, mask).float() for member in self.members])  # (M, B, 3, S, S)
+        return keep_known(masked, mask, fills.mean(dim=0).to(masked.dtype))
+
+
 def add_residual(start: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     """The start (harmonic or coarse-stage fill) plus a residual in tanh-logit space, tanh(atanh(start) + r), in fp32."""
     return torch.tanh(torch.atanh(start.float().clamp(-0.999, 0.999)) + residual.float())

@@ -20,6 +20,7 @@ def save_checkpoint(state: dict, path) -> Path:
 
 # Who writes each kind of checkpoint, for the message that refuses another kind.
 WRITERS = {"gan": "python main.py --mode train", "gan_generator": "main.py --export or tools/export_generator.py",
+           "gan_generator_mean": "tools/export_mean_fill.py",
            "diffusion": "python diffusion.py --mode train", "diffusion_export": "utils.loading.export_diffusion_model",
            "detail_map_head": "benchmarks/probe_detail_predictor.py"}
 

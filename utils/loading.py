@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from models.gan import GeneratorConfig, UNetGenerator
+from models.gan import GeneratorConfig, MeanFill, UNetGenerator
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import InputError
 from utils.hardware import AUTOCAST_DTYPES
@@ -81,8 +81,9 @@ def load_coarse_stage(path: str, sha256: str) -> UNetGenerator:
         raise InputError(f"the coarse stage {file} is not the file this generator was trained on (its SHA-256 "
                          f"differs from {sha256[:12]}...): restore that file")
     coarse, _ = load_generator(file)
-    if coarse.texture is not None:
-        scale_texture(coarse, 0.0)
+    for member in coarse.members if isinstance(coarse, MeanFill) else [coarse]:
+        if member.texture is not None:
+            scale_texture(member, 0.0)
     return coarse
 
 
@@ -155,7 +156,11 @@ def generator_weights(path, use_ema: bool = True) -> tuple:
     """(state_dict, GeneratorConfig, config) of a training checkpoint's generator (its EMA weights when it has
     them, unless use_ema is False) or of a generator export (fp16 or int8, unpacked), without building the
     network: what `load_generator` loads, for tools that only combine weights (tools/average_checkpoints.py)."""
-    return _generator_parts(load_checkpoint(path, kinds=("gan", "gan_generator")), use_ema)
+    state = load_checkpoint(path, kinds=("gan", "gan_generator", MEAN_FILL_KIND))
+    if state["kind"] == MEAN_FILL_KIND:
+        raise InputError(f"{path} is a mean of several generators' fills (tools/export_mean_fill.py), not one "
+                         "network's weights: give the generators it was made from")
+    return _generator_parts(state, use_ema)
 
 
 def generator_from_weights(weights: dict, architecture: GeneratorConfig, config: dict,
@@ -171,13 +176,11 @@ def load_generator(path, use_ema: bool = True) -> tuple:
     """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
     unless use_ema is False) or a generator export; a two-stage export's embedded first stage is used in place of
     the file its config names (the export is then one self-contained file)."""
-    state = load_checkpoint(path, kinds=("gan", "gan_generator"))
+    state = load_checkpoint(path, kinds=("gan", "gan_generator", MEAN_FILL_KIND))
+    if state["kind"] == MEAN_FILL_KIND:
+        return _unpacked(state, state["config"]), state["config"]
     weights, architecture, config = _generator_parts(state, use_ema)
-    coarse = None
-    if state.get("coarse_stage"):
-        embedded = state["coarse_stage"]
-        coarse = generator_from_weights(unpack_weights(embedded["generator"], embedded.get("generator_scales")),
-                                        GeneratorConfig(**embedded["model_args"]), config)  # frozen by its user
+    coarse = _unpacked(state["coarse_stage"], config) if state.get("coarse_stage") else None  # frozen by its user
     return generator_from_weights(weights, architecture, config, coarse), config
 
 
@@ -225,26 +228,48 @@ def with_detail_smoothing(generator: UNetGenerator, sigma: float, bands: int = 1
     `bands` finest Laplacian bands; models.filters.smooth_detail_amplitude); sigma 0 turns it off. Picked on a
     validation split (`benchmarks/score.py --detail_smoothing`) and baked into an export (`main.py --export ...
     --detail_smoothing S`), whose model_args record it."""
+    if isinstance(generator, MeanFill):
+        raise InputError("detail smoothing is a setting of one generator, not of a mean of fills: export the mean "
+                         "(tools/export_mean_fill.py) of generators that already smooth")
     smoothed = copy.deepcopy(generator)
     smoothed.config = replace(generator.config, detail_smoothing=sigma, detail_smoothing_bands=bands)
     return smoothed
 
 
+# A MeanFill's file (tools/export_mean_fill.py): the members' packed weights, each as a generator export holds them.
+MEAN_FILL_KIND = "gan_generator_mean"
+
+
+def _packed(network, int8: bool) -> dict:
+    """What an export stores of `network`: a generator's architecture and packed weights (and its frozen first
+    stage's, embedded the same way), or a MeanFill's members, each so; `_unpacked` reads it back."""
+    if isinstance(network, MeanFill):
+        return {"members": [_packed(member, int8) for member in network.members]}
+    weights, scales = pack_weights(network.state_dict(), int8)
+    part = {"model_args": model_args(network), "generator": weights}
+    if scales:
+        part["generator_scales"] = scales
+    if network.coarse_stage is not None:
+        part["coarse_stage"] = _packed(network.coarse_stage, int8)
+    return part
+
+
+def _unpacked(part: dict, config: dict):
+    """The network (eval mode, fp32) of a `_packed` part; `config` is the file's (the run's record)."""
+    if "members" in part:
+        return MeanFill([_unpacked(member, config) for member in part["members"]]).eval()
+    coarse = _unpacked(part["coarse_stage"], config) if part.get("coarse_stage") else None
+    return generator_from_weights(unpack_weights(part["generator"], part.get("generator_scales")),
+                                  GeneratorConfig(**part["model_args"]), config, coarse)
+
+
 def export_generator(generator, config: dict, path, int8: bool = False) -> Path:
     """Generator-only file: large tensors in fp16 (half the size) or int8 (a quarter: `pack_weights`), BatchNorm
     statistics in fp32. A two-stage generator's frozen first stage is embedded the same way, so that the export
-    alone is the model (its config still names the first stage's file and hash, for the record)."""
-    def packed(network: UNetGenerator) -> dict:  # what `load_generator` reads back for either stage
-        weights, scales = pack_weights(network.state_dict(), int8)
-        part = {"model_args": model_args(network), "generator": weights}
-        if scales:
-            part["generator_scales"] = scales
-        return part
-
-    payload = {"kind": "gan_generator", "config": config, **packed(generator)}
-    if generator.coarse_stage is not None:
-        payload["coarse_stage"] = packed(generator.coarse_stage)
-    return save_checkpoint(payload, path)
+    alone is the model (its config still names the first stage's file and hash, for the record); a MeanFill is
+    written as its members (kind MEAN_FILL_KIND), which `load_generator` reads back as a MeanFill."""
+    kind = MEAN_FILL_KIND if isinstance(generator, MeanFill) else "gan_generator"
+    return save_checkpoint({"kind": kind, "config": config, **_packed(generator, int8)}, path)
 
 
 def generator_fill(generator, device, mixed_precision: str):
