@@ -152,3 +152,20 @@ def test_the_command_line_refuses_a_single_generator_in_one_line_before_loading_
                              "--export", str(tmp_path / "m.pth")], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "two or more" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.pth").exists()
+
+
+def test_a_deflated_export_holds_the_same_weights_in_a_smaller_file(tmp_path):
+    import zipfile
+    import tools.export_generator as tool
+    plain = export_generator(_generator(3, ngf=16), {"image_size": 64}, tmp_path / "plain.pth", int8=True)
+    tool.main(tool.parse_args([str(plain), str(tmp_path / "small.pth"), "--int8", "--compress"]))
+    small = tmp_path / "small.pth"
+    with zipfile.ZipFile(small) as archive:
+        assert {entry.compress_type for entry in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert small.stat().st_size < 0.95 * plain.stat().st_size
+    a, b = torch.load(plain, weights_only=True), torch.load(small, weights_only=True)
+    assert a["generator"].keys() == b["generator"].keys()
+    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+    masked, mask = _inputs()
+    with torch.no_grad():
+        assert torch.equal(load_generator(plain)[0](masked, mask), load_generator(small)[0](masked, mask))

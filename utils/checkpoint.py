@@ -5,6 +5,8 @@ Every checkpoint is a dict with at least
     "config": the plain-Python config (architecture, image size, crop ratio, ...) that rebuilds
               the model, so eval and filling need only the checkpoint path.
 """
+import io
+import zipfile
 from pathlib import Path
 
 import torch
@@ -13,9 +15,20 @@ from utils.errors import InputError
 from utils.files import atomic_write, check_checkpoint_path
 
 
-def save_checkpoint(state: dict, path) -> Path:
-    """torch.save to a temp file in the same folder, then rename: a crash never leaves half a file."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+def save_checkpoint(state: dict, path, compress: bool = False) -> Path:
+    """torch.save to a temp file in the same folder, then rename: a crash never leaves half a file. compress=True
+    deflates the zip archive's entries (lossless; torch.load reads them as they are): for a file that ships, whose
+    size counts, at the cost of a slower write and load."""
+    if not compress:
+        return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def write_deflated(tmp):
+        buffer = io.BytesIO()
+        torch.save(state, buffer)  # torch writes its zip entries stored (uncompressed), aligned for mmap
+        with zipfile.ZipFile(buffer) as stored, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+            for entry in stored.infolist():
+                out.writestr(entry.filename, stored.read(entry.filename))
+    return atomic_write(path, write_deflated)
 
 
 # Who writes each kind of checkpoint, for the message that refuses another kind.

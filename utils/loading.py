@@ -263,13 +263,14 @@ def _unpacked(part: dict, config: dict):
                                   GeneratorConfig(**part["model_args"]), config, coarse)
 
 
-def export_generator(generator, config: dict, path, int8: bool = False) -> Path:
+def export_generator(generator, config: dict, path, int8: bool = False, compress: bool = False) -> Path:
     """Generator-only file: large tensors in fp16 (half the size) or int8 (a quarter: `pack_weights`), BatchNorm
     statistics in fp32. A two-stage generator's frozen first stage is embedded the same way, so that the export
     alone is the model (its config still names the first stage's file and hash, for the record); a MeanFill is
-    written as its members (kind MEAN_FILL_KIND), which `load_generator` reads back as a MeanFill."""
+    written as its members (kind MEAN_FILL_KIND), which `load_generator` reads back as a MeanFill. compress=True
+    deflates the file (lossless: the same weights; `save_checkpoint`)."""
     kind = MEAN_FILL_KIND if isinstance(generator, MeanFill) else "gan_generator"
-    return save_checkpoint({"kind": kind, "config": config, **_packed(generator, int8)}, path)
+    return save_checkpoint({"kind": kind, "config": config, **_packed(generator, int8)}, path, compress=compress)
 
 
 def generator_fill(generator, device, mixed_precision: str):
