@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 
 from losses.weights import find_torchvision_weights
-from models.filters import laplacian_pyramid, level_hole_mse, level_masks, pyr_down
+from models.filters import down_with_hole, laplacian_pyramid, level_hole_mse, level_masks
 from models.options import GAN_LOSSES, PERCEPTUAL_KINDS
 
 
@@ -37,10 +37,7 @@ def pyramid_hole_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     left. The hole at that size is the coarse pixels all of whose fine pixels are hole (models.filters.
     level_masks, as the metrics use). pred, target (B, 3, S, S), mask (B, 1, S, S); a scalar.
     """
-    x, y = pred.float(), target.float()
-    for _ in range(steps):
-        x, y = pyr_down(x), pyr_down(y)
-    return hole_mse(x, y, level_masks(mask, steps + 1)[-1])
+    return hole_mse(*down_with_hole(pred, target, mask, steps))  # pooled over the batch's hole pixels
 
 
 def pyramid_hole_db(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: int,

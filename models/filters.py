@@ -82,14 +82,21 @@ def level_masks(mask: torch.Tensor, count: int) -> list:
     return masks
 
 
-def level_hole_mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
-    """Per image, the mean squared error of x and y (B, C, H, W) over the hole after `steps` pyrDowns of both, the
-    hole at that size being `level_masks`' (the coarse pixels all of whose fine pixels are hole): (B,), in float32.
-    What the low-pass hole PSNR (utils.realism) and the layout loss in dB (losses.pyramid_hole_db) both compare."""
+def down_with_hole(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, steps: int) -> tuple:
+    """(x, y, hole) after `steps` pyrDowns of x and y (B, C, H, W), in float32, the hole at that size being
+    `level_masks`' (the coarse pixels all of whose fine pixels are hole): the level that the layout's metric and
+    losses compare (`level_hole_mse`, losses.pyramid_hole_mse)."""
     x, y = x.float(), y.float()
     for _ in range(steps):
         x, y = pyr_down(x), pyr_down(y)
-    hole = level_masks(mask, steps + 1)[-1]
+    return x, y, level_masks(mask, steps + 1)[-1]
+
+
+def level_hole_mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
+    """Per image, the mean squared error of x and y (B, C, H, W) over the hole after `steps` pyrDowns of both
+    (`down_with_hole`): (B,), in float32. What the low-pass hole PSNR (utils.realism) and the layout loss in dB
+    (losses.pyramid_hole_db) both compare."""
+    x, y, hole = down_with_hole(x, y, mask, steps)
     return ((x - y).square() * hole).sum(dim=(1, 2, 3)) / (hole.sum(dim=(1, 2, 3)) * x.shape[1]).clamp_min(1.0)
 
 
