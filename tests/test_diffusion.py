@@ -230,7 +230,7 @@ def test_bad_input_errors(data, tmp_path, capsys):
         assert err.startswith("error: ") and message in err and "\n" not in err, (argv, err[-600:])
     # ... and the other way round: main.py refuses a diffusion checkpoint.
     assert run(gan.main, gan.parse_args, ["--mode", "eval", "--checkpoint_path", str(ckpt)]) == 2
-    assert "is not a gan or gan_generator checkpoint (found kind='diffusion')" in capsys.readouterr().err
+    assert "is not a gan, gan_generator or gan_generator_mean checkpoint (found kind='diffusion')" in capsys.readouterr().err
 
 
 def test_cli_subprocess_exit_code_and_help(tmp_path, capsys):

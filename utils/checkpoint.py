@@ -50,7 +50,8 @@ def load_checkpoint(path, kinds, mmap: bool = False) -> dict:
     kind = state.get("kind") if isinstance(state, dict) else None
     if kind not in kinds:
         writers = "; ".join(dict.fromkeys(WRITERS[k] for k in kinds if k in WRITERS))
-        raise InputError(f"{path} is not a {' or '.join(kinds)} checkpoint (found kind={kind!r}); pass one "
+        names = " or ".join(kinds) if len(kinds) < 3 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
+        raise InputError(f"{path} is not a {names} checkpoint (found kind={kind!r}); pass one "
                          f"written by {writers or 'this project'}")
     return state
 
