@@ -17,6 +17,8 @@ from utils.hardware import AUTOCAST_DTYPES
 from utils.files import file_sha256, repo_path
 
 SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2's default, from any folder
+# A MeanFill's file (tools/export_mean_fill.py): the members' packed weights, each as a generator export holds them.
+MEAN_FILL_KIND = "gan_generator_mean"
 # The small scratch-diffusion baseline (64², EMA weights only) that compare.py and the notebook use by default.
 SHIPPED_DIFFUSION = str(repo_path("checkpoints/diffusion_scenery_64.pth"))
 
@@ -69,10 +71,11 @@ def build_generator(config: dict, model_args: dict = None, coarse_network: UNetG
     return UNetGenerator(architecture, context_network, coarse_network)
 
 
-def load_coarse_stage(path: str, sha256: str) -> UNetGenerator:
+def load_coarse_stage(path: str, sha256: str):
     """The frozen first stage of a two-stage generator (--coarse_stage): the generator file at `path` (relative to
     the repository, or absolute) whose hash is `sha256`, EMA weights, in eval mode, without its texture head's grain
-    (the second stage makes the texture; the first gives the layout)."""
+    (the second stage makes the texture; the first gives the layout): a UNetGenerator, or a MeanFill whose members
+    all lose their grain."""
     file = Path(path) if Path(path).is_absolute() else repo_path(path)
     if not file.is_file():
         raise InputError(f"this generator starts from the fill of the coarse stage {path}, which is missing: put that "
@@ -234,10 +237,6 @@ def with_detail_smoothing(generator: UNetGenerator, sigma: float, bands: int = 1
     smoothed = copy.deepcopy(generator)
     smoothed.config = replace(generator.config, detail_smoothing=sigma, detail_smoothing_bands=bands)
     return smoothed
-
-
-# A MeanFill's file (tools/export_mean_fill.py): the members' packed weights, each as a generator export holds them.
-MEAN_FILL_KIND = "gan_generator_mean"
 
 
 def _packed(network, int8: bool) -> dict:
