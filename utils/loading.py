@@ -19,6 +19,8 @@ from utils.files import file_sha256, repo_path
 SHIPPED_MODEL = str(repo_path("checkpoints/gan_scenery_128.pth"))  # eval/eval_2's default, from any folder
 # A MeanFill's file (tools/export_mean_fill.py): the members' packed weights, each as a generator export holds them.
 MEAN_FILL_KIND = "gan_generator_mean"
+# What a generator file may be: a training checkpoint, an export, or a mean of fills (load_generator reads all three).
+GENERATOR_FILE_KINDS = ("gan", "gan_generator", MEAN_FILL_KIND)
 # The small scratch-diffusion baseline (64², EMA weights only) that compare.py and the notebook use by default.
 SHIPPED_DIFFUSION = str(repo_path("checkpoints/diffusion_scenery_64.pth"))
 
@@ -159,7 +161,7 @@ def generator_weights(path, use_ema: bool = True) -> tuple:
     """(state_dict, GeneratorConfig, config) of a training checkpoint's generator (its EMA weights when it has
     them, unless use_ema is False) or of a generator export (fp16 or int8, unpacked), without building the
     network: what `load_generator` loads, for tools that only combine weights (tools/average_checkpoints.py)."""
-    state = load_checkpoint(path, kinds=("gan", "gan_generator", MEAN_FILL_KIND))
+    state = load_checkpoint(path, kinds=GENERATOR_FILE_KINDS)
     if state["kind"] == MEAN_FILL_KIND:
         raise InputError(f"{path} is a mean of several generators' fills (tools/export_mean_fill.py), not one "
                          "network's weights: give the generators it was made from")
@@ -179,7 +181,7 @@ def load_generator(path, use_ema: bool = True) -> tuple:
     """(generator in eval mode, config) from a training checkpoint (its EMA weights when it has them,
     unless use_ema is False) or a generator export; a two-stage export's embedded first stage is used in place of
     the file its config names (the export is then one self-contained file)."""
-    state = load_checkpoint(path, kinds=("gan", "gan_generator", MEAN_FILL_KIND))
+    state = load_checkpoint(path, kinds=GENERATOR_FILE_KINDS)
     if state["kind"] == MEAN_FILL_KIND:
         return _unpacked(state, state["config"]), state["config"]
     weights, architecture, config = _generator_parts(state, use_ema)
